@@ -1,0 +1,28 @@
+# Two entry points: `make demo` (set up, generate a sample recording, inspect and query it) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := output/sample.parquet
+
+.PHONY: demo test bench clean
+
+$(BIN)/rezgen: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/rezgen
+	mkdir -p output
+	$(BIN)/rezgen sample -o $(SAMPLE)
+	$(BIN)/rezgen inspect $(SAMPLE)
+	$(BIN)/rezgen query $(SAMPLE) 'sum(irate(cpu_usage[5m])) / sum(cpu_cores) / 1e9' --step 1m
+
+test: $(BIN)/rezgen
+	$(BIN)/pytest -q
+
+bench: $(BIN)/rezgen
+	$(BIN)/python benchmarks/bench_query.py
+
+clean:
+	rm -rf $(VENV) output

@@ -1,0 +1,62 @@
+"""A growable numpy array that can also drop its oldest elements: the building block of sliding windows.
+
+Appends are amortised O(1) (capacity doubles); dropping from the front only moves a start offset, and the
+storage is compacted once the dead prefix outweighs the live part, so memory stays proportional to what is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class GrowArray:
+    def __init__(self, dtype: np.dtype | type, shape: tuple[int, ...] = (), capacity: int = 64, fill: float = 0):
+        self._fill = fill
+        self._data = np.full((capacity, *shape), fill, dtype=dtype)
+        self._start = 0
+        self._stop = 0
+        self._dropped = 0
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @property
+    def dropped(self) -> int:
+        """How many elements were dropped from the front since creation (keeps absolute indices meaningful)."""
+        return self._dropped
+
+    def view(self) -> np.ndarray:
+        return self._data[self._start : self._stop]
+
+    def append(self, value: object) -> None:
+        self._reserve(1)
+        self._data[self._stop] = value
+        self._stop += 1
+
+    def extend(self, values: np.ndarray) -> None:
+        values = np.asarray(values)
+        self._reserve(len(values))
+        self._data[self._stop : self._stop + len(values)] = values
+        self._stop += len(values)
+
+    def drop_front(self, count: int) -> None:
+        count = min(count, len(self))
+        self._start += count
+        self._dropped += count
+        if self._start > len(self):
+            self._compact(self._data.shape[0])
+
+    def _reserve(self, extra: int) -> None:
+        if self._stop + extra <= self._data.shape[0]:
+            return
+        capacity = self._data.shape[0]
+        needed = len(self) + extra
+        self._compact(capacity if needed <= capacity // 2 else max(2 * capacity, needed))
+
+    def _compact(self, capacity: int) -> None:
+        live = self.view()
+        data = np.full((capacity, *self._data.shape[1:]), self._fill, dtype=self._data.dtype)
+        data[: len(live)] = live
+        self._data = data
+        self._stop = len(live)
+        self._start = 0

@@ -1,0 +1,86 @@
+"""The `rezgen` command line: parses arguments and hands them to plain functions in `rezgen.commands`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from .promql.values import PromQLError
+from .recording.reader import RecordingError, open_recording
+from .timeparse import parse_duration, parse_time
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"rezgen: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    """Console entry point: usage errors become one line on stderr, like every other failure."""
+    try:
+        cli.main(prog_name="rezgen", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+
+
+def _converted(parse: Callable[[str], int]) -> Callable[..., Any]:
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rezgen")
+def cli() -> None:
+    """rezgen: dashboards for Rezolus telemetry (static sites from recordings, live pages from agents)."""
+
+
+@cli.command()
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
+def inspect(recording: str, as_json: bool) -> None:
+    """Show a recording's time range, sources, nodes and metrics."""
+    from .commands.inspect import describe_recording, format_report
+
+    try:
+        info = describe_recording(open_recording(recording))
+    except RecordingError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(info, indent=2) if as_json else format_report(info))
+
+
+@cli.command()
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.argument("expr")
+@click.option("--start", callback=_converted(parse_time), help="Range start (unix seconds or RFC 3339).")
+@click.option("--end", callback=_converted(parse_time), help="Range end (unix seconds or RFC 3339).")
+@click.option("--step", callback=_converted(parse_duration), help="Resolution, e.g. 1s, 15s, 5m.")
+@click.option("--time", "at", callback=_converted(parse_time), help="Evaluate once at this time (instant).")
+def query(recording: str, expr: str, start: int | None, end: int | None, step: int | None, at: int | None) -> None:
+    """Evaluate a PromQL EXPR over RECORDING; prints Prometheus API JSON.
+
+    Without options: a range query over the whole recording at its sampling interval.
+    """
+    from .commands.query import query_recording
+
+    if at is not None and (start is not None or end is not None or step is not None):
+        _fail("--time makes an instant query; it cannot be combined with --start/--end/--step")
+    try:
+        result = query_recording(open_recording(recording), expr, start_ns=start, end_ns=end, step_ns=step,
+                                 time_ns=at)
+    except (RecordingError, PromQLError) as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(result, separators=(",", ":")))

@@ -1,0 +1,76 @@
+"""`rezgen inspect`: what a recording holds, as a report for people or JSON for programs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from ..model import PROVENANCE_KEYS
+from ..recording.reader import Recording
+
+LABELS_WIDTH = 48
+
+
+def describe_recording(recording: Recording) -> dict[str, Any]:
+    start, end = recording.time_range
+    footer = recording.footer
+    metrics: dict[str, dict[str, Any]] = {}
+    label_values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    nodes: set[str] = set()
+    for column in recording.columns:
+        meta = column.meta
+        entry = metrics.setdefault(meta.key.metric, {
+            "name": meta.key.metric, "type": meta.kind.value, "unit": meta.unit, "series": 0,
+            "description": meta.description or footer.describe(meta.key.metric),
+        })
+        entry["series"] += 1
+        for key, value in meta.key.labels:
+            label_values[meta.key.metric][key].add(value)
+            if key in ("node", "instance"):
+                nodes.add(f"{key}={value}")
+    for name, entry in metrics.items():
+        labels = label_values[name]
+        entry["labels"] = {k: len(v) for k, v in sorted(labels.items()) if k not in PROVENANCE_KEYS}
+        entry["provenance"] = {k: sorted(v) for k, v in sorted(labels.items()) if k in PROVENANCE_KEYS}
+    return {
+        "path": str(recording.path),
+        "start": _iso(start), "end": _iso(end), "start_ns": start, "end_ns": end,
+        "duration_s": (end - start) / 1e9,
+        "rows": recording.rows, "row_groups": recording.row_groups,
+        "interval_ms": recording.interval_ns / 1e6,
+        "sources": footer.sources, "versions": footer.versions(),
+        "nodes": sorted(nodes),
+        "systeminfo": footer.systeminfo is not None,
+        "events": len(footer.events),
+        "warnings": recording.warnings,
+        "metrics": [metrics[name] for name in sorted(metrics)],
+    }
+
+
+def _iso(t_ns: int) -> str:
+    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def format_report(info: dict[str, Any]) -> str:
+    lines = [
+        f"{info['path']}",
+        f"  time      {info['start']} .. {info['end']} ({info['duration_s']:.1f} s, {info['rows']} rows, "
+        f"{info['row_groups']} row group{'s' if info['row_groups'] != 1 else ''})",
+        f"  interval  {info['interval_ms']:g} ms",
+        "  sources   " + (", ".join(f"{s} {info['versions'].get(s, '')}".strip() for s in info["sources"]) or "-"),
+        "  nodes     " + (", ".join(info["nodes"]) or "-"),
+    ]
+    for warning in info["warnings"]:
+        lines.append(f"  warning   {warning}")
+    lines.append("")
+    rows = [("METRIC", "TYPE", "UNIT", "SERIES", "LABELS", "DESCRIPTION")]
+    for m in info["metrics"]:
+        labels = ",".join(f"{k}({n})" for k, n in m["labels"].items())
+        labels = labels if len(labels) <= LABELS_WIDTH else labels[: LABELS_WIDTH - 1] + "…"
+        rows.append((m["name"], m["type"], m["unit"] or "-", str(m["series"]), labels or "-",
+                     (m["description"] or "").replace("\n", " ")))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+    return "\n".join(line.rstrip() for line in lines)

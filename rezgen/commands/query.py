@@ -1,0 +1,26 @@
+"""`rezgen query`: PromQL over a recording, answered in the JSON of the Prometheus HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..promql.engine import instant_query, range_query
+from ..promql.result import matrix_json, scalar_json, string_json, vector_json
+from ..recording.reader import Recording
+
+
+def query_recording(recording: Recording, expr: str, *, start_ns: int | None = None, end_ns: int | None = None,
+                    step_ns: int | None = None, time_ns: int | None = None) -> dict[str, Any]:
+    """Range query by default (the whole recording at the sampling interval); instant query when time_ns is set."""
+    if time_ns is not None:
+        result = instant_query(recording.store, expr, time_ns)
+        if result.kind == "scalar":
+            return scalar_json(time_ns, float(result.series[0].values[0]))
+        if result.kind == "string":
+            return string_json(time_ns, result.string or "")
+        return vector_json(result.series) if result.kind == "vector" else matrix_json(result.series)
+    first, last = recording.time_range
+    start = first if start_ns is None else start_ns
+    end = last if end_ns is None else end_ns
+    step = recording.interval_ns if step_ns is None else step_ns
+    return matrix_json(range_query(recording.store, expr, start, end, step).series)

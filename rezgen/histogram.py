@@ -1,0 +1,93 @@
+"""Rezolus H2 histogram layout (grouping power g, max value power m) and the percentile rule.
+
+Bucket i < 2^(g+1) holds exactly the value i; above that every power of two [2^k, 2^(k+1)) is split into 2^g
+buckets of equal width. Rezolus reports a percentile as the inclusive upper edge of the bucket that holds
+rank max(1, ceil(q * count)); rezgen does the same so its numbers match `rezolus view`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+
+class LayoutError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Layout:
+    grouping_power: int
+    max_value_power: int
+
+    def __post_init__(self) -> None:
+        g, m = self.grouping_power, self.max_value_power
+        if not (0 <= g < m <= 64):
+            raise LayoutError(f"invalid histogram parameters grouping_power={g} max_value_power={m}")
+
+    @property
+    def buckets(self) -> int:
+        g, m = self.grouping_power, self.max_value_power
+        return 2 ** (g + 1) + (m - g - 1) * 2**g
+
+    @cached_property
+    def lows(self) -> np.ndarray:
+        return self._bounds()[0]
+
+    @cached_property
+    def highs(self) -> np.ndarray:
+        return self._bounds()[1]
+
+    @cached_property
+    def midpoints(self) -> np.ndarray:
+        return (self.lows + self.highs) / 2.0
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        g, m = self.grouping_power, self.max_value_power
+        i = np.arange(self.buckets, dtype=np.int64)
+        q = i >> g
+        r = i - (q << g)
+        # Float64 is exact up to 2^53 and rounds above it, which is far beyond any latency in nanoseconds.
+        low = np.where(q == 0, i, np.exp2(g + q - 1) + r * np.exp2(np.maximum(q - 1, 0))).astype(np.float64)
+        high = np.where(q == 0, i, low + np.exp2(np.maximum(q - 1, 0)) - 1).astype(np.float64)
+        high[-1] = 2.0**64 - 1 if m == 64 else 2.0**m - 1
+        return low, high
+
+    def index_of(self, value: int) -> int:
+        g = self.grouping_power
+        if value < 2 ** (g + 1):
+            return int(value)
+        k = int(value).bit_length() - 1
+        return 2 ** (g + 1) + (k - g - 1) * 2**g + ((int(value) - 2**k) >> (k - g))
+
+
+def quantile_rows(counts: np.ndarray, q: float, highs: np.ndarray) -> np.ndarray:
+    """Percentile of each row of a (rows, buckets) array of per-bucket counts; NaN where a row is empty.
+
+    q outside [0, 1] follows Prometheus: -Inf below, +Inf above.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim == 1:
+        counts = counts[None, :]
+    out = np.full(counts.shape[0], np.nan)
+    total = counts.sum(axis=1)
+    ok = total > 0
+    if math.isnan(q):
+        return out
+    if q < 0:
+        out[ok] = -np.inf
+        return out
+    if q > 1:
+        out[ok] = np.inf
+        return out
+    if not ok.any():
+        return out
+    running = np.cumsum(counts[ok], axis=1)
+    rank = np.maximum(1.0, np.ceil(q * total[ok]))
+    # First bucket whose running sum reaches the rank, row by row.
+    idx = (running < rank[:, None]).sum(axis=1)
+    out[ok] = highs[np.minimum(idx, highs.size - 1)]
+    return out

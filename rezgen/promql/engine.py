@@ -1,0 +1,241 @@
+"""Evaluate PromQL over a `Store`: parse with promql-parser, evaluate all steps at once with numpy.
+
+A range query evaluates at start + k*step. Because every step of an expression depends only on samples at or
+before it, long queries are cut into chunks of steps and evaluated chunk by chunk with identical results; this
+bounds the memory of histogram expressions (a dense bucket array per step).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import promql_parser as pp
+
+from ..model import Labels
+from ..store import HistogramSeries, Store
+from . import aggregations, binops, functions, rangefuncs
+from .result import SeriesResult
+from .selectors import Context, duration_ns, instant_vector, range_vector, shifted_times
+from .values import (NAME, Matrix, PromQLError, RangeSeries, Sample, Scalar, String, Value, Vector, drop_name,
+                     type_name)
+
+CHUNK_CELLS = 4_000_000  # steps x buckets of one dense histogram array per chunk
+DEFAULT_SUBQUERY_STEP_NS = 60_000_000_000  # Prometheus's default evaluation interval
+MAX_SUBQUERY_POINTS = 1_000_000
+RANGE_FUNCTIONS = {"rate", "increase", "delta", "irate", "idelta", "changes", "resets", "deriv", "predict_linear",
+                   "absent_over_time", "present_over_time", "quantile_over_time"}
+
+functions.register_extensions()
+
+
+def parse(expr: str) -> pp.Expr:
+    try:
+        return pp.parse(expr)
+    except (ValueError, TypeError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        raise PromQLError(f"invalid query: {message}") from None
+
+
+@dataclass
+class QueryResult:
+    kind: str  # "matrix", "vector", "scalar" or "string"
+    series: list[SeriesResult]
+    string: str | None = None
+
+
+def range_query(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, step_ns: int) -> QueryResult:
+    if step_ns <= 0:
+        raise PromQLError("the step must be positive")
+    if end_ns < start_ns:
+        raise PromQLError("the end time must not be before the start time")
+    tree = parse(expr) if isinstance(expr, str) else expr
+    times = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
+    chunk = max(16, CHUNK_CELLS // _widest_histogram(store))
+    merged: dict[Labels, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for first in range(0, len(times), chunk):
+        ctx = Context(store, times[first : first + chunk], start_ns, end_ns)
+        value = Evaluator(ctx).eval(tree)
+        if isinstance(value, String):
+            raise PromQLError("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
+        if isinstance(value, Matrix):
+            raise PromQLError("invalid expression type \"range vector\" for range query, must be Scalar or instant "
+                              "Vector")
+        for labels, t, v in _rows(value, ctx.times):
+            merged[labels].append((t, v))
+    kind = "matrix"
+    series = [
+        SeriesResult(labels, np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts]))
+        for labels, parts in sorted(merged.items())
+    ]
+    return QueryResult(kind, series)
+
+
+def instant_query(store: Store, expr: str | pp.Expr, time_ns: int) -> QueryResult:
+    tree = parse(expr) if isinstance(expr, str) else expr
+    times = np.array([time_ns], dtype=np.int64)
+    value = Evaluator(Context(store, times, time_ns, time_ns)).eval(tree)
+    if isinstance(value, String):
+        return QueryResult("string", [], value.value)
+    if isinstance(value, Scalar):
+        return QueryResult("scalar", [SeriesResult((), times, value.values)])
+    if isinstance(value, Matrix):
+        return QueryResult("matrix", [SeriesResult(s.labels, s.times, s.values) for s in value.series
+                                      if s.values is not None and len(s.times)])
+    return QueryResult("vector", [SeriesResult(labels, t, v) for labels, t, v in sorted(_rows(value, times))])
+
+
+def _rows(value: Value, times: np.ndarray) -> list[tuple[Labels, np.ndarray, np.ndarray]]:
+    if isinstance(value, Scalar):
+        return [((), times, value.values)]
+    assert isinstance(value, Vector)
+    out = []
+    for sample in value.series:
+        if sample.is_histogram:
+            raise PromQLError("the result holds histograms: wrap it in histogram_quantile(), histogram_count(), "
+                              "histogram_sum(), histogram_avg() or histogram_heatmap()")
+        if sample.present.any():
+            out.append((sample.labels, times[sample.present], sample.values[sample.present]))
+    return out
+
+
+def _widest_histogram(store: Store) -> int:
+    widths = [s.layout.buckets for s in store if isinstance(s, HistogramSeries)]
+    return max(widths, default=1)
+
+
+class Evaluator:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.steps = len(ctx.times)
+
+    def eval(self, node: pp.Expr) -> Value:
+        if isinstance(node, pp.NumberLiteral):
+            return Scalar(np.full(self.steps, float(node.val)))
+        if isinstance(node, pp.StringLiteral):
+            return String(node.val)
+        if isinstance(node, pp.ParenExpr):
+            return self.eval(node.expr)
+        if isinstance(node, pp.UnaryExpr):
+            return self._negate(self.eval(node.expr))
+        if isinstance(node, pp.VectorSelector):
+            return instant_vector(self.ctx, node)
+        if isinstance(node, pp.MatrixSelector):
+            return range_vector(self.ctx, node)
+        if isinstance(node, pp.SubqueryExpr):
+            return self._subquery(node)
+        if isinstance(node, pp.Call):
+            return self._call(node)
+        if isinstance(node, pp.AggregateExpr):
+            return self._aggregate(node)
+        if isinstance(node, pp.BinaryExpr):
+            return self._binary(node)
+        raise PromQLError(f"unsupported expression {node}")
+
+    def _negate(self, value: Value) -> Value:
+        if isinstance(value, Scalar):
+            return Scalar(-value.values)
+        if isinstance(value, Vector):
+            return Vector([Sample(drop_name(s.labels), -s.values, s.present, s.layout) for s in value.series])
+        raise PromQLError(f"unary minus is not defined for a {type_name(value)}")
+
+    def _subquery(self, node: pp.SubqueryExpr) -> Matrix:
+        range_ns = duration_ns(node.range)
+        step_ns = duration_ns(node.step) or DEFAULT_SUBQUERY_STEP_NS
+        times = shifted_times(self.ctx, node.offset, node.at)
+        first = (int(times.min()) - range_ns) // step_ns + 1
+        last = int(times.max()) // step_ns
+        if (last - first + 1) > MAX_SUBQUERY_POINTS:
+            raise PromQLError("subquery would evaluate too many points; use a coarser subquery step")
+        grid = np.arange(first, last + 1, dtype=np.int64) * step_ns
+        inner = Evaluator(Context(self.ctx.store, grid, self.ctx.start_ns, self.ctx.end_ns)).eval(node.expr)
+        if isinstance(inner, Scalar):
+            inner = Vector([Sample((), inner.values, np.ones(len(grid), dtype=bool))])
+        if not isinstance(inner, Vector):
+            raise PromQLError("subqueries take an instant vector or scalar expression")
+        series = []
+        for sample in inner.series:
+            if sample.is_histogram:
+                raise PromQLError("subqueries over histograms are not supported")
+            series.append(RangeSeries(sample.labels, grid[sample.present], values=sample.values[sample.present]))
+        return Matrix(series, range_ns, times)
+
+    def _call(self, node: pp.Call) -> Value:
+        name = node.func.name
+        args = [self.eval(arg) for arg in node.args]
+        if name.endswith("_over_time") or name in RANGE_FUNCTIONS:
+            return self._range_function(name, node, args)
+        if name == "absent":
+            vector = args[0]
+            assert isinstance(vector, Vector)
+            present = np.zeros(self.steps, dtype=bool)
+            for sample in vector.series:
+                present |= sample.present
+            return self._absent(node.args[0], ~present)
+        return functions.call(name, args, self.steps, self.ctx.times)
+
+    def _range_function(self, name: str, node: pp.Call, args: list[Value]) -> Value:
+        matrix = next((a for a in args if isinstance(a, Matrix)), None)
+        if matrix is None:
+            raise PromQLError(f"{name}() expects a range vector such as metric[5m]")
+        if name in ("rate", "increase", "delta"):
+            return rangefuncs.extrapolated(matrix, name)
+        if name in ("irate", "idelta"):
+            return rangefuncs.instant(matrix, name)
+        if name in ("changes", "resets"):
+            return rangefuncs.over_time(matrix, name)
+        if name == "deriv":
+            return rangefuncs.deriv(matrix)
+        if name == "predict_linear":
+            seconds = args[1]
+            assert isinstance(seconds, Scalar)
+            return rangefuncs.deriv(matrix, predict_ns=seconds.values * 1e9)
+        if name == "absent_over_time":
+            present = np.zeros(self.steps, dtype=bool)
+            for series in matrix.series:
+                lo = np.searchsorted(series.times, matrix.times - matrix.range_ns, side="right")
+                present |= np.searchsorted(series.times, matrix.times, side="right") > lo
+            return self._absent(node.args[0], ~present)
+        param = args[0].values if name == "quantile_over_time" and isinstance(args[0], Scalar) else None
+        return rangefuncs.over_time(matrix, name[: -len("_over_time")], param)
+
+    def _absent(self, arg: pp.Expr, missing: np.ndarray) -> Vector:
+        selector = arg.vector_selector if isinstance(arg, pp.MatrixSelector) else arg
+        labels: Labels = ()
+        if isinstance(selector, pp.VectorSelector):
+            pairs = {m.name: m.value for m in selector.matchers.matchers
+                     if m.op == pp.MatchOp.Equal and m.name != NAME}
+            labels = tuple(sorted(pairs.items()))
+        return Vector([Sample(labels, np.ones(self.steps), missing)] if missing.any() else [])
+
+    def _aggregate(self, node: pp.AggregateExpr) -> Vector:
+        op = str(node.op)
+        vector = self.eval(node.expr)
+        if not isinstance(vector, Vector):
+            raise PromQLError(f"{op}() expects an instant vector")
+        param: object = None
+        if node.param is not None:
+            value = self.eval(node.param)
+            param = value.value if isinstance(value, String) else value.values if isinstance(value, Scalar) else None
+            if param is None:
+                raise PromQLError(f"{op}() expects a scalar or string parameter")
+        modifier = node.modifier
+        without = modifier is not None and modifier.type == pp.AggModifierType.Without
+        names = list(modifier.labels) if modifier is not None else []
+        return aggregations.aggregate(op, vector, names, without, param, self.steps)
+
+    def _binary(self, node: pp.BinaryExpr) -> Value:
+        op = str(node.op)
+        lhs, rhs = self.eval(node.lhs), self.eval(node.rhs)
+        modifier = node.modifier
+        return_bool = bool(modifier and modifier.return_bool)
+        if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
+            return binops.scalar_scalar(op, lhs, rhs, return_bool)
+        if isinstance(lhs, Vector) and isinstance(rhs, Scalar):
+            return binops.vector_scalar(op, lhs, rhs, False, return_bool)
+        if isinstance(lhs, Scalar) and isinstance(rhs, Vector):
+            return binops.vector_scalar(op, rhs, lhs, True, return_bool)
+        if isinstance(lhs, Vector) and isinstance(rhs, Vector):
+            return binops.vector_vector(op, lhs, rhs, modifier, self.steps)
+        raise PromQLError(f"operator {op!r} is not defined between a {type_name(lhs)} and a {type_name(rhs)}")

@@ -1,0 +1,188 @@
+"""Functions over range vectors: rate, irate, increase, delta, idelta and the *_over_time family.
+
+Each works on all steps at once: per series, the window (t - range, t] of every step is a slice [lo, hi) of the
+series' samples, found with two binary searches, and prefix sums turn window sums into two lookups.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .values import Matrix, PromQLError, RangeSeries, Sample, Vector, drop_name
+
+NS = 1e9
+
+
+def _windows(series: RangeSeries, matrix: Matrix) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.searchsorted(series.times, matrix.times - matrix.range_ns, side="right")
+    hi = np.searchsorted(series.times, matrix.times, side="right")
+    return lo, hi
+
+
+def _reset_corrected(values: np.ndarray) -> np.ndarray:
+    """Counter values with every drop (a restart) compensated by adding the value before it, as Prometheus does."""
+    drops = np.zeros(len(values))
+    if len(values) > 1:
+        fell = values[1:] < values[:-1]
+        drops[1:] = np.where(fell, values[:-1], 0.0)
+    return values + np.cumsum(drops)
+
+
+def extrapolated(matrix: Matrix, kind: str) -> Vector:
+    """`rate`, `increase` and `delta`, extrapolated to the window edges exactly as Prometheus does."""
+    is_counter = kind in ("rate", "increase")
+    out = Vector()
+    for series in matrix.series:
+        lo, hi = _windows(series, matrix)
+        ok = hi - lo >= 2
+        if not ok.any():
+            continue
+        first, last = lo[ok], hi[ok] - 1
+        t = series.times
+        first_t, last_t = t[first] / NS, t[last] / NS
+        end = matrix.times[ok] / NS
+        start = end - matrix.range_ns / NS
+        sampled = last_t - first_t
+        to_start, to_end = first_t - start, end - last_t
+        average = sampled / (last - first)
+        if series.histogram is not None:
+            increase = series.histogram.increase(first, last)
+        else:
+            corrected = _reset_corrected(series.values) if is_counter else series.values
+            increase = corrected[last] - corrected[first]
+            if is_counter:
+                # A counter cannot go below zero: do not extrapolate the start past the point it would hit zero.
+                first_v = series.values[first]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    to_zero = np.where((increase > 0) & (first_v >= 0), sampled * (first_v / increase), np.inf)
+                to_start = np.minimum(to_start, to_zero)
+        threshold = average * 1.1
+        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
+        interval += np.where(to_end < threshold, to_end, average / 2)
+        factor = interval / sampled
+        if kind == "rate":
+            factor = factor / (matrix.range_ns / NS)
+        values = increase * (factor[:, None] if increase.ndim == 2 else factor)
+        out.series.append(_sample(series, ok, values))
+    return out
+
+
+def instant(matrix: Matrix, kind: str) -> Vector:
+    """`irate` and `idelta`: the last two samples of each window."""
+    out = Vector()
+    for series in matrix.series:
+        lo, hi = _windows(series, matrix)
+        ok = hi - lo >= 2
+        if not ok.any():
+            continue
+        a, b = hi[ok] - 2, hi[ok] - 1
+        if series.histogram is not None:
+            delta = series.histogram.increase(a, b)
+        else:
+            va, vb = series.values[a], series.values[b]
+            delta = np.where(vb < va, vb, vb - va) if kind == "irate" else vb - va
+        if kind == "irate":
+            seconds = (series.times[b] - series.times[a]) / NS
+            delta = delta / (seconds[:, None] if delta.ndim == 2 else seconds)
+        out.series.append(_sample(series, ok, delta))
+    return out
+
+
+def _sample(series: RangeSeries, ok: np.ndarray, values: np.ndarray, keep_name: bool = False) -> Sample:
+    full = np.zeros((len(ok), *values.shape[1:]))
+    full[ok] = values
+    labels = series.labels if keep_name else drop_name(series.labels)
+    return Sample(labels, full, ok.copy(), series.layout)
+
+
+def _prefix(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(values)])
+
+
+def _reduce(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """ufunc.reduce over each [lo, hi) slice (all non-empty), overlapping slices allowed."""
+    padded = np.append(values, 0.0)
+    bounds = np.empty(2 * len(lo), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = lo, hi
+    return ufunc.reduceat(padded, bounds)[0::2]
+
+
+def _per_window(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn: Callable[[np.ndarray], float]) -> np.ndarray:
+    return np.array([fn(values[a:b]) for a, b in zip(lo, hi)], dtype=np.float64)
+
+
+def _stdvar(window: np.ndarray) -> float:
+    return float(np.var(window))
+
+
+def over_time(matrix: Matrix, name: str, param: np.ndarray | None = None) -> Vector:
+    """The `<agg>_over_time` functions (param: the quantile for quantile_over_time, per step)."""
+    out = Vector()
+    for series in matrix.series:
+        if series.histogram is not None:
+            raise PromQLError(f"{name}_over_time() does not take histograms")
+        lo, hi = _windows(series, matrix)
+        ok = hi > lo
+        if not ok.any():
+            continue
+        lo, hi, v = lo[ok], hi[ok], series.values
+        count = (hi - lo).astype(np.float64)
+        if name in ("sum", "avg"):
+            prefix = _prefix(v)
+            total = prefix[hi] - prefix[lo]
+            values = total if name == "sum" else total / count
+        elif name == "count":
+            values = count
+        elif name == "present":
+            values = np.ones(len(lo))
+        elif name == "last":
+            values = v[hi - 1]
+        elif name in ("min", "max"):
+            values = _reduce(v, lo, hi, np.minimum if name == "min" else np.maximum)
+        elif name in ("stddev", "stdvar"):
+            values = _per_window(v, lo, hi, _stdvar)
+            values = np.sqrt(values) if name == "stddev" else values
+        elif name == "quantile":
+            assert param is not None
+            qs = param[ok]
+            values = np.array([_quantile(v[a:b], q) for a, b, q in zip(lo, hi, qs)])
+        elif name in ("changes", "resets"):
+            step = (v[1:] != v[:-1]) if name == "changes" else (v[1:] < v[:-1])
+            prefix = _prefix(step.astype(np.float64))
+            values = prefix[hi - 1] - prefix[lo]
+        else:
+            raise PromQLError(f"unknown function {name}_over_time")
+        out.series.append(_sample(series, ok, values, keep_name=name == "last"))
+    return out
+
+
+def _quantile(window: np.ndarray, q: float) -> float:
+    """Prometheus's quantile: linear interpolation between closest ranks; -Inf/+Inf outside [0, 1]."""
+    if np.isnan(q):
+        return float("nan")
+    if q < 0:
+        return float("-inf")
+    if q > 1:
+        return float("inf")
+    return float(np.quantile(window, q, method="linear"))
+
+
+def deriv(matrix: Matrix, predict_ns: np.ndarray | None = None) -> Vector:
+    """`deriv` (per-second slope by least squares), and `predict_linear` when predict_ns is given."""
+    out = Vector()
+    for series in matrix.series:
+        lo, hi = _windows(series, matrix)
+        ok = hi - lo >= 2
+        if not ok.any():
+            continue
+        values = []
+        for step, (a, b) in enumerate(zip(lo[ok], hi[ok])):
+            at = matrix.times[ok][step]
+            x = (series.times[a:b] - at) / NS
+            y = series.values[a:b]
+            slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(y[-1]))
+            values.append(slope if predict_ns is None else intercept + slope * predict_ns[ok][step] / NS)
+        out.series.append(_sample(series, ok, np.array(values)))
+    return out

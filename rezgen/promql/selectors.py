@@ -1,0 +1,147 @@
+"""Vector and matrix selectors: which stored series match, and their samples at or before each step.
+
+Windows are left-open, as in Prometheus 3: a range selector at t covers (t - range, t]; an instant selector takes
+the newest sample in (t - lookback, t].
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import numpy as np
+import promql_parser as pp
+
+from ..model import Labels
+from ..store import HistogramSeries, Series, Store
+from .values import NAME, Matrix, PromQLError, RangeSeries, Sample, Vector, label_value
+
+LOOKBACK_NS = 5 * 60 * 1_000_000_000
+
+
+@dataclass
+class Context:
+    store: Store
+    times: np.ndarray  # int64 ns evaluation times
+    start_ns: int  # the query's start and end, for `@ start()` / `@ end()`
+    end_ns: int
+    lookback_ns: int = LOOKBACK_NS
+
+
+def duration_ns(delta: timedelta | None) -> int:
+    if delta is None:
+        return 0
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def shifted_times(ctx: Context, offset: timedelta | None, at: pp.AtModifier | None) -> np.ndarray:
+    """Evaluation times after `offset` and `@`."""
+    times = ctx.times
+    if at is not None:
+        if at.type == pp.AtModifierType.Start:
+            pinned = ctx.start_ns
+        elif at.type == pp.AtModifierType.End:
+            pinned = ctx.end_ns
+        else:
+            pinned = datetime_ns(at.at)
+        times = np.full(len(times), pinned, dtype=np.int64)
+    return times - duration_ns(offset)
+
+
+def datetime_ns(value: datetime | None) -> int:
+    assert value is not None
+    seconds = value.timestamp()
+    return int(round(seconds * 1000)) * 1_000_000
+
+
+@lru_cache(maxsize=512)
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise PromQLError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _matches(matcher: pp.Matcher, value: str) -> bool:
+    op = matcher.op
+    if op == pp.MatchOp.Equal:
+        return value == matcher.value
+    if op == pp.MatchOp.NotEqual:
+        return value != matcher.value
+    hit = _regex(matcher.value).fullmatch(value) is not None
+    return hit if op == pp.MatchOp.Re else not hit
+
+
+def series_labels(series: Series) -> Labels:
+    return tuple(sorted(((NAME, series.key.metric), *series.key.labels)))
+
+
+def _candidate_names(selector: pp.VectorSelector, branches: list[list[pp.Matcher]]) -> set[str] | None:
+    """Metric names the selector can match, or None when it has to look at every series."""
+    if selector.name:
+        return {selector.name}
+    names = set()
+    for branch in branches:
+        equal = [m.value for m in branch if m.name == NAME and m.op == pp.MatchOp.Equal]
+        if not equal:
+            return None
+        names.add(equal[0])
+    return names
+
+
+def select(store: Store, selector: pp.VectorSelector) -> list[Series]:
+    """Stored series that satisfy the selector's matchers (any `or` branch)."""
+    branches = selector.matchers.or_matchers or [selector.matchers.matchers]
+    names = _candidate_names(selector, branches)
+    candidates = [s for name in sorted(names) for s in store.series_of(name)] if names is not None else list(store)
+    return [
+        series for series in candidates
+        if any(all(_matches(m, label_value(series_labels(series), m.name)) for m in branch) for branch in branches)
+    ]
+
+
+def instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
+    times = shifted_times(ctx, selector.offset, selector.at)
+    lo, hi = int(times.min()) - ctx.lookback_ns, int(times.max())
+    out = Vector()
+    for series in select(ctx.store, selector):
+        labels = series_labels(series)
+        if isinstance(series, HistogramSeries):
+            window = series.window(lo, hi)
+            idx, present = _latest(window.times, times, ctx.lookback_ns)
+            if present.any():
+                values = np.zeros((len(times), series.layout.buckets))
+                values[present] = window.cumulative(idx[present])
+                out.series.append(Sample(labels, values, present, series.layout))
+            continue
+        t, v = series.points(lo, hi)
+        idx, present = _latest(t, times, ctx.lookback_ns)
+        if present.any():
+            out.series.append(Sample(labels, np.where(present, v[np.maximum(idx, 0)], 0.0), present))
+    return out
+
+
+def _latest(sample_times: np.ndarray, times: np.ndarray, lookback_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.searchsorted(sample_times, times, side="right") - 1
+    safe = np.maximum(idx, 0)
+    present = (idx >= 0) & (sample_times[safe] > times - lookback_ns) if len(sample_times) else idx >= 0
+    return idx, present
+
+
+def range_vector(ctx: Context, matrix: pp.MatrixSelector) -> Matrix:
+    selector = matrix.vector_selector
+    range_ns = duration_ns(matrix.range)
+    times = shifted_times(ctx, selector.offset, selector.at)
+    lo, hi = int(times.min()) - range_ns, int(times.max())
+    series_out: list[RangeSeries] = []
+    for series in select(ctx.store, selector):
+        labels = series_labels(series)
+        if isinstance(series, HistogramSeries):
+            window = series.window(lo, hi)
+            series_out.append(RangeSeries(labels, window.times, histogram=window, layout=series.layout))
+        else:
+            t, v = series.points(lo, hi)
+            series_out.append(RangeSeries(labels, t, values=v))
+    return Matrix(series_out, range_ns, times)

@@ -1,0 +1,271 @@
+"""Read a Rezolus Parquet recording into a `Store` (format doc §1–3, checklist §6).
+
+Opening reads only the footer, the Arrow schema and the timestamp column. Series values are decoded when a query
+first needs them: counters and gauges a metric at a time, histograms one column at a time in row batches, turned
+at once into sparse deltas — the decoded bucket arrays of a long recording would not fit in memory.
+Columns are addressed by position because names repeat; identity comes from each column's field metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..histogram import Layout, LayoutError
+from ..histograms import HistogramColumn
+from ..model import PROPERTY_KEYS, Kind, SeriesKey, SeriesMeta, make_labels
+from ..store import HistogramSeries, Series, Store, Table
+from .footer import Footer, parse_footer
+
+HISTOGRAM_BATCH_ROWS = 1024
+RESERVED_COLUMNS = ("timestamp", "duration")
+
+
+class RecordingError(Exception):
+    """A recording that cannot be read; the message is one line meant for the user."""
+
+
+@dataclass
+class Column:
+    index: int  # position in the Arrow schema
+    name: str
+    occurrence: int  # how many earlier columns share this name
+    meta: SeriesMeta
+
+
+class Recording:
+    def __init__(self, path: Path, parquet: pq.ParquetFile, footer: Footer, columns: list[Column],
+                 timestamps: np.ndarray, order: np.ndarray | None, warnings: list[str]):
+        self.path = path
+        self.footer = footer
+        self.columns = columns
+        self.warnings = warnings
+        self.rows = len(timestamps)
+        self.row_groups = parquet.metadata.num_row_groups
+        self._parquet = parquet
+        self._order = order  # row permutation that sorts timestamps, None when already sorted
+        self.interval_ns = _interval_ns(footer, timestamps)
+        self.store = Store(interval_ns=self.interval_ns)
+        self.table = self.store.add_table(Table(path.name, timestamps))
+        by_metric: dict[str, list[Column]] = defaultdict(list)
+        for column in columns:
+            by_metric[column.meta.key.metric].append(column)
+        for group in by_metric.values():
+            scalar = [c for c in group if c.meta.kind is not Kind.HISTOGRAM]
+            for column in group:
+                if column.meta.kind is Kind.HISTOGRAM:
+                    self.store.add_series(HistogramSeries(column.meta, self.table, self._histogram_loader(column)))
+                else:
+                    self.store.add_series(Series(column.meta, self.table, self._scalar_loader(column, scalar)))
+
+    @property
+    def time_range(self) -> tuple[int, int]:
+        ts = self.table.timestamps
+        return int(ts[0]), int(ts[-1])
+
+    def _read(self, names: list[str]) -> pa.Table:
+        try:
+            return self._parquet.read(columns=names, use_threads=False)
+        except (OSError, pa.ArrowException) as exc:
+            raise RecordingError(f"{self.path}: cannot read columns: {_first_line(exc)}") from None
+
+    def _scalar_loader(self, column: Column, siblings: list[Column]):
+        # Decoding one metric's columns together costs one Parquet read instead of one per series.
+        def load() -> np.ndarray:
+            names = sorted({c.name for c in siblings})
+            table = self._read(names)
+            positions: dict[tuple[str, int], int] = {}
+            seen: Counter[str] = Counter()
+            for i, name in enumerate(table.column_names):
+                positions[(name, seen[name])] = i
+                seen[name] += 1
+            mine = None
+            for sibling in siblings:
+                values = self._rows(_to_float(table.column(positions[(sibling.name, sibling.occurrence)])))
+                if sibling is column:
+                    mine = values
+                else:
+                    series = self.store.get(self.table, sibling.meta.key)
+                    if series is not None:
+                        series.provide(values)
+            assert mine is not None
+            return mine
+
+        return load
+
+    def _rows(self, values: np.ndarray) -> np.ndarray:
+        return values if self._order is None else values[self._order]
+
+    def _histogram_loader(self, column: Column):
+        def load() -> HistogramColumn:
+            layout = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0)
+            blocks: list[tuple[np.ndarray, np.ndarray]] = []
+            hist = HistogramColumn(layout.buckets)
+            for batch in self._parquet.iter_batches(batch_size=HISTOGRAM_BATCH_ROWS, columns=[column.name],
+                                                    use_threads=False):
+                matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
+                lists = batch.column(matches[column.occurrence])
+                present, dense = _dense_lists(lists, layout.buckets, f"{self.path}: column {column.index}")
+                if self._order is None:
+                    hist.extend_cumulative(dense, present)
+                else:
+                    blocks.append((present, dense))
+            if self._order is not None:
+                # Rows must be appended in time order; only unsorted files take this (memory-hungry) path.
+                present = np.concatenate([p for p, _ in blocks])
+                dense = np.zeros((len(present), layout.buckets))
+                dense[present] = np.concatenate([d for _, d in blocks])
+                order_present = present[self._order]
+                hist.extend_cumulative(dense[self._order][order_present], order_present)
+            return hist
+
+        return load
+
+
+def _to_float(array: pa.ChunkedArray) -> np.ndarray:
+    return array.to_numpy().astype(np.float64) if array.null_count == 0 else \
+        array.cast(pa.float64()).fill_null(np.nan).to_numpy()
+
+
+def _dense_lists(lists: pa.Array, buckets: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Present-row mask and the (present rows, buckets) uint64 matrix of a list<uint64> column batch."""
+    present = lists.is_valid().to_numpy(zero_copy_only=False)
+    lengths = pc.list_value_length(lists).fill_null(buckets).to_numpy(zero_copy_only=False)
+    if np.any(lengths != buckets):
+        raise RecordingError(f"{where}: histogram rows must have {buckets} buckets")
+    values = lists.flatten().to_numpy(zero_copy_only=False)
+    return present, values.reshape(-1, buckets)
+
+
+def _interval_ns(footer: Footer, timestamps: np.ndarray) -> int:
+    if footer.interval_ms:
+        return int(round(footer.interval_ms * 1e6))
+    if len(timestamps) > 1:
+        return int(np.median(np.diff(timestamps)))
+    return 1_000_000_000
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def open_recording(path: str | os.PathLike[str]) -> Recording:
+    """Open a recording: footer, schema and timestamps now, series values lazily. Raises RecordingError."""
+    path = Path(path)
+    parquet = _open_parquet(path)
+    schema = parquet.schema_arrow
+    footer = parse_footer(parquet.metadata.metadata)
+    warnings = list(footer.warnings)
+    names = schema.names
+    if "timestamp" not in names:
+        raise RecordingError(f"{path}: not a Rezolus recording (no 'timestamp' column)")
+    try:
+        raw = parquet.read(columns=["timestamp"], use_threads=False).column(0)
+    except (OSError, pa.ArrowException) as exc:
+        raise RecordingError(f"{path}: cannot read timestamps: {_first_line(exc)}") from None
+    if raw.null_count:
+        raise RecordingError(f"{path}: the timestamp column has null values")
+    timestamps = raw.to_numpy().astype(np.int64)
+    order = None
+    if len(timestamps) > 1 and np.any(np.diff(timestamps) <= 0):
+        # Clock steps can reorder rows; sort and keep the last row of a repeated timestamp.
+        order = np.argsort(timestamps, kind="stable")
+        sorted_ts = timestamps[order]
+        keep = np.append(sorted_ts[1:] != sorted_ts[:-1], True)
+        order = order[keep]
+        timestamps = sorted_ts[keep]
+        warnings.append("timestamps are not strictly increasing; rows were sorted and repeats dropped")
+    columns = _columns(schema, warnings)
+    if len(timestamps) == 0:
+        raise RecordingError(f"{path}: the recording has no rows")
+    return Recording(path, parquet, footer, columns, timestamps, order, warnings)
+
+
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - 4))
+            tail = handle.read(4)
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise RecordingError(f"{path}: is a directory, not a recording") from None
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if size == 0:
+        raise RecordingError(f"{path}: the file is empty")
+    if head.startswith(b"SQLite format 3\0"):
+        raise RecordingError(f"{path}: a .rez (SQLite) archive; convert it to Parquet with `rezolus parquet`")
+    if head[:4] != b"PAR1":
+        raise RecordingError(f"{path}: not a Parquet file")
+    if tail != b"PAR1":
+        raise RecordingError(f"{path}: truncated Parquet file (no footer)")
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise RecordingError(f"{path}: damaged Parquet file: {_first_line(exc)}") from None
+
+
+def _columns(schema: pa.Schema, warnings: list[str]) -> list[Column]:
+    columns: list[Column] = []
+    seen: Counter[str] = Counter()
+    for index, field in enumerate(schema):
+        occurrence = seen[field.name]
+        seen[field.name] += 1
+        if field.name in RESERVED_COLUMNS or field.name.endswith((":window_begin", ":window_width")) \
+                or field.name == ":wall_offset":
+            continue
+        meta = _series_meta(field, warnings)
+        if meta is not None:
+            columns.append(Column(index, field.name, occurrence, meta))
+    # Two columns with one identity (a clobbered Prometheus label) stay apart, told by their column position.
+    identities = Counter(c.meta.key for c in columns)
+    for column in columns:
+        if identities[column.meta.key] > 1:
+            key = column.meta.key
+            column.meta.key = SeriesKey(key.metric, make_labels({**dict(key.labels), "column": str(column.index)}))
+    return columns
+
+
+def _series_meta(field: pa.Field, warnings: list[str]) -> SeriesMeta | None:
+    md = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in (field.metadata or {}).items()}
+    name = field.name
+    kind = _kind(field.type)
+    if kind is None:
+        warnings.append(f"column {name!r}: unsupported type {field.type}; skipped")
+        return None
+    declared = md.get("metric_type")
+    if declared and declared != kind.value:
+        warnings.append(f"column {name!r}: metric_type {declared!r} disagrees with Arrow type {field.type}; "
+                        f"read as {kind.value}")
+    metric = md.get("metric") or (name[: -len(":buckets")] if name.endswith(":buckets") else name)
+    labels = make_labels({k: v for k, v in md.items() if k not in PROPERTY_KEYS})
+    meta = SeriesMeta(SeriesKey(metric, labels), kind, unit=md.get("unit"), description=md.get("description"))
+    if kind is Kind.HISTOGRAM:
+        try:
+            layout = Layout(int(md["grouping_power"]), int(md["max_value_power"]))
+        except (KeyError, ValueError, LayoutError):
+            warnings.append(f"column {name!r}: histogram without valid grouping_power/max_value_power; skipped")
+            return None
+        meta.grouping_power, meta.max_value_power = layout.grouping_power, layout.max_value_power
+    return meta
+
+
+def _kind(arrow_type: pa.DataType) -> Kind | None:
+    if pa.types.is_uint64(arrow_type):
+        return Kind.COUNTER
+    if pa.types.is_int64(arrow_type):
+        return Kind.GAUGE
+    if pa.types.is_list(arrow_type) and pa.types.is_uint64(arrow_type.value_type):
+        return Kind.HISTOGRAM
+    return None

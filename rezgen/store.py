@@ -1,0 +1,226 @@
+"""The time-series store: one implementation for read-only recordings and for sliding live windows.
+
+A `Table` is one producer's timeline (a recording, or one agent): a column of int64 nanosecond timestamps, and
+for each series a row-aligned column of values. Source values are integers (Rezolus counters and gauges), so
+NaN can safely mean "no sample in this row". Histograms are kept as sparse per-row deltas (see
+`histograms.py`). Series of a recording are loaded lazily, column by column, when a query first touches them;
+live series are appended row by row and evicted by age, so memory is bounded by the retention window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .buffer import GrowArray
+from .histogram import Layout
+from .histograms import HistogramColumn, HistogramWindow
+from .model import Kind, SeriesKey, SeriesMeta
+
+Loader = Callable[[], np.ndarray]
+
+
+class Table:
+    """One timeline: timestamps plus row-aligned series."""
+
+    def __init__(self, name: str, timestamps: np.ndarray | None = None):
+        self.name = name
+        self._t = GrowArray(np.int64, capacity=max(64, 0 if timestamps is None else len(timestamps)))
+        if timestamps is not None:
+            self._t.extend(np.asarray(timestamps, dtype=np.int64))
+        self.series: list[Series] = []
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self._t.view()
+
+    @property
+    def first_row(self) -> int:
+        """Absolute index of the oldest kept row (grows as old rows are evicted)."""
+        return self._t.dropped
+
+    def append_row(self, t_ns: int) -> int:
+        ts = self.timestamps
+        if len(ts) and t_ns <= ts[-1]:
+            raise ValueError(f"timestamp {t_ns} does not advance past {ts[-1]}")
+        self._t.append(t_ns)
+        return self.first_row + len(self._t) - 1
+
+    def evict_before(self, t_ns: int) -> int:
+        """Drop rows older than t_ns from the table and every series; returns how many rows went."""
+        count = int(np.searchsorted(self.timestamps, t_ns, side="left"))
+        if count:
+            self._t.drop_front(count)
+            for series in self.series:
+                series._drop_front(count)
+        return count
+
+    def rows_between(self, t_lo: int | None, t_hi: int | None) -> slice:
+        """Rows with t_lo < t <= t_hi (None = unbounded), relative to the kept rows."""
+        ts = self.timestamps
+        lo = 0 if t_lo is None else int(np.searchsorted(ts, t_lo, side="right"))
+        hi = len(ts) if t_hi is None else int(np.searchsorted(ts, t_hi, side="right"))
+        return slice(lo, max(lo, hi))
+
+
+class Series:
+    """A counter or gauge on a table. Values are float64, NaN where the series had no sample."""
+
+    def __init__(self, meta: SeriesMeta, table: Table, loader: Loader | None = None):
+        self.meta = meta
+        self.table = table
+        self._loader = loader
+        self._values: GrowArray | None = None
+        if loader is None:
+            self._values = GrowArray(np.float64, capacity=max(64, len(table.timestamps)), fill=np.nan)
+            self._values.extend(np.full(len(table.timestamps), np.nan))
+
+    @property
+    def key(self) -> SeriesKey:
+        return self.meta.key
+
+    @property
+    def kind(self) -> Kind:
+        return self.meta.kind
+
+    @property
+    def loaded(self) -> bool:
+        return self._values is not None
+
+    def _column(self) -> GrowArray:
+        if self._values is None:
+            assert self._loader is not None
+            self.provide(self._loader())
+        assert self._values is not None
+        return self._values
+
+    def provide(self, values: np.ndarray) -> None:
+        """Hand over decoded values (a recording decodes all columns of a metric in one read)."""
+        if self._values is None:
+            column = np.asarray(values, dtype=np.float64)
+            self._values = GrowArray(np.float64, capacity=max(1, len(column)), fill=np.nan)
+            self._values.extend(column)
+            self._loader = None
+
+    def unload(self, loader: Loader) -> None:
+        """Forget the decoded values (a recording can load them again); used to bound memory."""
+        self._values, self._loader = None, loader
+
+    def set(self, row: int, value: float) -> None:
+        """Store a value at an absolute row of the table (rows appended since the series was last written)."""
+        column = self._column()
+        missing = row - self.table.first_row + 1 - len(column)
+        if missing > 0:
+            column.extend(np.full(missing, np.nan))
+        column.view()[row - self.table.first_row] = value
+
+    def _drop_front(self, count: int) -> None:
+        if self._values is not None:
+            self._values.drop_front(count)
+
+    def points(self, t_lo: int | None = None, t_hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Samples with t_lo < t <= t_hi as (int64 ns times, float64 values), absent rows skipped."""
+        rows = self.table.rows_between(t_lo, t_hi)
+        values = self._column().view()[rows]
+        times = self.table.timestamps[rows][: len(values)]
+        values = values[: len(times)]
+        valid = ~np.isnan(values)
+        return times[valid], values[valid]
+
+
+class HistogramSeries(Series):
+    """A histogram on a table; its rows are sparse bucket deltas (see `histograms.HistogramColumn`)."""
+
+    def __init__(self, meta: SeriesMeta, table: Table, loader: Callable[[], HistogramColumn] | None = None):
+        assert meta.grouping_power is not None and meta.max_value_power is not None
+        self.layout = Layout(meta.grouping_power, meta.max_value_power)
+        self.meta = meta
+        self.table = table
+        self._hist_loader = loader
+        self._hist: HistogramColumn | None = None if loader else HistogramColumn(self.layout.buckets)
+        self._loader = None
+        self._values = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._hist is not None
+
+    def _histogram(self) -> HistogramColumn:
+        if self._hist is None:
+            assert self._hist_loader is not None
+            self._hist = self._hist_loader()
+            self._hist_loader = None
+        return self._hist
+
+    def set_cumulative(self, row: int, counts: np.ndarray) -> None:
+        hist = self._histogram()
+        missing = row - self.table.first_row - hist.rows
+        if missing > 0:
+            hist.append_absent(missing)
+        hist.append_cumulative(counts)
+
+    def _drop_front(self, count: int) -> None:
+        if self._hist is not None:
+            self._hist.drop_front(count)
+
+    def window(self, t_lo: int | None = None, t_hi: int | None = None) -> HistogramWindow:
+        """The samples with t_lo < t <= t_hi, with access to bucket sums between any two of them."""
+        rows = self.table.rows_between(t_lo, t_hi)
+        hist = self._histogram()
+        return hist.window(self.table.timestamps, rows)
+
+    def points(self, t_lo: int | None = None, t_hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Observation counts (cumulative), so a histogram can be listed like a counter."""
+        window = self.window(t_lo, t_hi)
+        return window.times, window.cumulative(np.arange(len(window.times))).sum(axis=1)
+
+
+class Store:
+    """All tables and series, indexed by metric name."""
+
+    def __init__(self, interval_ns: int = 1_000_000_000):
+        self.interval_ns = interval_ns
+        self.tables: list[Table] = []
+        self._by_metric: dict[str, list[Series]] = defaultdict(list)
+        self._by_key: dict[tuple[int, SeriesKey], Series] = {}
+
+    def add_table(self, table: Table) -> Table:
+        self.tables.append(table)
+        return table
+
+    def add_series(self, series: Series) -> Series:
+        self._by_metric[series.key.metric].append(series)
+        self._by_key[(id(series.table), series.key)] = series
+        series.table.series.append(series)
+        return series
+
+    def get(self, table: Table, key: SeriesKey) -> Series | None:
+        return self._by_key.get((id(table), key))
+
+    def metrics(self) -> list[str]:
+        return sorted(name for name, series in self._by_metric.items() if series)
+
+    def series_of(self, metric: str) -> list[Series]:
+        return self._by_metric.get(metric, [])
+
+    def __iter__(self) -> Iterator[Series]:
+        for series in self._by_metric.values():
+            yield from series
+
+    def time_range(self) -> tuple[int, int] | None:
+        stamps = [t.timestamps for t in self.tables if len(t.timestamps)]
+        if not stamps:
+            return None
+        return min(int(s[0]) for s in stamps), max(int(s[-1]) for s in stamps)
+
+    def evict_before(self, t_ns: int) -> None:
+        for table in self.tables:
+            table.evict_before(t_ns)
+
+    def remove_series(self, series: Iterable[Series]) -> None:
+        for s in list(series):
+            self._by_metric[s.key.metric].remove(s)
+            self._by_key.pop((id(s.table), s.key), None)
+            s.table.series.remove(s)
