@@ -84,3 +84,47 @@ def query(recording: str, expr: str, start: int | None, end: int | None, step: i
     except (RecordingError, PromQLError) as exc:
         _fail(str(exc))
     click.echo(json.dumps(result, separators=(",", ":")))
+
+
+@cli.command()
+@click.option("-o", "--output", default="output/sample.parquet", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the recording.")
+@click.option("--duration", default="10m", show_default=True, callback=_converted(parse_duration),
+              help="Length of the recording, e.g. 10m, 1h, 24h.")
+@click.option("--cpus", default=8, show_default=True, type=click.IntRange(1, 1024), help="Number of CPUs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same file).")
+def sample(output: str, duration: int, cpus: int, seed: int) -> None:
+    """Write a deterministic synthetic Rezolus recording (a busy 8-CPU host by default)."""
+    from .recording.sample import generate_sample
+
+    generate_sample(output, duration_s=max(1, duration // 1_000_000_000), cpus=cpus, seed=seed)
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="output", show_default=True, type=click.Path(file_okay=False),
+              help="Directory of the site (replaced only when the build succeeds).")
+@click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
+@click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def build(recording: str, output: str, dashboards: str | None, templates: str | None, quiet: bool) -> None:
+    """Render RECORDING as a static site: one page per dashboard section, openable from disk."""
+    from pathlib import Path
+
+    from .dashboards import DashboardError
+    from .site import build_site
+
+    def progress(message: str) -> None:
+        if not quiet:
+            click.echo(f"  {message}", err=True)
+
+    try:
+        report = build_site(open_recording(recording), Path(output),
+                            dashboards=Path(dashboards) if dashboards else None,
+                            templates=Path(templates) if templates else None, progress=progress)
+    except (RecordingError, DashboardError, PromQLError) as exc:
+        _fail(str(exc))
+    index = (report.output / "index.html").resolve()
+    click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
+    click.echo(f"open file://{index}")

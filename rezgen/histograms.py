@@ -116,6 +116,21 @@ class HistogramColumn:
         np.cumsum(flat.reshape(len(rows), self.buckets), axis=0, out=out)
         return out
 
+    def row_deltas(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows), buckets) deltas of the given kept rows: no prefix sums needed."""
+        ends = self._ends.view()
+        base = self._index.dropped
+        stops = ends[rows] - base
+        starts = np.where(rows > 0, ends[np.maximum(rows - 1, 0)], base) - base
+        lengths = stops - starts
+        out = np.zeros((len(rows), self.buckets))
+        if lengths.sum():
+            owner = np.repeat(np.arange(len(rows)), lengths)
+            offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            entries = np.repeat(starts, lengths) + offsets
+            out[owner, self._index.view()[entries]] = self._count.view()[entries]
+        return out
+
     def window(self, timestamps: np.ndarray, rows: slice) -> HistogramWindow:
         present = self._present.view()[rows]
         positions = np.flatnonzero(present) + rows.start
@@ -149,6 +164,10 @@ class HistogramWindow:
         needed = np.unique(np.concatenate([a_rows, b_rows]))
         table = self.column.prefix(needed)
         return table[np.searchsorted(needed, b_rows)] - table[np.searchsorted(needed, a_rows)]
+
+    def delta(self, positions: np.ndarray) -> np.ndarray:
+        """Bucket-wise change from the previous sample to each position (a reset: the counts since it)."""
+        return self.column.row_deltas(self.rows[positions])
 
     def cumulative(self, positions: np.ndarray) -> np.ndarray:
         return self.column.cumulative_at(self.rows[positions])

@@ -45,3 +45,8 @@ def parse_time(text: str) -> int:
         value = value.replace(tzinfo=timezone.utc)
     delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def ceil_ms(t_ns: int) -> int:
+    """Round a nanosecond time up to a whole millisecond (browsers and Prometheus work in milliseconds)."""
+    return -(-t_ns // 1_000_000) * 1_000_000

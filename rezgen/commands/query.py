@@ -7,11 +7,16 @@ from typing import Any
 from ..promql.engine import instant_query, range_query
 from ..promql.result import matrix_json, scalar_json, string_json, vector_json
 from ..recording.reader import Recording
+from ..timeparse import ceil_ms
 
 
 def query_recording(recording: Recording, expr: str, *, start_ns: int | None = None, end_ns: int | None = None,
                     step_ns: int | None = None, time_ns: int | None = None) -> dict[str, Any]:
-    """Range query by default (the whole recording at the sampling interval); instant query when time_ns is set."""
+    """Range query by default (the whole recording at the sampling interval); instant query when time_ns is set.
+
+    The default range starts at the first sample rounded up to a whole millisecond, so every reported
+    timestamp is exactly an evaluation time.
+    """
     if time_ns is not None:
         result = instant_query(recording.store, expr, time_ns)
         if result.kind == "scalar":
@@ -20,7 +25,7 @@ def query_recording(recording: Recording, expr: str, *, start_ns: int | None = N
             return string_json(time_ns, result.string or "")
         return vector_json(result.series) if result.kind == "vector" else matrix_json(result.series)
     first, last = recording.time_range
-    start = first if start_ns is None else start_ns
+    start = ceil_ms(first) if start_ns is None else start_ns
     end = last if end_ns is None else end_ns
     step = recording.interval_ns if step_ns is None else step_ns
     return matrix_json(range_query(recording.store, expr, start, end, step).series)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import promql_parser as pp
@@ -45,7 +46,25 @@ class QueryResult:
     string: str | None = None
 
 
-def range_query(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, step_ns: int) -> QueryResult:
+def range_query(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, step_ns: int,
+                scope: tuple[tuple[str, str], ...] = ()) -> QueryResult:
+    merged: dict[Labels, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for times, value in evaluate_range(store, expr, start_ns, end_ns, step_ns, scope):
+        if isinstance(value, (String, Matrix)):
+            raise PromQLError(f"invalid expression type \"{type_name(value)}\" for range query, must be a scalar or "
+                              "an instant vector")
+        for labels, t, v in _rows(value, times):
+            merged[labels].append((t, v))
+    series = [
+        SeriesResult(labels, np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts]))
+        for labels, parts in sorted(merged.items())
+    ]
+    return QueryResult("matrix", series)
+
+
+def evaluate_range(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, step_ns: int,
+                   scope: tuple[tuple[str, str], ...] = ()) -> Iterator[tuple[np.ndarray, Value]]:
+    """Evaluate at start + k*step, chunk by chunk: yields (chunk times, value over those steps)."""
     if step_ns <= 0:
         raise PromQLError("the step must be positive")
     if end_ns < start_ns:
@@ -53,23 +72,9 @@ def range_query(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, s
     tree = parse(expr) if isinstance(expr, str) else expr
     times = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
     chunk = max(16, CHUNK_CELLS // _widest_histogram(store))
-    merged: dict[Labels, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for first in range(0, len(times), chunk):
-        ctx = Context(store, times[first : first + chunk], start_ns, end_ns)
-        value = Evaluator(ctx).eval(tree)
-        if isinstance(value, String):
-            raise PromQLError("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
-        if isinstance(value, Matrix):
-            raise PromQLError("invalid expression type \"range vector\" for range query, must be Scalar or instant "
-                              "Vector")
-        for labels, t, v in _rows(value, ctx.times):
-            merged[labels].append((t, v))
-    kind = "matrix"
-    series = [
-        SeriesResult(labels, np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts]))
-        for labels, parts in sorted(merged.items())
-    ]
-    return QueryResult(kind, series)
+        ctx = Context(store, times[first : first + chunk], start_ns, end_ns, scope=scope)
+        yield ctx.times, Evaluator(ctx).eval(tree)
 
 
 def instant_query(store: Store, expr: str | pp.Expr, time_ns: int) -> QueryResult:
@@ -149,7 +154,8 @@ class Evaluator:
         if (last - first + 1) > MAX_SUBQUERY_POINTS:
             raise PromQLError("subquery would evaluate too many points; use a coarser subquery step")
         grid = np.arange(first, last + 1, dtype=np.int64) * step_ns
-        inner = Evaluator(Context(self.ctx.store, grid, self.ctx.start_ns, self.ctx.end_ns)).eval(node.expr)
+        inner = Evaluator(Context(self.ctx.store, grid, self.ctx.start_ns, self.ctx.end_ns, scope=self.ctx.scope)
+                          ).eval(node.expr)
         if isinstance(inner, Scalar):
             inner = Vector([Sample((), inner.values, np.ones(len(grid), dtype=bool))])
         if not isinstance(inner, Vector):

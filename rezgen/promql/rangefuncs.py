@@ -79,7 +79,7 @@ def instant(matrix: Matrix, kind: str) -> Vector:
             continue
         a, b = hi[ok] - 2, hi[ok] - 1
         if series.histogram is not None:
-            delta = series.histogram.increase(a, b)
+            delta = series.histogram.delta(b)  # rows between two consecutive samples hold no entries
         else:
             va, vb = series.values[a], series.values[b]
             delta = np.where(vb < va, vb, vb - va) if kind == "irate" else vb - va

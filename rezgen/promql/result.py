@@ -21,8 +21,10 @@ def format_value(value: float) -> str:
 
 
 def format_time(t_ns: int) -> float | int:
-    """Unix seconds with millisecond precision, integral when whole (as Prometheus prints them)."""
-    ms = int(round(t_ns / 1e6))
+    """Unix seconds as Prometheus prints them: integral when whole, else milliseconds (finer only if asked for)."""
+    if t_ns % 1_000_000:
+        return t_ns / 1e9
+    ms = t_ns // 1_000_000
     return ms // 1000 if ms % 1000 == 0 else ms / 1000
 
 

@@ -28,6 +28,8 @@ class Context:
     start_ns: int  # the query's start and end, for `@ start()` / `@ end()`
     end_ns: int
     lookback_ns: int = LOOKBACK_NS
+    # Labels every selected series must carry when it has them at all: how a page shows one host of several.
+    scope: tuple[tuple[str, str], ...] = ()
 
 
 def duration_ns(delta: timedelta | None) -> int:
@@ -91,14 +93,15 @@ def _candidate_names(selector: pp.VectorSelector, branches: list[list[pp.Matcher
     return names
 
 
-def select(store: Store, selector: pp.VectorSelector) -> list[Series]:
-    """Stored series that satisfy the selector's matchers (any `or` branch)."""
+def select(store: Store, selector: pp.VectorSelector, scope: tuple[tuple[str, str], ...] = ()) -> list[Series]:
+    """Stored series that satisfy the selector's matchers (any `or` branch) and the scope."""
     branches = selector.matchers.or_matchers or [selector.matchers.matchers]
     names = _candidate_names(selector, branches)
     candidates = [s for name in sorted(names) for s in store.series_of(name)] if names is not None else list(store)
     return [
         series for series in candidates
-        if any(all(_matches(m, label_value(series_labels(series), m.name)) for m in branch) for branch in branches)
+        if all(series.key.label(key) in (None, value) for key, value in scope)
+        and any(all(_matches(m, label_value(series_labels(series), m.name)) for m in branch) for branch in branches)
     ]
 
 
@@ -106,7 +109,7 @@ def instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
     times = shifted_times(ctx, selector.offset, selector.at)
     lo, hi = int(times.min()) - ctx.lookback_ns, int(times.max())
     out = Vector()
-    for series in select(ctx.store, selector):
+    for series in select(ctx.store, selector, ctx.scope):
         labels = series_labels(series)
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
@@ -136,7 +139,7 @@ def range_vector(ctx: Context, matrix: pp.MatrixSelector) -> Matrix:
     times = shifted_times(ctx, selector.offset, selector.at)
     lo, hi = int(times.min()) - range_ns, int(times.max())
     series_out: list[RangeSeries] = []
-    for series in select(ctx.store, selector):
+    for series in select(ctx.store, selector, ctx.scope):
         labels = series_labels(series)
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)

@@ -1,0 +1,235 @@
+"""`rezgen build`: render every dashboard section of a recording into a static site that opens from disk.
+
+Pages are HTML from the Jinja2 templates; the data each page needs is computed ahead and written beside it as a
+classic script (`data/<host>/<route>.js` calling `REZGEN.register`), which browsers load from file:// where
+fetch() of JSON is refused. The site is built in a temporary directory next to the destination and swapped in
+only when complete, so a failed build leaves the previous site untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+
+from .commands.inspect import describe_recording
+from .dashboards import Plot, Section, load_dashboards
+from .model import Kind
+from .plots import TimeRange, plot_data
+from .recording.reader import Recording
+from .resources import resource_dir
+from .timeparse import ceil_ms
+
+SINGLE_HOST = "_"
+METRIC_TOP = 10
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BuildReport:
+    output: Path
+    pages: list[str] = field(default_factory=list)
+    plots: int = 0
+    missing: int = 0
+
+
+def hosts_of(recording: Recording) -> list[str]:
+    """Hosts to choose between: the `node` values of a recording that combines several agents."""
+    nodes = {s.key.label("node") for s in recording.store} - {None}
+    return sorted(n for n in nodes if n) if len(nodes) > 1 else []
+
+
+def template_environment(templates: Path | None = None) -> jinja2.Environment:
+    """User templates (if any) first, then the defaults, which stay reachable as `default:<name>`."""
+    default = jinja2.FileSystemLoader(str(resource_dir("templates")))
+    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(templates))] if templates else []
+    loaders += [default, jinja2.PrefixLoader({"default": default}, delimiter=":")]
+    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
+               templates: Path | None = None, progress: Progress | None = None) -> BuildReport:
+    sections = load_dashboards(dashboards)
+    env = template_environment(templates)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        report = _render(recording, sections, env, work, progress or (lambda _: None))
+        _swap(work, output)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    report.output = output
+    return report
+
+
+def _swap(work: Path, output: Path) -> None:
+    old = None
+    if output.exists():
+        old = output.with_name(f".{output.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        output.rename(old)
+    work.rename(output)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _render(recording: Recording, sections: list[Section], env: jinja2.Environment, work: Path,
+            progress: Progress) -> BuildReport:
+    report = BuildReport(work)
+    start, end = recording.time_range
+    span = TimeRange(ceil_ms(start), end, recording.interval_ns)
+    hosts = hosts_of(recording) or [SINGLE_HOST]
+    events = _events(recording)
+    built: list[tuple[Section, dict[str, Any], list[dict[str, Any]]]] = []
+    for number, section in enumerate(sections, 1):
+        progress(f"[{number}/{len(sections)}] {section.title}: {len(section.plots)} plots")
+        payloads: dict[str, dict[str, Any]] = {}
+        for host in hosts:
+            scope = (("node", host),) if host != SINGLE_HOST else ()
+            payloads[host] = {plot.id: data for plot in section.plots
+                              if (data := plot_data(recording.store, plot, span, scope)) is not None}
+        with_data = {pid for payload in payloads.values() for pid in payload}
+        if not with_data:
+            continue
+        for host, payload in payloads.items():
+            _write_data(work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
+                        _section_payload(section, payload, span, events))
+        groups = [{"name": g.name, "description": g.description,
+                   "plots": [_plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups]
+        missing = [{"id": p.id, "title": p.title, "query": p.query} for p in section.plots if p.id not in with_data]
+        report.plots += len(with_data)
+        report.missing += len(missing)
+        built.append((section, {"groups": [g for g in groups if g["plots"]], "missing": missing}, missing))
+    site = _site_context(recording, built, hosts)
+    for index, (section, context, _) in enumerate(built):
+        name = "index.html" if index == 0 else f"{section.route}.html"
+        page = {"route": section.route, "title": section.title, "kind": "section",
+                "data": f"data/{{host}}/{section.route}.js", "root": ""}
+        _write_page(env, "section.html", work / name, site=site, page=page, section=context, events=events)
+        report.pages.append(name)
+    progress("metric browser")
+    metrics = _metric_pages(recording, work, hosts, span)
+    _write_page(env, "metrics.html", work / "metrics.html", site=site, events=events, metrics=metrics,
+                page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
+    _write_page(env, "system.html", work / "system.html", site=site, events=events,
+                systeminfo=recording.footer.systeminfo,
+                page={"route": "system", "title": "System", "kind": "system", "data": "", "root": ""})
+    report.pages += ["metrics.html", "system.html"]
+    if not built:
+        # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
+        shutil.copyfile(work / "metrics.html", work / "index.html")
+        report.pages.append("index.html")
+    shutil.copytree(resource_dir("templates") / "static", work / "static")
+    return report
+
+
+def _plot_summary(plot: Plot) -> dict[str, Any]:
+    return {"id": plot.id, "title": plot.title, "description": plot.description, "width": plot.width,
+            "kind": plot.kind, "unit": plot.unit}
+
+
+def _section_payload(section: Section, plots: dict[str, dict[str, Any]], span: TimeRange,
+                     events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "route": section.route, "title": section.title,
+        "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
+                  "step": span.step_ns // 1_000_000},
+        "groups": [{"name": g.name, "plots": [plots[p.id] for p in g.plots if p.id in plots]}
+                   for g in section.groups],
+        "events": events,
+    }
+
+
+def _site_context(recording: Recording, built: list[tuple[Section, dict[str, Any], list[Any]]],
+                  hosts: list[str]) -> dict[str, Any]:
+    start, end = recording.time_range
+    return {
+        "title": recording.path.name,
+        "subtitle": f"{_utc(start)} – {_utc(end)} UTC",
+        "sections": [{"route": s.route, "title": s.title, "href": "index.html" if i == 0 else f"{s.route}.html",
+                      "count": sum(len(g["plots"]) for g in ctx["groups"])} for i, (s, ctx, _) in enumerate(built)],
+        "pages": [{"href": "metrics.html", "title": "Metrics"}, {"href": "system.html", "title": "System"}],
+        "hosts": hosts if hosts != [SINGLE_HOST] else [],
+        "generator": f"rezgen {version('rezgen')}",
+    }
+
+
+def _utc(t_ns: int) -> str:
+    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _events(recording: Recording) -> list[dict[str, Any]]:
+    out = []
+    for event in recording.footer.events:
+        try:
+            t_ms = int(event["timestamp"]) // 1_000_000
+        except (TypeError, ValueError):
+            continue
+        out.append({"t": t_ms, "text": str(event.get("description", "")), "kind": str(event.get("kind", ""))})
+    return out
+
+
+def default_query(metric: str, kind: Kind) -> tuple[str, str]:
+    """The metric browser's chart for a metric: (kind of plot, query)."""
+    if kind is Kind.HISTOGRAM:
+        return "percentiles", metric
+    if kind is Kind.COUNTER:
+        return "multi", f"rate({metric}[5m])"
+    return "multi", metric
+
+
+def _metric_pages(recording: Recording, work: Path, hosts: list[str], span: TimeRange) -> list[dict[str, Any]]:
+    info = describe_recording(recording)
+    kinds = {s.key.metric: s.kind for s in recording.store}
+    out = []
+    for metric in info["metrics"]:
+        name = metric["name"]
+        plot_kind, query = default_query(name, kinds[name])
+        plot = Plot(id=f"metric-{_slug(name)}", title=name, query=query, unit=_unit_of(metric["unit"], kinds[name]),
+                    kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP,
+                    description=metric["description"])
+        for host in hosts:
+            scope = (("node", host),) if host != SINGLE_HOST else ()
+            data = plot_data(recording.store, plot, span, scope)
+            _write_data(work / "data" / host / "metrics" / f"{_slug(name)}.js", f"{host}/metrics/{name}",
+                        {"name": name, "query": query, "plot": data})
+        out.append({**metric, "query": query, "data": f"data/{{host}}/metrics/{_slug(name)}.js"})
+    return out
+
+
+def _unit_of(unit: str | None, kind: Kind) -> str:
+    """The chart unit for a metric's default query (a counter is charted as a per-second rate)."""
+    if kind is Kind.COUNTER:
+        return {"nanoseconds": "time", "bytes": "datarate"}.get(unit or "", "rate")
+    return {"nanoseconds": "time", "bytes": "bytes", "percentage": "percentage", "Hz": "frequency",
+            "bytes/second": "datarate"}.get(unit or "", "count")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _write_data(path: Path, key: str, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    path.write_text(f"REZGEN.register({json.dumps(key)},{body});\n", encoding="utf-8")
+
+
+def _write_page(env: jinja2.Environment, template: str, path: Path, **context: Any) -> None:
+    context.setdefault("live", False)
+    context.setdefault("section", None)
+    context.setdefault("metrics", None)
+    context.setdefault("systeminfo", None)
+    path.write_text(env.get_template(template).render(**context), encoding="utf-8")
