@@ -62,7 +62,7 @@ def inspect(recording: str, as_json: bool) -> None:
     click.echo(json.dumps(info, indent=2) if as_json else format_report(info))
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})  # EXPR may start with "-"
 @click.argument("recording", type=click.Path(dir_okay=False))
 @click.argument("expr")
 @click.option("--start", callback=_converted(parse_time), help="Range start (unix seconds or RFC 3339).")

@@ -67,6 +67,9 @@ class Layout:
 def quantile_rows(counts: np.ndarray, q: float, highs: np.ndarray) -> np.ndarray:
     """Percentile of each row of a (rows, buckets) array of per-bucket counts; NaN where a row is empty.
 
+    For integer counts, "the first bucket whose running sum reaches max(1, ceil(q * total))" is the same bucket
+    as "the first non-empty bucket whose running sum reaches q * total"; the second form also holds for rates
+    (counts divided by an interval), so a percentile does not depend on how long the interval was.
     q outside [0, 1] follows Prometheus: -Inf below, +Inf above.
     """
     counts = np.asarray(counts, dtype=np.float64)
@@ -75,19 +78,14 @@ def quantile_rows(counts: np.ndarray, q: float, highs: np.ndarray) -> np.ndarray
     out = np.full(counts.shape[0], np.nan)
     total = counts.sum(axis=1)
     ok = total > 0
-    if math.isnan(q):
+    if math.isnan(q) or not ok.any():
         return out
-    if q < 0:
-        out[ok] = -np.inf
-        return out
-    if q > 1:
-        out[ok] = np.inf
-        return out
-    if not ok.any():
+    if q < 0 or q > 1:
+        out[ok] = -np.inf if q < 0 else np.inf
         return out
     running = np.cumsum(counts[ok], axis=1)
-    rank = np.maximum(1.0, np.ceil(q * total[ok]))
-    # First bucket whose running sum reaches the rank, row by row.
-    idx = (running < rank[:, None]).sum(axis=1)
-    out[ok] = highs[np.minimum(idx, highs.size - 1)]
+    # A relative slack absorbs the rounding of summed rates; integer counts are far coarser than 1e-12.
+    target = q * total[ok] * (1 - 1e-12)
+    reached = (running >= target[:, None]) & (running > 0)
+    out[ok] = highs[np.argmax(reached, axis=1)]
     return out

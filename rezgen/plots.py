@@ -106,9 +106,10 @@ def _name(labels: dict[str, str], kind: str) -> str:
 
 def _top(names: list[str], values: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
     """Keep the k series with the highest mean, sum the rest into "Other" (NaN where none of them has a point)."""
-    with np.errstate(invalid="ignore"):
-        means = np.nanmean(np.where(np.isnan(values), np.nan, values), axis=1)
-    order = np.argsort(-np.nan_to_num(means, nan=-np.inf), kind="stable")
+    finite = np.isfinite(values)
+    counts = finite.sum(axis=1)
+    means = np.where(counts > 0, np.where(finite, values, 0.0).sum(axis=1) / np.maximum(counts, 1), -np.inf)
+    order = np.argsort(-means, kind="stable")
     keep, rest = order[:k], order[k:]
     other = np.nansum(values[rest], axis=0)
     other[np.isnan(values[rest]).all(axis=0)] = np.nan

@@ -110,6 +110,8 @@ class Series:
 
     def set(self, row: int, value: float) -> None:
         """Store a value at an absolute row of the table (rows appended since the series was last written)."""
+        if row < self.table.first_row:
+            raise ValueError(f"row {row} was already evicted")
         column = self._column()
         missing = row - self.table.first_row + 1 - len(column)
         if missing > 0:

@@ -13,6 +13,7 @@ LABELS_WIDTH = 48
 
 
 def describe_recording(recording: Recording) -> dict[str, Any]:
+    recording.check_histograms()
     start, end = recording.time_range
     footer = recording.footer
     metrics: dict[str, dict[str, Any]] = {}

@@ -107,14 +107,22 @@ def vector_vector(op: str, lhs: Vector, rhs: Vector, modifier: pp.BinModifier | 
     one_side = _index(one, modifier, steps)
     include = list(modifier.group_labels or []) if modifier is not None else []
     out: dict[Labels, Sample] = {}
+    matched: dict[Labels, np.ndarray] = {}
     for sample in many.series:
-        match = one_side.get(_signature(sample.labels, modifier))
+        signature = _signature(sample.labels, modifier)
+        match = one_side.get(signature)
         if match is None:
             continue
         partner_values, partner_labels, partner_present = match
         present = sample.present & partner_present
         if not present.any():
             continue
+        if card == pp.VectorMatchCardinality.OneToOne:
+            taken = matched.setdefault(signature, np.zeros(steps, dtype=bool))
+            if (taken & present).any():
+                raise PromQLError("multiple matches for labels: many-to-one matching must be explicit "
+                                  "(group_left/group_right)")
+            taken |= present
         left, right = (partner_values, sample.values) if one_to_many else (sample.values, partner_values)
         result = apply(op, left, right)
         first = int(np.argmax(present))

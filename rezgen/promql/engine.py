@@ -55,10 +55,11 @@ def range_query(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, s
                               "an instant vector")
         for labels, t, v in _rows(value, times):
             merged[labels].append((t, v))
-    series = [
-        SeriesResult(labels, np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts]))
-        for labels, parts in sorted(merged.items())
-    ]
+    series = []
+    for labels, parts in sorted(merged.items()):
+        t, v = np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
+        order = np.argsort(t, kind="stable")  # one label set may come from several series (e.g. `or`)
+        series.append(SeriesResult(labels, t[order], v[order]))
     return QueryResult("matrix", series)
 
 
@@ -88,7 +89,12 @@ def instant_query(store: Store, expr: str | pp.Expr, time_ns: int) -> QueryResul
     if isinstance(value, Matrix):
         return QueryResult("matrix", [SeriesResult(s.labels, s.times, s.values) for s in value.series
                                       if s.values is not None and len(s.times)])
-    return QueryResult("vector", [SeriesResult(labels, t, v) for labels, t, v in sorted(_rows(value, times))])
+    rows = sorted(_rows(value, times), key=lambda row: row[0])
+    if isinstance(tree, pp.Call) and tree.func.name in ("sort", "sort_desc"):
+        # Only an instant query has an order; NaN sorts last either way, as in Prometheus.
+        descending = tree.func.name == "sort_desc"
+        rows.sort(key=lambda row: (np.isnan(row[2][0]), -row[2][0] if descending else row[2][0]))
+    return QueryResult("vector", [SeriesResult(labels, t, v) for labels, t, v in rows])
 
 
 def _rows(value: Value, times: np.ndarray) -> list[tuple[Labels, np.ndarray, np.ndarray]]:
@@ -103,6 +109,18 @@ def _rows(value: Value, times: np.ndarray) -> list[tuple[Labels, np.ndarray, np.
         if sample.present.any():
             out.append((sample.labels, times[sample.present], sample.values[sample.present]))
     return out
+
+
+def _unique(value: Value) -> Value:
+    """Prometheus refuses a result holding one label set twice at one step (e.g. after dropping names)."""
+    if isinstance(value, Vector) and len(value.series) > 1:
+        seen: dict[Labels, np.ndarray] = {}
+        for sample in value.series:
+            earlier = seen.get(sample.labels)
+            if earlier is not None and (earlier & sample.present).any():
+                raise PromQLError(f"vector cannot contain metrics with the same labelset {dict(sample.labels)}")
+            seen[sample.labels] = sample.present if earlier is None else earlier | sample.present
+    return value
 
 
 def _widest_histogram(store: Store) -> int:
@@ -171,7 +189,7 @@ class Evaluator:
         name = node.func.name
         args = [self.eval(arg) for arg in node.args]
         if name.endswith("_over_time") or name in RANGE_FUNCTIONS:
-            return self._range_function(name, node, args)
+            return _unique(self._range_function(name, node, args))
         if name == "absent":
             vector = args[0]
             assert isinstance(vector, Vector)
@@ -179,7 +197,7 @@ class Evaluator:
             for sample in vector.series:
                 present |= sample.present
             return self._absent(node.args[0], ~present)
-        return functions.call(name, args, self.steps, self.ctx.times)
+        return _unique(functions.call(name, args, self.steps, self.ctx.times))
 
     def _range_function(self, name: str, node: pp.Call, args: list[Value]) -> Value:
         matrix = next((a for a in args if isinstance(a, Matrix)), None)

@@ -108,13 +108,27 @@ def _label_replace(vector: Vector, dst: str, replacement: str, src: str, pattern
         raise PromQLError(f"invalid regular expression in label_replace(): {pattern!r}: {exc}") from None
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", dst):
         raise PromQLError(f"invalid destination label name in label_replace(): {dst!r}")
-    template = re.sub(r"\$\{?(\w+)\}?", lambda m: f"\\g<{m.group(1)}>", replacement)
     out = []
     for sample in vector.series:
         match = regex.fullmatch(label_value(sample.labels, src))
-        labels = sample.labels if match is None else with_label(sample.labels, dst, match.expand(template))
+        labels = sample.labels if match is None else with_label(sample.labels, dst, _expand(match, replacement))
         out.append(Sample(labels, sample.values, sample.present, sample.layout))
     return Vector(out)
+
+
+def _expand(match: re.Match[str], template: str) -> str:
+    """Go's Regexp.Expand: $1, ${1}, $name, ${name}; a group that does not exist expands to nothing; $$ is $."""
+    def group(ref: re.Match[str]) -> str:
+        if ref.group(0) == "$$":
+            return "$"
+        name = ref.group(1) or ref.group(2)
+        try:
+            value = match.group(int(name) if name.isdigit() else name)
+        except IndexError:  # Python's "no such group"
+            return ""
+        return value or ""
+
+    return re.sub(r"\$\$|\$\{(\w+)\}|\$(\w+)", group, template)
 
 
 def _label_join(vector: Vector, dst: str, separator: str, sources: list[str]) -> Vector:

@@ -49,18 +49,23 @@ def extrapolated(matrix: Matrix, kind: str) -> Vector:
         average = sampled / (last - first)
         if series.histogram is not None:
             increase = series.histogram.increase(first, last)
+            first_v = series.histogram.cumulative(first).sum(axis=1)
+            change = increase.sum(axis=1)
         else:
             corrected = _reset_corrected(series.values) if is_counter else series.values
             increase = corrected[last] - corrected[first]
-            if is_counter:
-                # A counter cannot go below zero: do not extrapolate the start past the point it would hit zero.
-                first_v = series.values[first]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    to_zero = np.where((increase > 0) & (first_v >= 0), sampled * (first_v / increase), np.inf)
-                to_start = np.minimum(to_start, to_zero)
+            first_v = series.values[first]
+            change = increase
+        # Prometheus 3 order: a window edge too far from its sample gets half an average interval, and a
+        # counter's start is then capped at the point where it would have been zero.
         threshold = average * 1.1
-        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
-        interval += np.where(to_end < threshold, to_end, average / 2)
+        to_start = np.where(to_start < threshold, to_start, average / 2)
+        to_end = np.where(to_end < threshold, to_end, average / 2)
+        if is_counter:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                to_zero = np.where((change > 0) & (first_v >= 0), sampled * (first_v / change), np.inf)
+            to_start = np.minimum(to_start, to_zero)
+        interval = sampled + to_start + to_end
         factor = interval / sampled
         if kind == "rate":
             factor = factor / (matrix.range_ns / NS)

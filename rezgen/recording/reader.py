@@ -103,20 +103,47 @@ class Recording:
     def _rows(self, values: np.ndarray) -> np.ndarray:
         return values if self._order is None else values[self._order]
 
+    def check_histograms(self) -> None:
+        """Read every histogram column's list lengths (not its values) and drop columns of the wrong length."""
+        for column in [c for c in self.columns if c.meta.kind is Kind.HISTOGRAM]:
+            buckets = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0).buckets
+            for batch in self._batches(column):
+                lengths = pc.list_value_length(batch).fill_null(buckets).to_numpy(zero_copy_only=False)
+                if np.any(lengths != buckets):
+                    self._reject(column, f"histogram rows do not have {buckets} buckets")
+                    break
+
+    def _reject(self, column: Column, reason: str) -> None:
+        self.warnings.append(f"column {column.name!r}: {reason}; skipped")
+        self.columns.remove(column)
+        series = self.store.get(self.table, column.meta.key)
+        if series is not None:
+            self.store.remove_series([series])
+
+    def _batches(self, column: Column):
+        for batch in self._parquet.iter_batches(batch_size=HISTOGRAM_BATCH_ROWS, columns=[column.name],
+                                                use_threads=False):
+            matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
+            yield batch.column(matches[column.occurrence])
+
     def _histogram_loader(self, column: Column):
         def load() -> HistogramColumn:
             layout = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0)
-            blocks: list[tuple[np.ndarray, np.ndarray]] = []
             hist = HistogramColumn(layout.buckets)
-            for batch in self._parquet.iter_batches(batch_size=HISTOGRAM_BATCH_ROWS, columns=[column.name],
-                                                    use_threads=False):
-                matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
-                lists = batch.column(matches[column.occurrence])
-                present, dense = _dense_lists(lists, layout.buckets, f"{self.path}: column {column.index}")
+            blocks: list[tuple[np.ndarray, np.ndarray]] = []
+            for lists in self._batches(column):
+                decoded = _dense_lists(lists, layout.buckets)
+                if decoded is None:
+                    # A malformed column is dropped with a warning; the rest of the recording stays usable.
+                    self.warnings.append(f"column {column.name!r}: histogram rows do not have {layout.buckets} "
+                                         "buckets; skipped")
+                    empty = HistogramColumn(layout.buckets)
+                    empty.append_absent(self.rows)
+                    return empty
                 if self._order is None:
-                    hist.extend_cumulative(dense, present)
+                    hist.extend_cumulative(decoded[1], decoded[0])
                 else:
-                    blocks.append((present, dense))
+                    blocks.append(decoded)
             if self._order is not None:
                 # Rows must be appended in time order; only unsorted files take this (memory-hungry) path.
                 present = np.concatenate([p for p, _ in blocks])
@@ -134,12 +161,12 @@ def _to_float(array: pa.ChunkedArray) -> np.ndarray:
         array.cast(pa.float64()).fill_null(np.nan).to_numpy()
 
 
-def _dense_lists(lists: pa.Array, buckets: int, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Present-row mask and the (present rows, buckets) uint64 matrix of a list<uint64> column batch."""
+def _dense_lists(lists: pa.Array, buckets: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Present-row mask and the (present rows, buckets) uint64 matrix of a list<uint64> batch; None if malformed."""
     present = lists.is_valid().to_numpy(zero_copy_only=False)
     lengths = pc.list_value_length(lists).fill_null(buckets).to_numpy(zero_copy_only=False)
     if np.any(lengths != buckets):
-        raise RecordingError(f"{where}: histogram rows must have {buckets} buckets")
+        return None
     values = lists.flatten().to_numpy(zero_copy_only=False)
     return present, values.reshape(-1, buckets)
 

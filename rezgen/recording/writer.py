@@ -27,6 +27,7 @@ MAX_ROW_GROUP_SIZE = 1800  # what Rezolus ≥ 5.17 writes
 RESERVED_FOOTER_KEYS = frozenset({"sampling_interval_ms", "source", "version"})
 _KIND_ORDER = {Kind.COUNTER: 0, Kind.GAUGE: 1, Kind.HISTOGRAM: 2}
 _HISTOGRAM_TYPE = pa.list_(pa.uint64())
+_TYPES = {Kind.COUNTER: pa.uint64(), Kind.GAUGE: pa.int64(), Kind.HISTOGRAM: _HISTOGRAM_TYPE}
 
 
 class RecordingWriter:
@@ -53,7 +54,7 @@ class RecordingWriter:
             raise ValueError(f"row_group_size must be within 1..{MAX_ROW_GROUP_SIZE}, got {row_group_size}")
         self.path = Path(path)
         # Columns are stored in the format's order; `write` takes values in the caller's order.
-        self._order = sorted(range(len(columns)), key=lambda i: i)
+        self._order = sorted(range(len(columns)), key=lambda i: _sort_key(*columns[i]))
         self._metas = [columns[i][1] for i in self._order]
         self._layouts = [_layout(meta) for meta in self._metas]
         self._schema = _schema(columns, self._order, _footer(columns, interval_ms, source, version, footer or {}))
@@ -126,7 +127,7 @@ class RecordingWriter:
             n = part.stop - start
             arrays = [
                 pa.array(timestamps[part].astype(np.uint64), type=pa.uint64()),
-                _scalar_array(None if durations is None else np.asarray(durations)[part], Kind.COUNTER, n),
+                _scalar_array(None if durations is None else np.asarray(durations)[part], pa.uint64(), n),
             ]
             arrays += [
                 _column_array(meta, layout, None if value is None else np.asarray(value)[part], n)
@@ -182,14 +183,13 @@ def _field_metadata(meta: SeriesMeta) -> dict[str, str]:
 
 
 def _schema(columns: list[tuple[str, SeriesMeta]], order: list[int], footer: dict[str, str]) -> pa.Schema:
-    types = {Kind.COUNTER: pa.uint64(), Kind.GAUGE: pa.int64(), Kind.HISTOGRAM: _HISTOGRAM_TYPE}
     fields = [
         pa.field("timestamp", pa.uint64(), False, {"metric_type": "timestamp", "unit": "nanoseconds"}),
         pa.field("duration", pa.uint64(), True, {"metric_type": "duration", "unit": "nanoseconds"}),
     ]
     for i in order:
         name, meta = columns[i]
-        fields.append(pa.field(_column_name(name, meta), types[meta.kind], metadata=_field_metadata(meta)))
+        fields.append(pa.field(_column_name(name, meta), _TYPES[meta.kind], metadata=_field_metadata(meta)))
     return pa.schema(fields, metadata=footer)
 
 
@@ -247,19 +247,18 @@ def _integers(values: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
-def _scalar_array(values: np.ndarray | None, kind: Kind, rows: int) -> pa.Array:
-    type_, dtype = (pa.int64(), np.int64) if kind is Kind.GAUGE else (pa.uint64(), np.uint64)
+def _scalar_array(values: np.ndarray | None, type_: pa.DataType, rows: int) -> pa.Array:
     if values is None:
         return pa.nulls(rows, type=type_)
     mask = _missing(values)
     if mask is not None:
         values = np.where(mask, 0, values)
-    return pa.array(_integers(values, dtype), type=type_, mask=mask)
+    return pa.array(_integers(values, type_.to_pandas_dtype()), type=type_, mask=mask)
 
 
 def _column_array(meta: SeriesMeta, layout: Layout | None, value: np.ndarray | None, rows: int) -> pa.Array:
     if layout is None:
-        return _scalar_array(value, meta.kind, rows)
+        return _scalar_array(value, _TYPES[meta.kind], rows)
     if value is None:
         return pa.nulls(rows, type=_HISTOGRAM_TYPE)
     cells = _missing(value)
