@@ -15,8 +15,8 @@ $(BIN)/rezgen: pyproject.toml
 demo: $(BIN)/rezgen
 	mkdir -p output
 	$(BIN)/rezgen sample -o $(SAMPLE)
-	$(BIN)/rezgen inspect $(SAMPLE)
 	$(BIN)/rezgen query $(SAMPLE) 'sum(irate(cpu_usage[5m])) / sum(cpu_cores) / 1e9' --step 1m
+	$(BIN)/rezgen build $(SAMPLE) -o output/site
 
 test: $(BIN)/rezgen
 	$(BIN)/pytest -q

@@ -6,7 +6,7 @@ series' samples, found with two binary searches, and prefix sums turn window sum
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -15,10 +15,15 @@ from .values import Matrix, PromQLError, RangeSeries, Sample, Vector, drop_name
 NS = 1e9
 
 
-def _windows(series: RangeSeries, matrix: Matrix) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.searchsorted(series.times, matrix.times - matrix.range_ns, side="right")
-    hi = np.searchsorted(series.times, matrix.times, side="right")
-    return lo, hi
+def _windowed(matrix: Matrix, minimum: int) -> Iterator[tuple[RangeSeries, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per series, the steps whose window holds at least `minimum` samples (mask `ok`) and those windows'
+    sample slices [lo, hi); series with no such step are skipped."""
+    for series in matrix.series:
+        lo = np.searchsorted(series.times, matrix.times - matrix.range_ns, side="right")
+        hi = np.searchsorted(series.times, matrix.times, side="right")
+        ok = hi - lo >= minimum
+        if ok.any():
+            yield series, lo[ok], hi[ok], ok
 
 
 def _reset_corrected(values: np.ndarray) -> np.ndarray:
@@ -34,12 +39,8 @@ def extrapolated(matrix: Matrix, kind: str) -> Vector:
     """`rate`, `increase` and `delta`, extrapolated to the window edges exactly as Prometheus does."""
     is_counter = kind in ("rate", "increase")
     out = Vector()
-    for series in matrix.series:
-        lo, hi = _windows(series, matrix)
-        ok = hi - lo >= 2
-        if not ok.any():
-            continue
-        first, last = lo[ok], hi[ok] - 1
+    for series, lo, hi, ok in _windowed(matrix, 2):
+        first, last = lo, hi - 1
         t = series.times
         first_t, last_t = t[first] / NS, t[last] / NS
         end = matrix.times[ok] / NS
@@ -77,12 +78,8 @@ def extrapolated(matrix: Matrix, kind: str) -> Vector:
 def instant(matrix: Matrix, kind: str) -> Vector:
     """`irate` and `idelta`: the last two samples of each window."""
     out = Vector()
-    for series in matrix.series:
-        lo, hi = _windows(series, matrix)
-        ok = hi - lo >= 2
-        if not ok.any():
-            continue
-        a, b = hi[ok] - 2, hi[ok] - 1
+    for series, _, hi, ok in _windowed(matrix, 2):
+        a, b = hi - 2, hi - 1
         if series.histogram is not None:
             delta = series.histogram.delta(b)  # rows between two consecutive samples hold no entries
         else:
@@ -125,14 +122,10 @@ def _stdvar(window: np.ndarray) -> float:
 def over_time(matrix: Matrix, name: str, param: np.ndarray | None = None) -> Vector:
     """The `<agg>_over_time` functions (param: the quantile for quantile_over_time, per step)."""
     out = Vector()
-    for series in matrix.series:
-        if series.histogram is not None:
-            raise PromQLError(f"{name}_over_time() does not take histograms")
-        lo, hi = _windows(series, matrix)
-        ok = hi > lo
-        if not ok.any():
-            continue
-        lo, hi, v = lo[ok], hi[ok], series.values
+    if any(series.histogram is not None for series in matrix.series):
+        raise PromQLError(f"{name}_over_time() does not take histograms")
+    for series, lo, hi, ok in _windowed(matrix, 1):
+        v = series.values
         count = (hi - lo).astype(np.float64)
         if name in ("sum", "avg"):
             prefix = _prefix(v)
@@ -177,13 +170,9 @@ def _quantile(window: np.ndarray, q: float) -> float:
 def deriv(matrix: Matrix, predict_ns: np.ndarray | None = None) -> Vector:
     """`deriv` (per-second slope by least squares), and `predict_linear` when predict_ns is given."""
     out = Vector()
-    for series in matrix.series:
-        lo, hi = _windows(series, matrix)
-        ok = hi - lo >= 2
-        if not ok.any():
-            continue
+    for series, lo, hi, ok in _windowed(matrix, 2):
         values = []
-        for step, (a, b) in enumerate(zip(lo[ok], hi[ok])):
+        for step, (a, b) in enumerate(zip(lo, hi)):
             at = matrix.times[ok][step]
             x = (series.times[a:b] - at) / NS
             y = series.values[a:b]
