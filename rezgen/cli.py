@@ -28,6 +28,8 @@ def main() -> None:
         _fail("aborted", 130)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
+    except OSError as exc:  # a file system refusal (permissions, full disk) is a user problem, not a crash
+        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
 def _converted(parse: Callable[[str], int]) -> Callable[..., Any]:
@@ -95,8 +97,11 @@ def query(recording: str, expr: str, start: int | None, end: int | None, step: i
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same file).")
 def sample(output: str, duration: int, cpus: int, seed: int) -> None:
     """Write a deterministic synthetic Rezolus recording (a busy 8-CPU host by default)."""
+    from pathlib import Path
+
     from .recording.sample import generate_sample
 
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
     generate_sample(output, duration_s=max(1, duration // 1_000_000_000), cpus=cpus, seed=seed)
     click.echo(f"wrote {output}")
 
