@@ -142,11 +142,19 @@
     if (!S.events.length) return undefined;
     return {
       silent: true, symbol: ['none', 'none'], animation: false,
-      lineStyle: { color: c.faint, type: 'solid', width: 1 },
-      label: { show: true, position: 'insideEndTop', color: c.muted, fontSize: 10,
+      lineStyle: { color: c.accent, type: 'dotted', width: 1, opacity: 0.8 },
+      label: { show: true, position: 'end', distance: 3, color: c.muted, fontSize: 10, width: 110, overflow: 'truncate',
                formatter: function (p) { return p.name; } },
       data: S.events.map(function (e) { return { xAxis: e.t, name: String(e.text || e.kind || '') }; })
     };
+  };
+
+  /* Room above the plot for event labels. */
+  R.gridTop = function (base) { return base + (S.events.length ? 14 : 0); };
+
+  /* Events within `span` ms of t, for tooltips. */
+  R.eventsNear = function (t, span) {
+    return S.events.filter(function (e) { return Math.abs(e.t - t) <= span; });
   };
 
   R.baseOption = function (c) {

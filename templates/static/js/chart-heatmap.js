@@ -103,7 +103,7 @@
     var hi = plot.range ? plot.range[1] : maxOf(plot);
     var height = chart.el.clientHeight || 260;
     var opt = R.baseOption(c);
-    opt.grid = { left: 6, right: 66, top: 12, bottom: 6, show: true, backgroundColor: c.nullCell, borderWidth: 0 };
+    opt.grid = { left: 6, right: 66, top: R.gridTop(12), bottom: 6, show: true, backgroundColor: c.nullCell, borderWidth: 0 };
     opt.xAxis = R.axisX(c);
     opt.yAxis = {
       type: 'category', data: plot.names, inverse: true,

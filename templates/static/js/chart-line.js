@@ -53,7 +53,7 @@
     else if (nonNegative(plot)) { y.min = 0; }
     if (plot.log) { y.type = 'log'; delete y.min; }
     var opt = R.baseOption(c);
-    opt.grid = { left: 6, right: 14, top: 12, bottom: multi ? 50 : 6 };
+    opt.grid = { left: 6, right: 14, top: R.gridTop(12), bottom: multi ? 50 : 6 };
     opt.xAxis = R.axisX(c);
     opt.yAxis = R.axisY(c, plot.unit, y);
     opt.dataZoom = R.dataZoom('filter');

@@ -39,7 +39,7 @@
     var y = plot.log ? logAxis(plot) : { min: 0 };
     if (plot.range) { y.min = plot.range[0] > 0 || !plot.log ? plot.range[0] : y.min; y.max = plot.range[1]; }
     var opt = R.baseOption(c);
-    opt.grid = { left: 6, right: 14, top: 30, bottom: 6 };
+    opt.grid = { left: 6, right: 14, top: R.gridTop(30), bottom: 6 };
     opt.xAxis = R.axisX(c);
     opt.yAxis = R.axisY(c, plot.unit, y);
     opt.dataZoom = R.dataZoom('filter');
@@ -89,7 +89,7 @@
     var labels = b.edges.map(function (e) { return R.units.format(plot.unit, e, 1); });
     var height = chart.el.clientHeight || 300;
     var opt = R.baseOption(c);
-    opt.grid = { left: 6, right: 74, top: 12, bottom: 6, show: true, backgroundColor: c.nullCell, borderWidth: 0 };
+    opt.grid = { left: 6, right: 74, top: R.gridTop(12), bottom: 6, show: true, backgroundColor: c.nullCell, borderWidth: 0 };
     opt.xAxis = R.axisX(c);
     opt.yAxis = {
       type: 'category', data: labels, axisLine: { show: false }, axisTick: { show: false }, splitLine: { show: false },

@@ -43,6 +43,6 @@
   /* A data path template ("data/{host}/cpu.js") for a host; "_" stands for the only host. */
   R.dataPath = function (template, host) {
     var root = document.body.getAttribute('data-root') || '';
-    return root + template.split('{host}').join(host === '_' ? '_' : encodeURIComponent(host));
+    return root + template.split('{host}').join(host === '_' ? '_' : encodeURIComponent(host).replace(/%2F/gi, '/'));
   };
 })(window.REZGEN = window.REZGEN || {});

@@ -54,9 +54,20 @@
       if (items.length > MAX_ROWS) box.appendChild(node('div', 'tt-note', '+ ' + (items.length - MAX_ROWS) + ' more'));
       var note = levelNote(chart);
       if (note) box.appendChild(node('div', 'tt-note', note));
+      events(box, t, chart);
       return box;
     };
   };
+
+  /* Events close to the hovered time (within a few pixels' worth of time). */
+  function events(box, t, chart) {
+    if (!R.state.events.length || typeof t !== 'number') return;
+    var win = R.window();
+    var span = Math.max(R.state.step, (win[1] - win[0]) / Math.max(chart.el.clientWidth, 100) * 6);
+    R.eventsNear(t, span).slice(0, 3).forEach(function (e) {
+      box.appendChild(node('div', 'tt-event', R.units.time(e.t) + '  ' + String(e.text || e.kind || 'event')));
+    });
+  }
 
   /* Axis tooltip for heatmaps: the cell under the mouse, found from the pointer's time and the mouse's row.
      lookup(t, row) -> {start, end, value} or null. */
@@ -73,6 +84,7 @@
         (cell.end - cell.start > R.state.step * 1.5 ? ' – ' + R.units.time(cell.end) : '')));
       box.appendChild(row(cell.color || 'transparent', rowLabel(r), R.units.format(unit, cell.value)));
       if (cell.note) box.appendChild(node('div', 'tt-note', cell.note));
+      events(box, t, chart);
       return box;
     };
   };
