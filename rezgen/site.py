@@ -91,6 +91,10 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
     start, end = recording.time_range
     span = TimeRange(ceil_ms(start), end, recording.interval_ns)
     hosts = hosts_of(recording) or [SINGLE_HOST]
+    for host in hosts:
+        # Host names come from the recording and become directory names: never let one leave data/.
+        if host in (".", "..") or "/" in host or "\\" in host or "\0" in host:
+            raise RecordingError(f"{recording.path}: node name {host!r} cannot be used as a host directory")
     events = _events(recording)
     built: list[tuple[Section, dict[str, Any], list[dict[str, Any]]]] = []
     for number, section in enumerate(sections, 1):

@@ -182,13 +182,14 @@
     var spec = this.spec();
     this.level = spec.level ? spec.level(this, R.window()) : -1;
     this.inst.setOption(spec.option(this, R.colors()), { notMerge: true, lazyUpdate: false });
-    this.inst.dispatchAction({ type: 'takeGlobalCursor', key: 'dataZoomSelect', dataZoomSelectActive: true });
+    this.inst.dispatchAction({ type: 'takeGlobalCursor', key: 'dataZoomSelect', dataZoomSelectActive: true,
+                             escapeConnect: true });
   };
 
   /* Swap in the resolution level that suits the zoom window, if it changed. */
   Chart.prototype.refine = function () {
     var spec = this.spec();
-    if (!spec.level || !this.inst) return;
+    if (!spec.level || !this.inst || this.visible === false) return;
     var level = spec.level(this, R.window());
     if (level === this.level) return;
     this.level = level;
@@ -208,17 +209,39 @@
     chart.inst.getZr().on('dblclick', function () { R.resetZoom(); });
     el.addEventListener('mouseenter', function () { S.hovered = el; });
     el.addEventListener('mouseleave', function () { if (S.hovered === el) S.hovered = null; });
-    if (window.ResizeObserver) new ResizeObserver(function () { chart.inst.resize(); }).observe(el);
+    if (window.ResizeObserver) new ResizeObserver(function () { if (chart.inst) chart.inst.resize(); }).observe(el);
     chart.inst.getZr().on('mousemove', function (e) { chart.mouse = [e.offsetX, e.offsetY]; });
     el.__rezgen = chart;
     S.charts.push(chart);
     chart.render();
+    if (visibility) visibility.observe(el);
     return chart;
   };
+
+  /* Only charts on screen stay in the connect group: replaying every crosshair move and zoom on dozens of
+     off-screen charts made the pointer lag. A chart that comes back catches up with the zoom window and theme. */
+  var visibility = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      var chart = entry.target.__rezgen;
+      if (!chart || !chart.inst) return;
+      chart.visible = entry.isIntersecting;
+      if (!entry.isIntersecting) { chart.inst.group = ''; return; }
+      chart.inst.group = GROUP;
+      if (chart.stale) { chart.stale = false; chart.render(); return; }
+      var axis = chart.inst.getModel().getComponent('xAxis', 0);
+      var extent = axis && axis.axis.scale.getExtent();
+      var win = R.window();
+      if (extent && (Math.abs(extent[0] - win[0]) > 1 || Math.abs(extent[1] - win[1]) > 1)) {
+        chart.inst.dispatchAction({ type: 'dataZoom', startValue: win[0], endValue: win[1], escapeConnect: true });
+      }
+      chart.refine();
+    });
+  }, { rootMargin: '150px 0px' }) : null;
 
   R.disposeChart = function (chart) {
     var i = S.charts.indexOf(chart);
     if (i >= 0) S.charts.splice(i, 1);
+    if (visibility) visibility.unobserve(chart.el);
     if (chart.inst) chart.inst.dispose();
     chart.inst = null;
   };
@@ -246,7 +269,11 @@
 
   /* Zoom every chart of the group; one dispatch is replayed on the others by echarts.connect. */
   R.zoomTo = function (win) {
-    var any = S.charts.length ? S.charts[0].inst : (R.timebar && R.timebar.inst);
+    var any = R.timebar && R.timebar.inst;
+    if (!any) {
+      var shown = S.charts.filter(function (c) { return c.visible !== false && c.inst; })[0];
+      any = shown && shown.inst;
+    }
     if (!any) return;
     if (win) any.dispatchAction({ type: 'dataZoom', startValue: win[0], endValue: win[1] });
     else any.dispatchAction({ type: 'dataZoom', start: 0, end: 100 });
@@ -254,7 +281,10 @@
   R.resetZoom = function () { R.zoomTo(null); };
 
   document.addEventListener('rezgen:theme', function () {
-    S.charts.forEach(function (c) { c.render(); });
+    S.charts.forEach(function (c) {
+      if (c.visible === false) c.stale = true;
+      else c.render();
+    });
   });
 
   if (window.echarts) echarts.connect(GROUP);

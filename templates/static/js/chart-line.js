@@ -21,7 +21,7 @@
     return plot.names.map(function (name, i) {
       var color = name === 'Other' && !single ? c.other : c.series[i % c.series.length];
       var s = {
-        type: 'line', name: name, data: R.pairs(lvl, i),
+        type: 'line', name: name, data: R.pairs(lvl, i, chart.scale > 1 ? chart.toAxis : null, 'x' + chart.scale),
         showSymbol: false, symbol: 'circle', symbolSize: 5, connectNulls: false, animation: false,
         sampling: undefined, clip: true, z: 2,
         lineStyle: { width: single ? 1.6 : 1.4, color: color },
@@ -45,8 +45,23 @@
   }
   R.hexAlpha = hexAlpha;
 
+  /* Byte charts are drawn in the binary unit of their largest value (KiB, MiB, GiB…) so that ECharts' decimal
+     tick steps land on round binary values (5 GiB, not 4.66 GiB). */
+  function binaryScale(chart) {
+    var plot = chart.plot, max = 0;
+    if (plot.unit !== 'bytes') return 1;
+    plot.levels[0].values.forEach(function (row) {
+      row.forEach(function (v) { if (v !== null && Math.abs(v) > max) max = Math.abs(v); });
+    });
+    var k = max >= 1024 ? Math.min(Math.floor(Math.log(max) / Math.log(1024)), 5) : 0;
+    return Math.pow(1024, k);
+  }
+
   function option(chart, c) {
     var plot = chart.plot;
+    var scale = chart.scale = binaryScale(chart);
+    chart.toAxis = function (v) { return v / scale; };
+    chart.unmap = scale > 1 ? function (v) { return v === null ? null : v * scale; } : null;
     var multi = plot.names.length > 1;
     var y = {};
     if (plot.range) { y.min = plot.range[0]; y.max = plot.range[1]; y.interval = (plot.range[1] - plot.range[0]) / 4; }
@@ -55,7 +70,13 @@
     var opt = R.baseOption(c);
     opt.grid = { left: 6, right: 14, top: R.gridTop(12), bottom: multi ? 50 : 6 };
     opt.xAxis = R.axisX(c);
+    if (scale > 1) {
+      if (y.min !== undefined) y.min /= scale;
+      if (y.max !== undefined) y.max /= scale;
+      if (y.interval !== undefined) y.interval /= scale;
+    }
     opt.yAxis = R.axisY(c, plot.unit, y);
+    if (scale > 1) opt.yAxis.axisLabel.formatter = function (v) { return v === 0 ? '0' : R.units.format(plot.unit, v * scale, 2); };
     opt.dataZoom = R.dataZoom('filter');
     opt.tooltip = R.tooltipBase(c, { formatter: R.axisTooltip(chart, plot.unit, multi) });
     if (multi) {
