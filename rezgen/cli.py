@@ -133,3 +133,24 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
     click.echo(f"open file://{index}")
+
+
+@cli.command()
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
+@click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
+def serve(recording: str, host: str, port: int, dashboards: str | None, templates: str | None) -> None:
+    """Serve RECORDING's site locally; open pages reload when the recording, a dashboard or a template changes."""
+    from pathlib import Path
+
+    from .commands.serve import ServeError, serve_recording
+    from .dashboards import DashboardError
+
+    try:
+        serve_recording(Path(recording), host=host, port=port,
+                        dashboards=Path(dashboards) if dashboards else None,
+                        templates=Path(templates) if templates else None, announce=click.echo)
+    except (RecordingError, DashboardError, PromQLError, ServeError) as exc:
+        _fail(str(exc))

@@ -58,13 +58,16 @@ def template_environment(templates: Path | None = None) -> jinja2.Environment:
 
 
 def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
-               templates: Path | None = None, progress: Progress | None = None) -> BuildReport:
+               templates: Path | None = None, progress: Progress | None = None, served: bool = False
+               ) -> BuildReport:
+    """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`."""
     sections = load_dashboards(dashboards)
     env = template_environment(templates)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
+        env.globals["served"] = served
         report = _render(recording, sections, env, work, progress or (lambda _: None))
         _swap(work, output)
     except BaseException:

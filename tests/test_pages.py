@@ -14,28 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from shared import shared_recording, unavailable
+from browser import chromium, launched
+from shared import shared_recording
 
 HOSTILE = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
 CPU_BUSY = '[data-plot-id="cpu-busy"]'
 
 
-def _chromium() -> str:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        unavailable("playwright is not installed (pip install playwright)")
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    unavailable("no Chromium binary on PATH (apt-get install chromium)")
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    _chromium()  # skip before the build when there is no browser to look at it
+    chromium()  # skip before the build when there is no browser to look at it
     recording = shared_recording("c16.parquet")
     out = tmp_path_factory.mktemp("site") / "c16"
     done = subprocess.run([sys.executable, "-m", "rezgen", "build", str(recording), "-o", str(out), "-q"],
@@ -47,16 +35,8 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = _chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=executable, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with launched() as instance:
+        yield instance
 
 
 class Page:

@@ -1,0 +1,58 @@
+"""`rezgen serve RECORDING`: the static site from a local server that reloads open pages when an input changes."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from ..recording.reader import open_recording
+from ..resources import resource_dir
+from ..server.app import create_app
+from ..server.reload import Reloader
+from ..site import build_site
+
+
+def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 8000, dashboards: Path | None = None,
+                    templates: Path | None = None, announce=print) -> None:
+    """Build once (errors propagate before anything listens), then serve and rebuild on change until stopped."""
+    workdir = Path(tempfile.mkdtemp(prefix="rezgen-serve-"))
+    site = workdir / "site"
+
+    def build() -> None:
+        build_site(open_recording(recording), site, dashboards=dashboards, templates=templates, served=True)
+
+    try:
+        build()
+        watched = [recording, dashboards or resource_dir("dashboards"), templates or resource_dir("templates")]
+        app = create_app(site, Reloader(build, watched))
+        listener = listen(host, port)
+        bound = listener.getsockname()[1]
+        announce(f"serving {recording} at http://{host}:{bound}/ (Ctrl+C to stop)")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+        try:
+            server.run(sockets=[listener])
+        except KeyboardInterrupt:
+            pass
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind before serving, so a busy port or a bad address is one clear error (port 0 picks a free one)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+class ServeError(Exception):
+    """The server cannot start; the message is one line for the user."""
