@@ -1,22 +1,22 @@
 """A deterministic synthetic Rezolus host recording, for demos, tests and benchmarks.
 
 The host runs a web service whose load follows a daily wave with bursts, idle spells and one or more latency
-spikes; a user session (its own cgroup) starts part-way through. Metric names, labels, units and types follow
-what the Rezolus agent records; related series agree with each other as in real data (`syscall` increases by
-exactly the count of `syscall_latency`, `blockio_bytes` is the sum of `blockio_size`, per-CPU busy time stays
-below one core). Everything derives from one seeded generator, so the same arguments give the same bytes.
-"""
+spikes; a user session (its own cgroup) starts part-way through (these driving signals are `load_model`'s).
+Metric names, labels, units and types follow what the Rezolus agent records; related series agree with each other
+as in real data (`syscall` increases by exactly the count of `syscall_latency`, `blockio_bytes` is the sum of
+`blockio_size`, per-CPU busy time stays below one core). Everything derives from one seeded generator, so the
+same arguments give the same bytes."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from rezgen.histogram import Layout
 from rezgen.model import Kind, SeriesKey, SeriesMeta, make_labels
+from rezgen.recording.load_model import Host, cpu_cycles, cpu_time, ipc, latency_counts, simulate_host, smooth
 from rezgen.recording.writer import MAX_ROW_GROUP_SIZE, RecordingWriter
 
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
@@ -71,25 +71,6 @@ DESCRIPTIONS = {
 }
 
 
-@dataclass
-class _Host:
-    """Per-row driving signals for the whole recording (small: a few floats per row and CPU)."""
-
-    timestamps: np.ndarray  # ns
-    dt: np.ndarray  # seconds since the previous row (one interval for the first)
-    t: np.ndarray  # seconds since the first row
-    load: np.ndarray  # 0..1 demand on the web service
-    slow_load: np.ndarray  # the same over minutes, for memory
-    busy: np.ndarray  # (rows, cpus) busy fraction of each CPU
-    user: np.ndarray  # user share of busy time
-    net: np.ndarray  # 0..1 network demand
-    spike: np.ndarray  # ≥ 1: latency multiplier
-    writeback: np.ndarray  # 0..1 periodic dirty-page flushing
-    trim: np.ndarray  # 0/1 while fstrim runs
-    session: np.ndarray  # CPU share of the user session (0 before it starts)
-    durations: np.ndarray  # ns the agent spent sampling
-
-
 def generate_sample(
     path: str | os.PathLike[str],
     *,
@@ -104,7 +85,7 @@ def generate_sample(
         raise ValueError("duration_s, cpus and interval_ms must be positive")
     rng = np.random.default_rng(seed)
     rows = duration_s * 1000 // interval_ms + 1
-    host = _host(rng, rows, cpus, interval_ms, START_NS if start_ns is None else start_ns)
+    host = simulate_host(rng, rows, cpus, interval_ms, START_NS if start_ns is None else start_ns)
     out = _Columns(UPTIME_S * 1000 // interval_ms)
     blocks = [slice(a, min(a + MAX_ROW_GROUP_SIZE, rows)) for a in range(0, rows, MAX_ROW_GROUP_SIZE)]
     first = _block(rng, host, blocks[0], out)  # the first block also settles the column list
@@ -119,54 +100,6 @@ def generate_sample(
         writer.write(host.timestamps[blocks[0]], first, host.durations[blocks[0]])
         for block in blocks[1:]:
             writer.write(host.timestamps[block], _block(rng, host, block, out), host.durations[block])
-
-
-def _host(rng: np.random.Generator, rows: int, cpus: int, interval_ms: int, start_ns: int) -> _Host:
-    interval = interval_ms / 1000
-    # The agent samples a little after each tick: a few ms late at 1 s, proportionally less at shorter intervals.
-    late = np.minimum(rng.gamma(2.0, 0.0004, rows), 0.004) * min(1.0, interval)
-    timestamps = start_ns + np.rint((np.arange(rows) * interval + late) * 1e9).astype(np.int64)
-    dt = np.diff(timestamps, prepend=timestamps[0] - interval_ms * 10**6) / 1e9
-    t = (timestamps - timestamps[0]) / 1e9
-    span = max(float(t[-1]), interval)
-    hours = ((timestamps / 1e9) % 86_400) / 3600
-    wave = 0.5 - 0.5 * np.cos(2 * np.pi * (hours - 4) / 24)  # quietest at 04:00 UTC, busiest at 16:00
-    bursts = _pulses(rng, t, rng.poisson(span / 180) + 1, (15, 90), (0.2, 0.5))
-    idle = np.minimum(_pulses(rng, t, 1 + int(span // 1800), (30, 120), (1, 1)), 1)
-    spike = 1 + _pulses(rng, t, 1 + int(span // 7200), (4, 15), (9, 39))
-    noise = _smooth(rng.normal(0, 0.05, rows), 7)
-    load = np.clip(0.12 + 0.3 * wave + _smooth(bursts, 5) + noise, 0.02, 0.95) * (1 - 0.85 * _smooth(idle, 5))
-    weights = rng.uniform(0.75, 1.15, cpus)
-    busy = np.clip(load[:, None] * weights + _smooth(rng.normal(0, 0.04, (rows, cpus)), 5) + 0.01, 0.005, 0.97)
-    user = np.clip(0.72 + _smooth(rng.normal(0, 0.03, rows), 9), 0.5, 0.9)
-    net = np.clip(0.1 + 0.9 * load**1.2 + _smooth(rng.normal(0, 0.03, rows), 5), 0.01, 1.0)
-    writeback = np.where(t % 30 < 3, 1.0, 0.0)  # the kernel flushes dirty pages every 30 s
-    trim = _pulses(rng, t, 1, (15, 25), (1, 1))
-    session_start = rng.uniform(0.3, 0.5) * span
-    session = np.where(t >= session_start, 0.06 + 0.04 * np.cos(t / 40), 0.0)
-    durations = np.rint(rng.gamma(2.0, 250e3, rows) * (1 + load))
-    return _Host(timestamps, dt, t, load, _smooth(load, 121), busy, user, net, spike, writeback, trim, session,
-                 durations)
-
-
-def _pulses(rng: np.random.Generator, t: np.ndarray, count: int, lengths: tuple, heights: tuple) -> np.ndarray:
-    """Sum of `count` rectangular pulses at random times (kept inside the recording) with random length and height."""
-    span = float(t[-1])
-    starts = rng.uniform(0.1, 0.9, count) * span
-    ends = starts + rng.uniform(*lengths, count)
-    edges = np.zeros(len(t) + 1)
-    height = rng.uniform(*heights, count)
-    np.add.at(edges, np.searchsorted(t, starts), height)
-    np.add.at(edges, np.searchsorted(t, ends), -height)
-    return np.cumsum(edges[:-1])
-
-
-def _smooth(x: np.ndarray, width: int) -> np.ndarray:
-    """Centered moving average along the first axis; near the ends it averages over the rows that exist."""
-    sums = np.concatenate([np.zeros((1, *x.shape[1:])), np.cumsum(x, axis=0)])
-    rows = np.arange(len(x))
-    low, high = np.maximum(rows - width // 2, 0), np.minimum(rows + width // 2 + 1, len(x))
-    return ((sums[high] - sums[low]).T / (high - low)).T
 
 
 class _Columns:
@@ -228,31 +161,18 @@ def _column_name(metric: str, labels: dict[str, str]) -> str:
     return "/".join([metric, *parts, *([labels["id"]] if "id" in labels else [])])
 
 
-def _block(rng: np.random.Generator, host: _Host, rows: slice, out: _Columns) -> list[np.ndarray]:
+def _block(rng: np.random.Generator, host: Host, rows: slice, out: _Columns) -> list[np.ndarray]:
     out.values = []
     for family in _FAMILIES:
         family(rng, host, rows, out)
     return out.values
 
 
-def _cpu_time(busy: np.ndarray, user: np.ndarray, dt: np.ndarray) -> dict[str, np.ndarray]:
-    """ns of CPU time per state in each row."""
-    return {"user": busy * user * dt * 1e9, "system": busy * (1 - user) * dt * 1e9}
-
-
-def _cycles(busy: np.ndarray, dt: np.ndarray, load: np.ndarray) -> np.ndarray:
-    return busy * dt * 3.1e9 * (1 - 0.05 * load)  # clocks drop a little when every core is busy
-
-
-def _ipc(load: np.ndarray) -> np.ndarray:
-    return 1.9 - 0.9 * load  # cores compete for caches and memory bandwidth
-
-
-def _cpu(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _cpu(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     busy, dt, load, spike = h.busy[r], h.dt[r, None], h.load[r, None], h.spike[r, None]
-    usage = _cpu_time(busy, h.user[r, None], dt)
-    cycles = _cycles(busy, dt, load)
-    instructions = cycles * np.clip(_ipc(load) + _smooth(rng.normal(0, 0.05, busy.shape), 3), 0.4, 3.0)
+    usage = cpu_time(busy, h.user[r, None], dt)
+    cycles = cpu_cycles(busy, dt, load)
+    instructions = cycles * np.clip(ipc(load) + smooth(rng.normal(0, 0.05, busy.shape), 3), 0.4, 3.0)
     migrations = {direction: rng.poisson((4 + 60 * busy) * dt) for direction in ("from", "to")}
     switches = rng.poisson((30 + 900 * busy**2) * dt)
     waiting = busy**3 * 1.8e8 * np.sqrt(spike) * dt
@@ -269,7 +189,7 @@ def _cpu(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
     out.gauge("cpu_cores", None, np.full(len(busy), busy.shape[1], dtype=np.int64))
 
 
-def _softirq(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _softirq(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     busy, dt, net = h.busy[r], h.dt[r, None], h.net[r, None]
     cpus = busy.shape[1]
     queues = max(1, cpus // 2)  # the NIC's receive queues interrupt the first half of the CPUs
@@ -288,7 +208,7 @@ def _softirq(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> Non
             out.counter("softirq_time", {"id": str(c), "kind": kind}, "nanoseconds", spent)
 
 
-def _network(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _network(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     dt, net, surge = h.dt[r], h.net[r], h.spike[r] - 1
     for direction, bandwidth, size in (("receive", 1.1e8, 600), ("transmit", 1.6e8, 1300)):
         nbytes = bandwidth * net * dt * rng.lognormal(0, 0.05, len(dt))
@@ -298,10 +218,10 @@ def _network(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> Non
     out.counter("tcp_retransmit", {}, "packets", rng.poisson((4 * net + 5 * surge) * dt))
     median = 12_000 * (1 + 1.5 * h.load[r]) * h.spike[r] ** 0.7
     segments = 1.1e8 / 600 * 0.9 * net * dt  # most received packets are TCP
-    out.histogram("tcp_packet_latency", {}, "nanoseconds", *_latency(rng, segments, median, 0.03, 15))
+    out.histogram("tcp_packet_latency", {}, "nanoseconds", *latency_counts(rng, H2, segments, median, 0.03, 15))
 
 
-def _scheduler(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _scheduler(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     busy, load = h.busy[r].mean(axis=1), h.load[r]
     switches = h.busy.shape[1] * (400 + 4000 * busy) * h.dt[r]
     for metric, median, tail, ratio in (
@@ -309,24 +229,24 @@ def _scheduler(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> N
         ("scheduler_running", 400_000 * (0.5 + 2 * load), 0.05, 10),
         ("scheduler_offcpu", 4_000_000 * (1.6 - load), 0.08, 40),
     ):
-        out.histogram(metric, {}, "nanoseconds", *_latency(rng, switches, median, tail, ratio))
+        out.histogram(metric, {}, "nanoseconds", *latency_counts(rng, H2, switches, median, tail, ratio))
 
 
-def _syscalls(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _syscalls(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     load = h.load[r]
     for op, (rate, median) in SYSCALLS.items():
         slowdown = (1 + 0.6 * load) * (h.spike[r] ** 0.8 if op in SPIKY_SYSCALLS else 1)
-        counts, buckets = _latency(rng, rate * (0.15 + load) * h.dt[r], median * slowdown, 0.02, 20)
+        counts, buckets = latency_counts(rng, H2, rate * (0.15 + load) * h.dt[r], median * slowdown, 0.02, 20)
         out.counter("syscall", {"op": op}, "syscalls", counts.sum(axis=1))
         out.histogram("syscall_latency", {"op": op}, "nanoseconds", counts, buckets)
 
 
-def _blockio(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _blockio(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     load, dt = h.load[r], h.dt[r]
     rates = {"read": 300 * (0.2 + load), "write": 80 + 1500 * h.writeback[r], "flush": 2 + 40 * h.writeback[r],
              "discard": 400 * h.trim[r]}
     for op, (median, sizes) in BLOCKIO.items():
-        latency, buckets = _latency(rng, rates[op] * dt, median * (1 + load), 0.02, 8)
+        latency, buckets = latency_counts(rng, H2, rates[op] * dt, median * (1 + load), 0.02, 8)
         ops = latency.sum(axis=1)
         # Every request has one size and one latency: split the same requests over the sizes.
         by_size = rng.multinomial(ops, list(sizes.values()))
@@ -336,7 +256,7 @@ def _blockio(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> Non
         out.histogram("blockio_size", {"op": op}, "bytes", by_size, np.array([H2.index_of(s) for s in sizes]))
 
 
-def _memory(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _memory(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     t, slow = h.t[r], h.slow_load[r]
     anon = 2.5 * GIB + 9 * GIB * slow + 1.5 * GIB * (h.session[r] > 0) + 40e6 * t / 3600
     buffers = 180e6 + 60e6 * slow
@@ -356,13 +276,13 @@ def _pages(values: np.ndarray) -> np.ndarray:
     return (np.asarray(values) // 4096).astype(np.int64) * 4096
 
 
-def _cgroups(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> None:
+def _cgroups(rng: np.random.Generator, h: Host, r: slice, out: _Columns) -> None:
     """The agent's own CPU time, and the host's CPU time, cycles and syscalls split over the cgroups."""
     busy, dt, load = h.busy[r].sum(axis=1), h.dt[r], h.load[r]
     agent = {"user": (2.2e6 + 1.5e6 * load) * dt, "system": (1.6e6 + 1.0e6 * load) * dt}
     for state, ns in agent.items():
         out.counter("rezolus_cpu_usage", {"state": state}, "nanoseconds", ns)
-    usage = _cpu_time(busy, h.user[r], dt)
+    usage = cpu_time(busy, h.user[r], dt)
     shares = {
         "1": np.full(len(dt), 0.03),
         "17": 0.002 + 0.01 * (h.session[r] > 0),  # sshd works for the user's session
@@ -370,35 +290,16 @@ def _cgroups(rng: np.random.Generator, h: _Host, r: slice, out: _Columns) -> Non
         "88": h.session[r],
     }
     shares["41"] = 1 - sum(shares.values())  # the web service gets the rest
-    cycles = _cycles(busy, dt, load)
+    cycles = cpu_cycles(busy, dt, load)
     for cgroup, name, ipc_factor in CGROUPS:
         labels, share, fresh = {"id": cgroup, "name": name}, shares[cgroup], cgroup == "88"  # 88 starts late
         for state, ns in usage.items():
             out.counter("cgroup_cpu_usage", {**labels, "state": state}, "nanoseconds", ns * share, fresh)
         out.counter("cgroup_cpu_cycles", labels, "cycles", cycles * share, fresh)
-        out.counter("cgroup_cpu_instructions", labels, "instructions", cycles * share * _ipc(load) * ipc_factor, fresh)
+        out.counter("cgroup_cpu_instructions", labels, "instructions", cycles * share * ipc(load) * ipc_factor, fresh)
         for op, (rate, _) in SYSCALLS.items():
             calls = rng.poisson(rate * (0.15 + load) * share * dt)
             out.counter("cgroup_syscall", {**labels, "op": op}, "syscalls", calls, fresh)
-
-
-def _latency(
-    rng: np.random.Generator, events: np.ndarray, median: np.ndarray, tail: float, ratio: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row bucket counts of `events` (expected) observations: a log-logistic body around `median` plus a
-    `tail` share `ratio` times slower. Only buckets that can get any are drawn; returns (counts, bucket ids)."""
-    low = H2.index_of(max(1, int(median.min() / 32)))
-    high = H2.index_of(int(median.max() * ratio * 32)) + 1
-    # Buckets low..high-1 are contiguous: bucket j covers [edge j, edge j+1).
-    edges = np.log(np.append(np.maximum(H2.lows[low:high], 0.5), H2.highs[high - 1] + 1))
-    centre = np.log(median)[:, None]
-
-    def mass(shift: float, shape: float) -> np.ndarray:
-        # Logistic CDF in log space, written with tanh so that it cannot overflow.
-        return np.diff(0.5 * np.tanh(shape * (edges - centre - shift) / 2), axis=1)
-
-    share = (1 - tail) * mass(0.0, 3.0) + tail * mass(np.log(ratio), 1.5)
-    return rng.poisson(events[:, None] * share), np.arange(low, high)
 
 
 def _systeminfo(cpus: int) -> dict:
@@ -418,6 +319,6 @@ def _systeminfo(cpus: int) -> dict:
     }
 
 
-_FAMILIES: tuple[Callable[[np.random.Generator, _Host, slice, _Columns], None], ...] = (
+_FAMILIES: tuple[Callable[[np.random.Generator, Host, slice, _Columns], None], ...] = (
     _cpu, _softirq, _network, _scheduler, _syscalls, _blockio, _memory, _cgroups,
 )
