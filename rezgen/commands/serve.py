@@ -13,7 +13,9 @@ from ..recording.reader import open_recording
 from ..resources import resource_dir
 from ..server.app import create_app
 from ..server.reload import Reloader
-from ..site import build_site
+from ..dashboards import load_dashboards
+from ..server.source import RecordingSource
+from ..site import build_site, hosts_of
 
 
 def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 8000, dashboards: Path | None = None,
@@ -21,14 +23,17 @@ def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 800
     """Build once (errors propagate before anything listens), then serve and rebuild on change until stopped."""
     workdir = Path(tempfile.mkdtemp(prefix="rezgen-serve-"))
     site = workdir / "site"
+    current: list[RecordingSource] = []
 
     def build() -> None:
-        build_site(open_recording(recording), site, dashboards=dashboards, templates=templates, served=True)
+        opened = open_recording(recording)
+        build_site(opened, site, dashboards=dashboards, templates=templates, served=True)
+        current[:] = [RecordingSource(opened, load_dashboards(dashboards), hosts_of(opened))]
 
     try:
         build()
         watched = [recording, dashboards or resource_dir("dashboards"), templates or resource_dir("templates")]
-        app = create_app(site, Reloader(build, watched))
+        app = create_app(site, Reloader(build, watched), lambda: current[0])
         listener = listen(host, port)
         bound = listener.getsockname()[1]
         announce(f"serving {recording} at http://{host}:{bound}/ (Ctrl+C to stop)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
@@ -13,12 +13,15 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .api import api_routes
 from .reload import Reloader
+from .source import DataSource
 
 RELOAD_PATH = "/_rezgen/reload"
 
 
-def create_app(site: Path, reloader: Reloader) -> Starlette:
+def create_app(site: Path, reloader: Reloader, source: Callable[[], DataSource]) -> Starlette:
+    """`source` returns what the API answers from now (it changes when the recording is rebuilt)."""
     async def reload_stream(request: Request) -> EventSourceResponse:
         return EventSourceResponse(reloader.events(), ping=15, headers={"Cache-Control": "no-store",
                                                                         "X-Accel-Buffering": "no"})
@@ -36,6 +39,7 @@ def create_app(site: Path, reloader: Reloader) -> Starlette:
                 await watcher
 
     return Starlette(
-        routes=[Route(RELOAD_PATH, reload_stream), Mount("/", StaticFiles(directory=site, html=True))],
+        routes=[Route(RELOAD_PATH, reload_stream), *api_routes(source),
+                Mount("/", StaticFiles(directory=site, html=True))],
         lifespan=lifespan,
     )
