@@ -8,13 +8,10 @@ only when complete, so a failed build leaves the previous site untouched.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,12 +20,12 @@ import jinja2
 from .commands.inspect import describe_recording
 from .dashboards import Plot, Section, load_dashboards
 from .model import Kind
+from .pages import SINGLE_HOST, data_script, render, section_context, section_page, section_payload, site_context
 from .plots import TimeRange, plot_data
-from .recording.reader import Recording
+from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
 from .timeparse import ceil_ms
 
-SINGLE_HOST = "_"
 METRIC_TOP = 10
 
 Progress = Callable[[str], None]
@@ -99,7 +96,7 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
         if host in (".", "..") or "/" in host or "\\" in host or "\0" in host:
             raise RecordingError(f"{recording.path}: node name {host!r} cannot be used as a host directory")
     events = _events(recording)
-    built: list[tuple[Section, dict[str, Any], list[dict[str, Any]]]] = []
+    built: list[tuple[Section, dict[str, Any]]] = []
     for number, section in enumerate(sections, 1):
         progress(f"[{number}/{len(sections)}] {section.title}: {len(section.plots)} plots")
         payloads: dict[str, dict[str, Any]] = {}
@@ -112,19 +109,17 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
             continue
         for host, payload in payloads.items():
             _write_data(work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
-                        _section_payload(section, payload, span, events))
-        groups = [{"name": g.name, "description": g.description,
-                   "plots": [_plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups]
-        missing = [{"id": p.id, "title": p.title, "query": p.query} for p in section.plots if p.id not in with_data]
+                        section_payload(section, payload, span, events))
+        context = section_context(section, with_data)
         report.plots += len(with_data)
-        report.missing += len(missing)
-        built.append((section, {"groups": [g for g in groups if g["plots"]], "missing": missing}, missing))
-    site = _site_context(recording, built, hosts)
-    for index, (section, context, _) in enumerate(built):
+        report.missing += len(context["missing"])
+        built.append((section, context))
+    site = site_context(recording.path.name, start, end,
+                        [(s, sum(len(g["plots"]) for g in c["groups"])) for s, c in built], hosts)
+    for index, (section, context) in enumerate(built):
         name = "index.html" if index == 0 else f"{section.route}.html"
-        page = {"route": section.route, "title": section.title, "kind": "section",
-                "data": f"data/{{host}}/{section.route}.js", "root": ""}
-        _write_page(env, "section.html", work / name, site=site, page=page, section=context, events=events)
+        _write_page(env, "section.html", work / name, site=site, page=section_page(section), section=context,
+                    events=events)
         report.pages.append(name)
     progress("metric browser")
     metrics = _metric_pages(recording, work, hosts, span)
@@ -140,41 +135,6 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
         report.pages.append("index.html")
     shutil.copytree(resource_dir("templates") / "static", work / "static")
     return report
-
-
-def _plot_summary(plot: Plot) -> dict[str, Any]:
-    return {"id": plot.id, "title": plot.title, "description": plot.description, "width": plot.width,
-            "kind": plot.kind, "unit": plot.unit}
-
-
-def _section_payload(section: Section, plots: dict[str, dict[str, Any]], span: TimeRange,
-                     events: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "route": section.route, "title": section.title,
-        "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
-                  "step": span.step_ns // 1_000_000},
-        "groups": [{"name": g.name, "plots": [plots[p.id] for p in g.plots if p.id in plots]}
-                   for g in section.groups],
-        "events": events,
-    }
-
-
-def _site_context(recording: Recording, built: list[tuple[Section, dict[str, Any], list[Any]]],
-                  hosts: list[str]) -> dict[str, Any]:
-    start, end = recording.time_range
-    return {
-        "title": recording.path.name,
-        "subtitle": f"{_utc(start)} – {_utc(end)} UTC",
-        "sections": [{"route": s.route, "title": s.title, "href": "index.html" if i == 0 else f"{s.route}.html",
-                      "count": sum(len(g["plots"]) for g in ctx["groups"])} for i, (s, ctx, _) in enumerate(built)],
-        "pages": [{"href": "metrics.html", "title": "Metrics"}, {"href": "system.html", "title": "System"}],
-        "hosts": hosts if hosts != [SINGLE_HOST] else [],
-        "generator": f"rezgen {version('rezgen')}",
-    }
-
-
-def _utc(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _events(recording: Recording) -> list[dict[str, Any]]:
@@ -230,13 +190,8 @@ def _slug(name: str) -> str:
 
 def _write_data(path: Path, key: str, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    path.write_text(f"REZGEN.register({json.dumps(key)},{body});\n", encoding="utf-8")
+    path.write_text(data_script(key, payload), encoding="utf-8")
 
 
 def _write_page(env: jinja2.Environment, template: str, path: Path, **context: Any) -> None:
-    context.setdefault("live", False)
-    context.setdefault("section", None)
-    context.setdefault("metrics", None)
-    context.setdefault("systeminfo", None)
-    path.write_text(env.get_template(template).render(**context), encoding="utf-8")
+    path.write_text(render(env, template, **context), encoding="utf-8")

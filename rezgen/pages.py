@@ -1,0 +1,82 @@
+"""What a page is made of, for the static site and the live server alike: template contexts and data payloads.
+
+A section page's HTML lists its charts (only those with data) and what is "not in this recording"; its data is a
+classic script that hands a payload to `REZGEN.register`, so the same page works from file:// and from a server.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from importlib.metadata import version
+from typing import Any
+
+import jinja2
+
+from .dashboards import Plot, Section
+from .plots import TimeRange
+
+SINGLE_HOST = "_"
+
+
+def plot_summary(plot: Plot) -> dict[str, Any]:
+    return {"id": plot.id, "title": plot.title, "description": plot.description, "width": plot.width,
+            "kind": plot.kind, "unit": plot.unit}
+
+
+def section_context(section: Section, with_data: set[str]) -> dict[str, Any]:
+    """The section template's `section`: groups of the plots with data, and the plots without."""
+    groups = [{"name": g.name, "description": g.description,
+               "plots": [plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups]
+    return {"groups": [g for g in groups if g["plots"]],
+            "missing": [{"id": p.id, "title": p.title, "query": p.query} for p in section.plots
+                        if p.id not in with_data]}
+
+
+def section_payload(section: Section, plots: dict[str, dict[str, Any]], span: TimeRange,
+                    events: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "route": section.route, "title": section.title,
+        "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
+                  "step": span.step_ns // 1_000_000},
+        "groups": [{"name": g.name, "plots": [plots[p.id] for p in g.plots if p.id in plots]}
+                   for g in section.groups],
+        "events": events,
+        **extra,
+    }
+
+
+def site_context(title: str, start_ns: int, end_ns: int, sections: list[tuple[Section, int]],
+                 hosts: list[str]) -> dict[str, Any]:
+    """The templates' `site`: navigation (sections with data and their chart counts) and host choice."""
+    return {
+        "title": title,
+        "subtitle": f"{_utc(start_ns)} – {_utc(end_ns)} UTC",
+        "sections": [{"route": s.route, "title": s.title, "href": "index.html" if i == 0 else f"{s.route}.html",
+                      "count": count} for i, (s, count) in enumerate(sections)],
+        "pages": [{"href": "metrics.html", "title": "Metrics"}, {"href": "system.html", "title": "System"}],
+        "hosts": hosts if hosts != [SINGLE_HOST] else [],
+        "generator": f"rezgen {version('rezgen')}",
+    }
+
+
+def section_page(section: Section) -> dict[str, Any]:
+    return {"route": section.route, "title": section.title, "kind": "section",
+            "data": f"data/{{host}}/{section.route}.js", "root": ""}
+
+
+def render(env: jinja2.Environment, template: str, **context: Any) -> str:
+    for name in ("live", "section", "metrics", "systeminfo"):
+        context.setdefault(name, None if name != "live" else False)
+    context.setdefault("events", [])
+    return env.get_template(template).render(**context)
+
+
+def data_script(key: str, payload: dict[str, Any]) -> str:
+    """A classic script registering the payload (JSON is valid JavaScript; json escapes U+2028/2029)."""
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    return f"REZGEN.register({json.dumps(key)},{body});\n"
+
+
+def _utc(t_ns: int) -> str:
+    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
