@@ -59,6 +59,19 @@ class Plot:
     description: str | None = None
     top: int = 5
 
+    @property
+    def metrics(self) -> set[str]:
+        """Metric names the query selects (a selector without a name, e.g. {__name__=~...}, adds nothing)."""
+        names: set[str] = set()
+
+        def visit(node: pp.Expr) -> bool:
+            if isinstance(node, pp.VectorSelector) and node.name:
+                names.add(node.name)
+            return True
+
+        pp.walk(parse(self.query), visit)
+        return names
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "query": self.query, "unit": self.unit, "kind": self.kind,
                 "width": self.width, "range": list(self.range) if self.range else None, "log": self.log,

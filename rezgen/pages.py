@@ -24,13 +24,18 @@ def plot_summary(plot: Plot) -> dict[str, Any]:
             "kind": plot.kind, "unit": plot.unit}
 
 
-def section_context(section: Section, with_data: set[str]) -> dict[str, Any]:
-    """The section template's `section`: groups of the plots with data, and the plots without."""
+def section_context(section: Section, with_data: set[str], absent: set[str]) -> dict[str, Any]:
+    """The section template's `section`: groups of the plots with data, and the plots whose metrics are absent
+    (a plot left out for another reason, such as a per-CPU chart of a one-CPU host, is in neither)."""
     groups = [{"name": g.name, "description": g.description,
                "plots": [plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups]
     return {"groups": [g for g in groups if g["plots"]],
-            "missing": [{"id": p.id, "title": p.title, "query": p.query} for p in section.plots
-                        if p.id not in with_data]}
+            "missing": [{"id": p.id, "title": p.title, "query": p.query} for p in section.plots if p.id in absent]}
+
+
+def absent_plots(section: Section, store: Any) -> set[str]:
+    """Plots whose query names a metric the store does not have."""
+    return {p.id for p in section.plots if not all(store.series_of(name) for name in p.metrics)}
 
 
 def section_payload(section: Section, plots: dict[str, dict[str, Any]], span: TimeRange,
@@ -75,7 +80,12 @@ def render(env: jinja2.Environment, template: str, **context: Any) -> str:
 def data_script(key: str, payload: dict[str, Any]) -> str:
     """A classic script registering the payload (JSON is valid JavaScript; json escapes U+2028/2029)."""
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    return f"REZGEN.register({json.dumps(key)},{body});\n"
+    # Label values are untrusted: no "<" may reach a script, should this ever be inlined into HTML.
+    return f"REZGEN.register({_safe(json.dumps(key))},{_safe(body)});\n"
+
+
+def _safe(text: str) -> str:
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _utc(t_ns: int) -> str:

@@ -11,19 +11,24 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
 
-from .commands.inspect import describe_recording
+import promql_parser as pp
+
 from .dashboards import Plot, Section, load_dashboards
-from .model import Kind
-from .pages import SINGLE_HOST, data_script, render, section_context, section_page, section_payload, site_context
+from .model import PROVENANCE_KEYS, Kind
+from .pages import SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload, site_context
 from .plots import TimeRange, plot_data
+from .promql.engine import parse
+from .promql.values import PromQLError
 from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
+from .store import HistogramSeries
 from .timeparse import ceil_ms
 
 METRIC_TOP = 10
@@ -45,13 +50,32 @@ def hosts_of(recording: Recording) -> list[str]:
     return sorted(n for n in nodes if n) if len(nodes) > 1 else []
 
 
+class SiteError(Exception):
+    """A template problem; the message is one line for the user."""
+
+
+PAGE_TEMPLATES = ("section.html", "metrics.html", "system.html")
+
+
 def template_environment(templates: Path | None = None) -> jinja2.Environment:
-    """User templates (if any) first, then the defaults, which stay reachable as `default:<name>`."""
+    """User templates (if any) first, then the defaults, which stay reachable as `default:<name>`.
+
+    The page templates are compiled here, so a broken one is reported before any data is computed.
+    """
+    if templates is not None and not Path(templates).is_dir():
+        raise SiteError(f"{templates}: no such templates directory")
     default = jinja2.FileSystemLoader(str(resource_dir("templates")))
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(templates))] if templates else []
     loaders += [default, jinja2.PrefixLoader({"default": default}, delimiter=":")]
-    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
-                              undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined)
+    for name in PAGE_TEMPLATES:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise SiteError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise SiteError(f"template {name}: {exc.message or exc}") from None
+    return env
 
 
 def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
@@ -110,7 +134,7 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
         for host, payload in payloads.items():
             _write_data(work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
                         section_payload(section, payload, span, events))
-        context = section_context(section, with_data)
+        context = section_context(section, with_data, absent_plots(section, recording.store) - with_data)
         report.plots += len(with_data)
         report.missing += len(context["missing"])
         built.append((section, context))
@@ -149,31 +173,91 @@ def _events(recording: Recording) -> list[dict[str, Any]]:
 
 
 def default_query(metric: str, kind: Kind) -> tuple[str, str]:
-    """The metric browser's chart for a metric: (kind of plot, query)."""
+    """The metric browser's chart for a metric: (kind of plot, query).
+
+    Counters are charted as `irate` (the change between consecutive samples, what Rezolus shows; `rate` over
+    5 minutes would ramp up through the first minutes of a recording). A name that is not a PromQL identifier
+    (e.g. `ringline/bytes/received`) is selected as `{__name__="..."}`."""
+    selector = _selector(metric)
     if kind is Kind.HISTOGRAM:
-        return "percentiles", metric
+        return "percentiles", selector
     if kind is Kind.COUNTER:
-        return "multi", f"rate({metric}[5m])"
-    return "multi", metric
+        return "multi", f"irate({selector}[5m])"
+    return "multi", selector
+
+
+def _selector(metric: str) -> str:
+    try:
+        tree = parse(metric)
+    except PromQLError:
+        tree = None
+    if isinstance(tree, pp.VectorSelector) and tree.name == metric and tree.offset is None and tree.at is None:
+        return metric
+    quoted = metric.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{{__name__="{quoted}"}}'
 
 
 def _metric_pages(recording: Recording, work: Path, hosts: list[str], span: TimeRange) -> list[dict[str, Any]]:
-    info = describe_recording(recording)
-    kinds = {s.key.metric: s.kind for s in recording.store}
+    """One data file per metric and host with its default chart at the coarsest level only (the browser's chart
+    does not zoom into detail; the dashboards do). Each metric's series are released once its chart is written,
+    so a long recording's build does not end up holding every column it has."""
     out = []
-    for metric in info["metrics"]:
-        name = metric["name"]
-        plot_kind, query = default_query(name, kinds[name])
-        plot = Plot(id=f"metric-{_slug(name)}", title=name, query=query, unit=_unit_of(metric["unit"], kinds[name]),
+    for metric in _metric_summaries(recording):
+        name, kind = metric["name"], metric["kind"]
+        plot_kind, query = default_query(name, kind)
+        plot = Plot(id=f"metric-{_slug(name)}", title=name, query=query, unit=_unit_of(metric["unit"], kind),
                     kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP,
                     description=metric["description"])
         for host in hosts:
             scope = (("node", host),) if host != SINGLE_HOST else ()
-            data = plot_data(recording.store, plot, span, scope)
+            data = plot_data(recording.store, plot, span, scope, coarse_only=True)
             _write_data(work / "data" / host / "metrics" / f"{_slug(name)}.js", f"{host}/metrics/{name}",
-                        {"name": name, "query": query, "plot": data})
+                        {"name": name, "query": query, "plot": data,
+                         "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
+                                   "step": span.step_ns // 1_000_000}})
+        release_series(recording, name)
+        del metric["kind"]
         out.append({**metric, "query": query, "data": f"data/{{host}}/metrics/{_slug(name)}.js"})
     return out
+
+
+def _metric_summaries(recording: Recording) -> list[dict[str, Any]]:
+    """The metric table's rows, as `rezgen inspect` lists them (name, type, unit, series, description, label
+    counts, provenance), from the field metadata alone: `describe_recording` also reads every histogram column
+    to check its list lengths, which costs a build a second pass over the largest columns; a malformed column
+    is reported by the loader when its chart is computed."""
+    metrics: dict[str, dict[str, Any]] = {}
+    label_values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for column in recording.columns:
+        meta = column.meta
+        entry = metrics.setdefault(meta.key.metric, {
+            "name": meta.key.metric, "type": meta.kind.value, "kind": meta.kind, "unit": meta.unit, "series": 0,
+            "description": meta.description or recording.footer.describe(meta.key.metric),
+        })
+        entry["series"] += 1
+        for key, value in meta.key.labels:
+            label_values[meta.key.metric][key].add(value)
+    for name, entry in metrics.items():
+        labels = label_values[name]
+        entry["labels"] = {k: len(v) for k, v in sorted(labels.items()) if k not in PROVENANCE_KEYS}
+        entry["provenance"] = {k: sorted(v) for k, v in sorted(labels.items()) if k in PROVENANCE_KEYS}
+    return [metrics[name] for name in sorted(metrics)]
+
+
+def release_series(recording: Recording, metric: str) -> None:
+    """Forget the decoded values of a metric's series (the recording decodes them again if a query needs them):
+    a long recording's columns do not all fit in memory at once."""
+    columns = [c for c in recording.columns if c.meta.key.metric == metric]
+    scalar = [c for c in columns if c.meta.kind is not Kind.HISTOGRAM]
+    for column in columns:
+        series = recording.store.get(recording.table, column.meta.key)
+        if series is None or not series.loaded:
+            continue
+        if isinstance(series, HistogramSeries):
+            # Series.unload covers counters and gauges; a histogram keeps its column in _hist.
+            series._hist, series._hist_loader = None, recording._histogram_loader(column)
+        else:
+            series.unload(recording._scalar_loader(column, scalar))
 
 
 def _unit_of(unit: str | None, kind: Kind) -> str:
@@ -194,4 +278,8 @@ def _write_data(path: Path, key: str, payload: dict[str, Any]) -> None:
 
 
 def _write_page(env: jinja2.Environment, template: str, path: Path, **context: Any) -> None:
-    path.write_text(render(env, template, **context), encoding="utf-8")
+    try:
+        html = render(env, template, **context)
+    except jinja2.TemplateError as exc:
+        raise SiteError(f"template {template}: {exc.message or exc}") from None
+    path.write_text(html, encoding="utf-8")
