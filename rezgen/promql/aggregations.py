@@ -112,7 +112,7 @@ def _top(op: str, members: list[Sample], k: np.ndarray, steps: int) -> list[Samp
     order_key = np.where(present, order_key, np.inf)
     nan_last = np.where(present & np.isnan(values), 1, 0) + np.where(present, 0, 2)
     ranks = np.lexsort((order_key, nan_last), axis=0).argsort(axis=0)
-    limit = np.broadcast_to(np.nan_to_num(k, nan=0.0), (steps,)).astype(np.int64)
+    limit = np.clip(np.broadcast_to(np.nan_to_num(k, nan=0.0), (steps,)), 0, len(members)).astype(np.int64)
     chosen = present & (ranks < limit[None, :])
     return [Sample(m.labels, m.values, chosen[i]) for i, m in enumerate(members) if chosen[i].any()]
 

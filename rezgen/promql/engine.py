@@ -75,13 +75,13 @@ def evaluate_range(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int
     chunk = max(16, CHUNK_CELLS // _widest_histogram(store))
     for first in range(0, len(times), chunk):
         ctx = Context(store, times[first : first + chunk], start_ns, end_ns, scope=scope)
-        yield ctx.times, Evaluator(ctx).eval(tree)
+        yield ctx.times, _evaluate(ctx, tree)
 
 
 def instant_query(store: Store, expr: str | pp.Expr, time_ns: int) -> QueryResult:
     tree = parse(expr) if isinstance(expr, str) else expr
     times = np.array([time_ns], dtype=np.int64)
-    value = Evaluator(Context(store, times, time_ns, time_ns)).eval(tree)
+    value = _evaluate(Context(store, times, time_ns, time_ns), tree)
     if isinstance(value, String):
         return QueryResult("string", [], value.value)
     if isinstance(value, Scalar):
@@ -95,6 +95,15 @@ def instant_query(store: Store, expr: str | pp.Expr, time_ns: int) -> QueryResul
         descending = tree.func.name == "sort_desc"
         rows.sort(key=lambda row: (np.isnan(row[2][0]), -row[2][0] if descending else row[2][0]))
     return QueryResult("vector", [SeriesResult(labels, t, v) for labels, t, v in rows])
+
+
+def _evaluate(ctx: Context, tree: pp.Expr) -> Value:
+    # Inf and NaN are ordinary PromQL results; times and durations beyond int64 nanoseconds are a user error.
+    try:
+        with np.errstate(all="ignore"):
+            return Evaluator(ctx).eval(tree)
+    except (OverflowError, ValueError) as exc:
+        raise PromQLError(f"value out of range: {exc}") from None
 
 
 def _rows(value: Value, times: np.ndarray) -> list[tuple[Labels, np.ndarray, np.ndarray]]:

@@ -6,6 +6,7 @@ over its sliding window, so the HTTP API and the pages do not care which one the
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +19,8 @@ from ..timeparse import ceil_ms
 
 class DataSource(Protocol):
     store: Store
+    lock: threading.RLock  # held while reading the store: live mode appends from a poller thread, and a
+    # recording decodes series lazily on first use
     sections: list[Section]
     interval_ns: int
     hosts: list[str]  # values of the `node` label when there are several hosts, else []
@@ -63,6 +66,7 @@ class RecordingSource:
     recording: Any
     sections: list[Section]
     hosts: list[str] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def store(self) -> Store:
