@@ -118,7 +118,7 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     from pathlib import Path
 
     from .dashboards import DashboardError
-    from .site import build_site
+    from .site import SiteError, build_site
 
     def progress(message: str) -> None:
         if not quiet:
@@ -128,7 +128,7 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
         report = build_site(open_recording(recording), Path(output),
                             dashboards=Path(dashboards) if dashboards else None,
                             templates=Path(templates) if templates else None, progress=progress)
-    except (RecordingError, DashboardError, PromQLError) as exc:
+    except (RecordingError, DashboardError, PromQLError, SiteError) as exc:
         _fail(str(exc))
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
@@ -136,21 +136,76 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 
 
 @cli.command()
-@click.argument("recording", type=click.Path(dir_okay=False))
+@click.argument("recording", required=False, type=click.Path(dir_okay=False))
+@click.option("--live", "agents", multiple=True, metavar="URL",
+              help="Watch a running Rezolus agent (repeat for several) instead of a recording.")
+@click.option("--interval", default="1s", show_default=True, callback=_converted(parse_duration),
+              help="Live: how often to poll each agent (down to 50ms).")
+@click.option("--retention", default="1h", show_default=True, callback=_converted(parse_duration),
+              help="Live: how much history to keep in memory.")
+@click.option("--record", type=click.Path(dir_okay=False), help="Live: also write what arrives to this .parquet file.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
-def serve(recording: str, host: str, port: int, dashboards: str | None, templates: str | None) -> None:
-    """Serve RECORDING's site locally; open pages reload when the recording, a dashboard or a template changes."""
+def serve(recording: str | None, agents: tuple[str, ...], interval: int, retention: int, record: str | None,
+          host: str, port: int, dashboards: str | None, templates: str | None) -> None:
+    """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL."""
     from pathlib import Path
 
     from .commands.serve import ServeError, serve_recording
     from .dashboards import DashboardError
+    from .site import SiteError
+
+    if bool(recording) == bool(agents):
+        _fail("give either a RECORDING or --live URL (not both)", 2)
+    if record and not agents:
+        _fail("--record needs --live", 2)
+    if interval < 50_000_000:
+        _fail("--interval must be at least 50ms", 2)
+    if retention < 2 * interval:
+        _fail("--retention must hold at least two intervals", 2)
+    folders = {"dashboards": Path(dashboards) if dashboards else None,
+               "templates": Path(templates) if templates else None}
+    try:
+        if agents:
+            from .commands.live import serve_live
+
+            serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,
+                       record=Path(record) if record else None, announce=click.echo, **folders)
+        else:
+            assert recording is not None
+            serve_recording(Path(recording), host=host, port=port, announce=click.echo, **folders)
+    except (RecordingError, DashboardError, PromQLError, ServeError, SiteError) as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
+@click.option("--port", default=4241, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0 picks a free one).")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Rows advance at this multiple of wall time.")
+@click.option("--format", "fmt", default="v2", show_default=True, type=click.Choice(["v2", "v3"]),
+              help="Snapshot format of /metrics/binary (v2: what every Rezolus release reads).")
+@click.option("--loop/--no-loop", default=True, show_default=True,
+              help="At the end start over with counters continuing upward, or keep serving the last row.")
+@click.option("--node", help="Which agent of a combined recording (default: the first node).")
+@click.option("--fault", default="none", show_default=True,
+              type=click.Choice(["none", "garbage", "empty", "truncated", "slow", "error"]),
+              help="Misbehave on /metrics/binary from the start (for tests; POST /_replay/fault changes it).")
+def replay(recording: str, host: str, port: int, speed: float, fmt: str, loop: bool, node: str | None,
+           fault: str) -> None:
+    """Serve RECORDING as a live Rezolus agent (/metrics/binary, /systeminfo, ...), for trying live mode."""
+    from pathlib import Path
+
+    from .agent.recorded import ReplayError
+    from .agent.replay import replay_recording
+    from .commands.serve import ServeError
 
     try:
-        serve_recording(Path(recording), host=host, port=port,
-                        dashboards=Path(dashboards) if dashboards else None,
-                        templates=Path(templates) if templates else None, announce=click.echo)
-    except (RecordingError, DashboardError, PromQLError, ServeError) as exc:
+        replay_recording(Path(recording), host=host, port=port, speed=speed, fmt=fmt, loop=loop, node=node,
+                         fault=fault, announce=click.echo)
+    except (ReplayError, ServeError) as exc:
         _fail(str(exc))

@@ -130,7 +130,7 @@ class RecordingWriter:
                 _scalar_array(None if durations is None else np.asarray(durations)[part], pa.uint64(), n),
             ]
             arrays += [
-                _column_array(meta, layout, None if value is None else np.asarray(value)[part], n)
+                _column_array(meta, layout, None if value is None else np.asanyarray(value)[part], n)
                 for meta, layout, value in zip(self._metas, self._layouts, ordered)
             ]
             self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
@@ -231,7 +231,12 @@ def _check_shape(meta: SeriesMeta, layout: Layout | None, value: np.ndarray | No
 
 
 def _missing(values: np.ndarray) -> np.ndarray | None:
-    """Null mask of a float array (NaN = no sample); None when nothing is missing."""
+    """Null mask (NaN or a masked entry = no sample); None when nothing is missing.
+
+    Masked integer arrays let u64 counters above 2^53 be written exactly, which floats cannot do."""
+    if isinstance(values, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(values)
+        return mask if mask.any() else None
     if values.dtype.kind != "f":
         return None
     mask = np.isnan(values)
@@ -251,7 +256,9 @@ def _scalar_array(values: np.ndarray | None, type_: pa.DataType, rows: int) -> p
     if values is None:
         return pa.nulls(rows, type=type_)
     mask = _missing(values)
-    if mask is not None:
+    if isinstance(values, np.ma.MaskedArray):
+        values = values.filled(0)
+    elif mask is not None:
         values = np.where(mask, 0, values)
     return pa.array(_integers(values, type_.to_pandas_dtype()), type=type_, mask=mask)
 

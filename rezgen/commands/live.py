@@ -1,0 +1,96 @@
+"""`rezgen serve --live AGENT...`: the dashboards of running agents, pushed to open pages as points arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+from urllib.parse import urlsplit
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from ..agent.client import AgentClient
+from ..dashboards import load_dashboards
+from ..live.hub import Hub
+from ..live.ingest import Ingest
+from ..live.record import LiveRecorder
+from ..live.source import LiveSource
+from ..resources import resource_dir
+from ..server.api import api_routes
+from ..server.live import live_routes
+from ..site import template_environment
+from ..store import Store
+from .serve import listen
+
+
+def node_name(url: str) -> str:
+    """The `node` label of an agent's series when several agents are watched: its host and port."""
+    return urlsplit(url if "//" in url else f"http://{url}").netloc or url
+
+
+def _footer(agents: dict[str, AgentClient]) -> dict[str, Any]:
+    """systeminfo and descriptions as the agents reported them (the first agent's systeminfo, as combine does)."""
+    infos = [agent.info for agent in agents.values()]
+    footer: dict[str, Any] = {}
+    systeminfo = next((i.systeminfo for i in infos if i.systeminfo), None)
+    if systeminfo:
+        footer["systeminfo"] = systeminfo
+    descriptions = {k: v for i in infos for k, v in (i.descriptions or {}).items()}
+    if descriptions:
+        footer["descriptions"] = descriptions
+    return footer
+
+
+def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: str = "127.0.0.1", port: int = 8000,
+               dashboards: Path | None = None, templates: Path | None = None, record: Path | None = None,
+               announce: Callable[[str], None] = print) -> None:
+    sections = load_dashboards(dashboards)
+    env = template_environment(templates)
+    env.globals["served"] = False
+    ingest = Ingest(Store(interval_ns), retention_ns)
+    nodes = {url: node_name(url) for url in urls} if len(urls) > 1 else {}
+    for url in urls:
+        ingest.add_agent(url, nodes.get(url))
+    recorder = LiveRecorder(record, interval_ns // 1_000_000, nodes) if record else None
+    agents: dict[str, AgentClient] = {}
+    source = LiveSource(ingest, sections, interval_ns, agents, nodes)
+    hub = Hub(ingest, interval_ns, source.status)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        for url in urls:
+            def on_snapshot(snapshot: Any, url: str = url) -> None:
+                if ingest.append(url, snapshot):
+                    if recorder is not None:
+                        recorder.add(url, snapshot)
+                    loop.call_soon_threadsafe(hub.notify)
+            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot)
+            agents[url].start()
+        pusher = asyncio.create_task(hub.run())
+        try:
+            yield
+        finally:
+            pusher.cancel()
+            for agent in agents.values():
+                agent.stop()
+            if recorder is not None:
+                recorder.footer = _footer(agents)
+                rows = recorder.close()
+                announce(f"recorded {rows} snapshots to {record}" if rows else f"nothing recorded to {record}")
+
+    title = ", ".join(urls)
+    app = Starlette(routes=[Mount("/static", StaticFiles(directory=resource_dir("templates") / "static")),
+                            *api_routes(lambda: source), *live_routes(source, hub, env, title)],
+                    lifespan=lifespan)
+    listener = listen(host, port)
+    announce(f"serving live {title} at http://{host}:{listener.getsockname()[1]}/ (Ctrl+C to stop)")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        pass

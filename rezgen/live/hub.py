@@ -1,0 +1,160 @@
+"""Push new plot points to open pages: one SSE stream per page, computed once per section and host.
+
+Live points sit on a fixed grid (anchor + k * interval, like the static site's steps). When snapshots arrive,
+each watched (section, host) computes only the steps that became computable, once, and every page watching it
+gets the same event. An event's id is the time (ms) of its last step, so a page that reconnects with
+`Last-Event-ID` receives exactly the steps after it that are still in the window. Nothing queues per client: a
+page that fell behind (slow network, paused tab) gets one coalesced event covering everything it missed, and a
+page too far behind is told to reload its data instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+from sse_starlette import ServerSentEvent
+
+from ..dashboards import Section
+from ..plots import TimeRange, plot_data
+from .ingest import Ingest
+
+MAX_BACKFILL_STEPS = 1000  # beyond this a page reloads its data rather than receive points
+IDLE_SECONDS = 60  # a section nobody watched for this long stops being computed
+
+
+@dataclass
+class Update:
+    first_ms: int  # first step in this update
+    last_ms: int  # last step (the SSE event id)
+    plots: dict[str, Any]
+
+
+@dataclass
+class Subscription:
+    section: Section
+    host: str | None
+    last_ms: int | None = None  # newest step computed
+    latest: Update | None = None
+    watchers: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+class Hub:
+    def __init__(self, ingest: Ingest, interval_ns: int, status: Callable[[], dict[str, Any]]):
+        self.ingest = ingest
+        self.step_ns = interval_ns
+        self.anchor_ns: int | None = None
+        self.status = status
+        self._subs: dict[tuple[str, str | None], Subscription] = {}
+        self._wake = asyncio.Event()
+
+    def grid_until(self, t_ns: int) -> int | None:
+        """The last grid step at or before t_ns."""
+        if self.anchor_ns is None:
+            return None
+        return self.anchor_ns + (t_ns - self.anchor_ns) // self.step_ns * self.step_ns
+
+    def notify(self) -> None:
+        """Called on the event loop after each ingested snapshot."""
+        if self.anchor_ns is None and self.ingest.newest_ns is not None:
+            self.anchor_ns = -(-self.ingest.newest_ns // 1_000_000) * 1_000_000
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Compute new points for every watched section whenever data arrives (coalescing bursts)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for key, sub in list(self._subs.items()):
+                if sub.watchers == 0 and time.monotonic() - sub.idle_since > IDLE_SECONDS:
+                    del self._subs[key]
+                    continue
+                update = await asyncio.to_thread(self._advance, sub)
+                if update is not None:
+                    async with sub.changed:
+                        sub.latest = update
+                        sub.changed.notify_all()
+
+    def _advance(self, sub: Subscription) -> Update | None:
+        newest = self.ingest.newest_ns
+        end = self.grid_until(newest) if newest is not None else None
+        if end is None:
+            return None
+        end_ms = end // 1_000_000
+        if sub.last_ms is not None and end_ms <= sub.last_ms:
+            return None
+        start_ms = end_ms if sub.last_ms is None else sub.last_ms + self.step_ns // 1_000_000
+        update = self.points(sub.section, sub.host, start_ms, end_ms)
+        sub.last_ms = end_ms
+        return update
+
+    def points(self, section: Section, host: str | None, first_ms: int, last_ms: int) -> Update:
+        """The plots' values at the grid steps between first_ms and last_ms (inclusive)."""
+        span = TimeRange(first_ms * 1_000_000, last_ms * 1_000_000, self.step_ns)
+        scope = (("node", host),) if host else ()
+        plots: dict[str, Any] = {}
+        with self.ingest.lock:
+            for plot in section.plots:
+                data = plot_data(self.ingest.store, plot, span, scope)
+                if data is not None:
+                    finest = data["levels"][-1]
+                    plots[plot.id] = {"kind": data["kind"], "names": data["names"], "t": finest["t"],
+                                      "values": finest["values"]}
+        return Update(first_ms, last_ms, plots)
+
+    async def stream(self, section: Section, host: str | None, last_event_id: str | None
+                     ) -> AsyncIterator[ServerSentEvent]:
+        key = (section.route, host)
+        sub = self._subs.get(key) or self._subs.setdefault(key, Subscription(section, host))
+        sub.watchers += 1
+        self._wake.set()
+        cursor = _parse_id(last_event_id)
+        try:
+            yield ServerSentEvent(json.dumps(self.status()), event="status")
+            while True:
+                async with sub.changed:
+                    await sub.changed.wait_for(lambda: sub.latest is not None and
+                                               (cursor is None or sub.latest.last_ms > cursor))
+                    update = sub.latest
+                assert update is not None
+                if cursor is not None and cursor + self.step_ns // 1_000_000 < update.first_ms:
+                    update = await self._catch_up(sub, cursor, update)
+                if update is None:
+                    yield ServerSentEvent(json.dumps({"reason": "too far behind"}), event="reset")
+                    cursor = sub.latest.last_ms if sub.latest else None
+                    continue
+                cursor = update.last_ms
+                yield ServerSentEvent(json.dumps({"first": update.first_ms, "last": update.last_ms,
+                                                  "plots": update.plots}, allow_nan=False),
+                                      event="points", id=str(update.last_ms))
+                yield ServerSentEvent(json.dumps(self.status()), event="status")
+        finally:
+            sub.watchers -= 1
+            sub.idle_since = time.monotonic()
+
+    async def _catch_up(self, sub: Subscription, cursor: int, latest: Update) -> Update | None:
+        """One update from just after `cursor` to the latest step, or None when that is too much to send."""
+        step_ms = self.step_ns // 1_000_000
+        oldest = self._window_start_ms()
+        first = max(cursor + step_ms, oldest if oldest is not None else cursor + step_ms)
+        first = first + (latest.last_ms - first) % step_ms  # stay on the grid
+        if (latest.last_ms - first) // step_ms > MAX_BACKFILL_STEPS:
+            return None
+        return await asyncio.to_thread(self.points, sub.section, sub.host, first, latest.last_ms)
+
+    def _window_start_ms(self) -> int | None:
+        with self.ingest.lock:
+            bounds = self.ingest.store.time_range()
+        return None if bounds is None else -(-bounds[0] // 1_000_000)
+
+
+def _parse_id(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,75 @@
+"""The live data source: the sliding window of one or more agents, as the server's pages and API see it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from ..dashboards import Plot, Section
+from ..store import Store
+from .ingest import Ingest
+
+
+class Agent(Protocol):
+    """What the source needs from an agent poller (rezgen.agent.client.AgentClient)."""
+
+    url: str
+
+    def state(self) -> Any: ...
+
+    @property
+    def info(self) -> Any: ...
+
+
+class LiveSource:
+    def __init__(self, ingest: Ingest, sections: list[Section], interval_ns: int, agents: dict[str, Agent],
+                 nodes: dict[str, str]):
+        self.ingest = ingest
+        self.sections = sections
+        self.interval_ns = interval_ns
+        self.agents = agents
+        self.hosts = sorted(nodes.values()) if len(agents) > 1 else []
+
+    @property
+    def store(self) -> Store:
+        return self.ingest.store
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self.ingest.lock
+
+    def time_range(self) -> tuple[int, int] | None:
+        with self.lock:
+            return self.ingest.store.time_range()
+
+    def describe(self, metric: str) -> str | None:
+        for agent in self.agents.values():
+            text = (agent.info.descriptions or {}).get(metric)
+            if text:
+                return text
+        return None
+
+    @property
+    def systeminfo(self) -> dict[str, Any] | None:
+        return next((info.systeminfo for a in self.agents.values() if (info := a.info).systeminfo), None)
+
+    def has_data(self, plot: Plot) -> bool:
+        """Cheap test used for navigation: every metric the plot's query names is in the window."""
+        names = plot.metrics
+        with self.lock:
+            return bool(names) and all(self.ingest.store.series_of(name) for name in names)
+
+    def status(self) -> dict[str, Any]:
+        """Connection state of every agent, for the pages' indicator (times in unix ms)."""
+        agents = []
+        for agent in self.agents.values():
+            state = agent.state()
+            agents.append({
+                "url": state.url, "state": state.status.value, "error": state.last_error,
+                "last_success_ms": int(state.last_success * 1000) if state.last_success else None,
+                "down_since_ms": int(state.down_since * 1000) if state.down_since else None,
+                "snapshots": state.snapshots, "restarts": state.restarts,
+            })
+        with self.lock:
+            newest = self.ingest.newest_ns
+        return {"agents": agents, "seq": self.ingest.seq, "newest_ms": newest // 1_000_000 if newest else None}

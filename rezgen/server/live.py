@@ -1,0 +1,113 @@
+"""The live server's pages: the static site's templates and data scripts, computed from the sliding window, plus
+the SSE stream of new points (one per page).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..dashboards import Section
+from ..live.hub import Hub
+from ..live.source import LiveSource
+from ..pages import SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload, site_context
+from ..plots import TimeRange, plot_data
+from ..timeparse import parse_duration
+
+RANGES = ("5m", "15m", "1h", "6h", "24h")
+DEFAULT_RANGE = "15m"
+
+
+def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: str) -> list[BaseRoute]:
+    def visible(section: Section) -> set[str]:
+        return {p.id for p in section.plots if source.has_data(p)}
+
+    def nav() -> list[tuple[Section, set[str]]]:
+        return [(s, ids) for s in source.sections if (ids := visible(s))]
+
+    def site() -> dict[str, Any]:
+        bounds = source.time_range() or (0, 0)
+        return site_context(title, bounds[0], bounds[1], [(s, len(ids)) for s, ids in nav()], source.hosts)
+
+    def live_context() -> dict[str, Any]:
+        return {"interval_ms": source.interval_ns // 1_000_000, "retention_ms": source.ingest.retention_ns // 1_000_000,
+                "ranges": [r for r in RANGES if parse_duration(r) <= source.ingest.retention_ns] or [RANGES[0]],
+                "stream": "api/stream"}
+
+    def page(request: Request) -> Response:
+        name = request.path_params.get("page", "index.html")
+        sections = nav()
+        if name in ("metrics.html", "system.html"):
+            kind = name.split(".")[0]
+            return HTMLResponse(render(env, name, site=site(), live=live_context(), systeminfo=source.systeminfo,
+                                       page={"route": kind, "title": kind.title(), "kind": kind, "data": "",
+                                             "root": ""}, metrics=[]))
+        wanted = sections[0][0].route if name == "index.html" and sections else name.removesuffix(".html")
+        match = next(((s, ids) for s, ids in sections if s.route == wanted), None)
+        if match is None:
+            if not sections:
+                return HTMLResponse("<!doctype html><title>rezgen</title><p>Waiting for the first snapshots… "
+                                    "<script>setTimeout(() => location.reload(), 2000)</script>", status_code=503)
+            return HTMLResponse("not found", status_code=404)
+        section, ids = match
+        with source.lock:
+            absent = absent_plots(section, source.store)
+        return HTMLResponse(render(env, "section.html", site=site(), page=section_page(section),
+                                   section=section_context(section, ids, absent), live=live_context()))
+
+    def data(request: Request) -> Response:
+        host, route = request.path_params["host"], request.path_params["route"]
+        section = next((s for s in source.sections if s.route == route), None)
+        span = _span(source, hub, request.query_params.get("range", DEFAULT_RANGE))
+        if section is None or span is None:
+            return JSONResponse({"error": "no such section or no data yet"}, status_code=404)
+        scope = (("node", host),) if host != SINGLE_HOST and source.hosts else ()
+        with source.lock:
+            plots = {p.id: d for p in section.plots if (d := plot_data(source.store, p, span, scope)) is not None}
+        payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
+                                                                  "step": span.step_ns // 1_000_000})
+        return Response(data_script(f"{host}/{route}", payload), media_type="text/javascript",
+                        headers={"Cache-Control": "no-store"})
+
+    async def stream(request: Request) -> Response:
+        route = request.query_params.get("section", "")
+        section = next((s for s in source.sections if s.route == route), None)
+        if section is None:
+            return JSONResponse({"error": f"unknown section {route!r}"}, status_code=400)
+        host = request.query_params.get("host") or None
+        if host is not None and host != SINGLE_HOST and host not in source.hosts:
+            return JSONResponse({"error": f"unknown host {host!r}"}, status_code=400)
+        cursor = request.headers.get("last-event-id") or request.query_params.get("since")
+        events = hub.stream(section, host if source.hosts else None, cursor)
+        return EventSourceResponse(events, ping=15, send_timeout=10,
+                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    def status(request: Request) -> Response:
+        return JSONResponse(source.status(), headers={"Cache-Control": "no-store"})
+
+    return [
+        Route("/", page), Route("/api/stream", stream), Route("/api/status", status),
+        Route("/data/{host}/{route}.js", data), Route("/{page:str}", page),
+    ]
+
+
+def _span(source: LiveSource, hub: Hub, text: str) -> TimeRange | None:
+    """The last `text` of the window (e.g. 15m), on the live grid, ending at its newest step."""
+    try:
+        length = parse_duration(text)
+    except ValueError:
+        length = parse_duration(DEFAULT_RANGE)
+    bounds = source.time_range()
+    if bounds is None:
+        return None
+    end = hub.grid_until(bounds[1])
+    if end is None:
+        return None
+    start = max(end - length, bounds[0])
+    start = end - (end - start) // hub.step_ns * hub.step_ns  # on the grid
+    return TimeRange(start, end, hub.step_ns)
