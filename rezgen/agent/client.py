@@ -1,0 +1,350 @@
+"""`AgentClient`: poll one Rezolus agent's `/metrics/binary` from a background thread (protocol §1, §5).
+
+- One thread, one request at a time: a poll that overruns skips the ticks it missed (never queues them), like
+  Rezolus's `MissedTickBehavior::Skip`. Ticks sit on a fixed grid of `interval_s`.
+- Timeout per request (connect + whole body): `clamp(2 × interval, 2 s, 10 s)` as Rezolus uses; an agent can take
+  ~75 ms to answer on a busy host, so a fast interval does not get a shorter timeout, it gets skipped ticks.
+- A failed poll (refused, timed out, HTTP error, empty 200 — the exporter's upstream-failure answer —, an
+  undecodable body) backs off: interval, ×2 each failure, up to max(5 s, interval); success resets it.
+- Snapshots with the `systemtime` already delivered are duplicates (the agent's 10 ms cache) and skipped.
+- Clock: the agent's `systemtime` is kept as the timeline (it is what a recording would store). A stamp a little
+  behind the last one (≤ max(1 s, 2 × interval)) is an out-of-order/stale answer and is dropped; a larger jump back
+  is a clock step (NTP, a replaced host): dropping until the clock catches up could lose hours, so the client
+  re-synchronises — it delivers the snapshot with `discontinuity="clock"` and follows the new clock from there.
+- Agent restart: more counters went down than up, or the snapshot's `version` or the `/` banner changed. The snapshot
+  is delivered with `discontinuity="restart"` and `/`, `/systeminfo`, `/metrics/descriptions` are fetched again
+  (they are fetched once per agent run; 404 means "this agent does not have it", as for agents before 5.9).
+
+Threading: `on_snapshot`, `on_info` and `on_state` run on the client's thread, one at a time; an asyncio server
+should hand results to its loop with `loop.call_soon_threadsafe`. `state()` and `info` may be read from any
+thread. An exception in a callback is recorded as a problem and polling goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import json
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import requests
+
+from .pieces import Snapshot, SnapshotError
+from .schema import SchemaCache
+from .snapshot import decode
+
+MAX_BODY = 64 << 20  # real snapshots are 50-400 KB
+MAX_BACKOFF_S = 5.0
+RECENT_PROBLEMS = 20
+
+
+class Status(str, enum.Enum):
+    CONNECTED = "connected"  # the last poll succeeded
+    RECONNECTING = "reconnecting"  # it was connected; polls have been failing for a short while
+    DISCONNECTED = "disconnected"  # never connected yet, failing for long, or stopped
+
+
+@dataclass(frozen=True)
+class ClientState:
+    url: str
+    status: Status
+    last_success: float | None = None  # wall time (time.time()) of the last good poll
+    down_since: float | None = None  # wall time of the first failure of the current outage
+    last_error: str | None = None  # one line
+    retry_in: float | None = None  # the back-off before the next attempt while failing
+    polls: int = 0
+    failures: int = 0
+    snapshots: int = 0  # delivered to on_snapshot
+    duplicates: int = 0
+    problems: int = 0  # decode problems and client-side ones (clock, callbacks)
+    restarts: int = 0
+    clock_steps: int = 0
+    recent_problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    banner: str | None = None  # first line of `/`, e.g. "Rezolus 5.11.0 Agent"
+    source: str | None = None  # first word of the banner
+    version: str | None = None  # second word of the banner
+    systeminfo: dict[str, Any] | None = None
+    descriptions: dict[str, str] | None = None
+
+
+class _PollError(Exception):
+    pass
+
+
+def default_timeout(interval_s: float) -> float:
+    return min(max(2 * interval_s, 2.0), 10.0)
+
+
+def _normalise(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+class AgentClient:
+    def __init__(self, url: str, interval_s: float, timeout_s: float | None = None, *,
+                 on_snapshot: Callable[[Snapshot], None] | None = None,
+                 on_info: Callable[[AgentInfo], None] | None = None,
+                 on_state: Callable[[ClientState], None] | None = None,
+                 schemas: SchemaCache | None = None):
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.url = _normalise(url)
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s if timeout_s is not None else default_timeout(interval_s)
+        self.on_snapshot, self.on_info, self.on_state = on_snapshot, on_info, on_state
+        self.schemas = schemas or SchemaCache()
+        self.stale_tolerance_ns = int(max(1.0, 2 * interval_s) * 1e9)
+        self.disconnect_after_s = max(10.0, 3 * interval_s)  # how long "reconnecting" lasts before "disconnected"
+        self._lock = threading.Lock()
+        self._state = ClientState(self.url, Status.DISCONNECTED)
+        self._recent: collections.deque[str] = collections.deque(maxlen=RECENT_PROBLEMS)
+        self._info = AgentInfo()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._session = self._new_session()
+        self._failing = 0  # consecutive failures
+        self._need_info = True
+        self._check_banner = False
+        self._last_ts: int | None = None
+        self._last_counters: dict[str, int] = {}
+        self._last_version: str | None = None
+
+    # --- public -----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("AgentClient already started")
+        self._thread = threading.Thread(target=self._run, name=f"agent {self.url}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop polling; returns once the thread has ended (an in-flight request is cut short)."""
+        self._stop.set()
+        self._session.close()
+        if self._thread is not None:
+            self._thread.join(timeout if timeout is not None else self.timeout_s + 1)
+        self._update(status=Status.DISCONNECTED, retry_in=None)
+
+    def state(self) -> ClientState:
+        with self._lock:
+            return self._state
+
+    @property
+    def info(self) -> AgentInfo:
+        with self._lock:
+            return self._info
+
+    def __enter__(self) -> AgentClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- loop -------------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        anchor = time.monotonic()
+        next_tick = anchor
+        while not self._stop.is_set():
+            delay = next_tick - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            ok = self._tick()
+            now = time.monotonic()
+            if ok:
+                # The next grid point after now: ticks a slow poll overran are skipped, not queued.
+                next_tick = anchor + (int((now - anchor) / self.interval_s) + 1) * self.interval_s
+            else:
+                backoff = min(self.interval_s * 2 ** (self._failing - 1), max(MAX_BACKOFF_S, self.interval_s))
+                self._update(retry_in=backoff)
+                next_tick = now + backoff
+
+    def _tick(self) -> bool:
+        try:
+            status, body = self._get("/metrics/binary")
+            if status != 200:
+                raise _PollError(f"HTTP {status} from /metrics/binary")
+            if not body:
+                raise _PollError("empty body (HTTP 200): no snapshot")
+            try:
+                snapshot = decode(body, self.schemas)
+            except SnapshotError as exc:
+                raise _PollError(str(exc)) from None
+        except _PollError as exc:
+            if not self._stop.is_set():
+                self._failed(str(exc))
+            return False
+        recovered = self._failing > 0
+        self._failing = 0
+        self._update(status=Status.CONNECTED, last_success=time.time(), down_since=None, retry_in=None,
+                     polls=self._state.polls + 1)
+        if recovered:
+            self._check_banner = True  # after an outage: the same agent, or a new one?
+        self._deliver(snapshot)
+        return True
+
+    def _failed(self, message: str) -> None:
+        self._failing += 1
+        self._session.close()  # a pooled connection to a dead or confused agent is not worth keeping
+        self._session = self._new_session()
+        state = self._state
+        down_since = state.down_since or time.time()
+        was_up = state.status is not Status.DISCONNECTED
+        status = Status.RECONNECTING if was_up and time.time() - down_since < self.disconnect_after_s \
+            else Status.DISCONNECTED
+        self._update(status=status, down_since=down_since, last_error=message, polls=state.polls + 1,
+                     failures=state.failures + 1)
+
+    def _deliver(self, snapshot: Snapshot) -> None:
+        ts = snapshot.timestamp_ns
+        if self._last_ts is not None and ts == self._last_ts:
+            self._update(duplicates=self._state.duplicates + 1)
+            return
+        if self._last_ts is not None and ts < self._last_ts:
+            back = self._last_ts - ts
+            if back <= self.stale_tolerance_ns:
+                self._problem(f"snapshot {back / 1e6:.0f} ms older than the last one; dropped")
+                return
+            self._problem(f"agent clock went back {back / 1e9:.1f} s; following the new clock")
+            snapshot.discontinuity = "clock"
+            self._update(clock_steps=self._state.clock_steps + 1)
+        restarted = self._restarted(snapshot)
+        if self._need_info or self._check_banner or restarted:
+            banner = self._info.banner
+            self._check_banner = False
+            self._fetch_info()
+            if banner is not None and self._info.banner is not None and banner != self._info.banner:
+                restarted = True  # a new agent binary behind the same address
+        if restarted:
+            snapshot.discontinuity = snapshot.discontinuity or "restart"
+            self._update(restarts=self._state.restarts + 1)
+        self._last_ts = ts
+        for problem in snapshot.problems:
+            self._problem(problem)
+        self._update(snapshots=self._state.snapshots + 1)
+        self._call(self.on_snapshot, snapshot)
+
+    def _restarted(self, snapshot: Snapshot) -> bool:
+        """More counters went down than up, or the agent's version changed. (A reused cgroup slot takes only a
+        few counters down, and a restarted agent takes down every counter that moves.)"""
+        previous = self._last_counters
+        decreased = increased = 0
+        for entry in snapshot.counters:
+            if entry.name:
+                before = previous.get(entry.name)
+                if before is not None and before != entry.value:
+                    if entry.value < before:
+                        decreased += 1
+                    else:
+                        increased += 1
+        self._last_counters = {e.name: e.value for e in snapshot.counters if e.name}
+        version, self._last_version = self._last_version, snapshot.metadata.get("version")
+        if version is not None and self._last_version is not None and version != self._last_version:
+            return True
+        return decreased > max(increased, 2)
+
+    # --- agent info -------------------------------------------------------------------------------------------
+
+    def _fetch_info(self) -> None:
+        """`/`, `/systeminfo`, `/metrics/descriptions`; a 404 means absent, a failure is retried next tick."""
+        try:
+            banner = self._optional("/", text=True)
+            systeminfo = self._optional("/systeminfo")
+            descriptions = self._optional("/metrics/descriptions")
+        except _PollError as exc:
+            self._problem(f"agent info not fetched: {exc}")
+            self._need_info = True
+            return
+        first = banner.splitlines()[0].strip() if isinstance(banner, str) and banner.strip() else None
+        words = first.split() if first else []
+        info = AgentInfo(first, words[0] if words else None, words[1] if len(words) > 1 else None,
+                         systeminfo if isinstance(systeminfo, dict) else None,
+                         {str(k): str(v) for k, v in descriptions.items()} if isinstance(descriptions, dict)
+                         else None)
+        self._need_info = False
+        with self._lock:
+            changed, self._info = info != self._info, info
+        if changed:
+            self._call(self.on_info, info)
+
+    def _optional(self, path: str, text: bool = False) -> Any:
+        status, body = self._get(path)
+        if status == 404:
+            return None
+        if status != 200:
+            raise _PollError(f"HTTP {status} from {path}")
+        try:
+            return body.decode("utf-8", "replace") if text else json.loads(body)
+        except ValueError:
+            self._problem(f"{path} is not JSON; ignored")
+            return None
+
+    # --- HTTP -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        session.headers["Accept-Encoding"] = "gzip"  # ~8x smaller on the wire (§1.1)
+        session.headers["User-Agent"] = "rezgen"
+        return session
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        """(status, body) within the timeout for the whole exchange, or _PollError with a one-line reason."""
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            with self._session.get(self.url + path, timeout=self.timeout_s, stream=True) as response:
+                chunks, size = [], 0
+                for chunk in response.iter_content(1 << 16):
+                    size += len(chunk)
+                    if size > MAX_BODY:
+                        raise _PollError(f"{path}: body over {MAX_BODY >> 20} MB")
+                    if time.monotonic() > deadline:
+                        raise _PollError(f"{path}: no complete answer within {self.timeout_s:g} s")
+                    chunks.append(chunk)
+                return response.status_code, b"".join(chunks)
+        except requests.Timeout:
+            raise _PollError(f"{path}: no answer within {self.timeout_s:g} s") from None
+        except requests.RequestException as exc:
+            raise _PollError(f"{path}: {_reason(exc)}") from None
+
+    # --- state ------------------------------------------------------------------------------------------------
+
+    def _problem(self, message: str) -> None:
+        self._recent.append(message)
+        self._update(problems=self._state.problems + 1, recent_problems=tuple(self._recent))
+
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            old = self._state
+            self._state = replace(old, **changes)
+            new = self._state
+        if new.status is not old.status:
+            self._call(self.on_state, new)
+
+    def _call(self, callback: Callable[[Any], None] | None, value: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(value)
+        except Exception as exc:  # a consumer's bug must not stop the polling
+            self._problem(f"{getattr(callback, '__name__', 'callback')} raised {type(exc).__name__}: {exc}")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return "connection refused"
+    if "RemoteDisconnected" in text or "without response" in text:
+        return "connection closed without a response"
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return "truncated or corrupt body"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:200]

@@ -1,0 +1,168 @@
+"""The decoded snapshot (`Snapshot`, `Entry`, `Group`) and the validators of its pieces, shared by V1/V2 and V3.
+
+Each validator returns the value or, for a bad piece, a short reason (a str) that the caller reports in
+`Snapshot.problems` before dropping just that piece.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..histogram import Layout, LayoutError
+from ..model import PROPERTY_KEYS, SeriesKey, make_labels
+
+U64 = 1 << 64
+I64 = 1 << 63
+MAX_PROBLEMS = 50
+
+
+class SnapshotError(Exception):
+    """A payload that is not a usable snapshot; the message is one line."""
+
+
+@dataclass(slots=True)
+class Entry:
+    name: str  # the agent's entry name: unique only within one snapshot of one agent build, never an identity
+    key: SeriesKey
+    value: int | np.ndarray  # counter u64, gauge i64, histogram: dense cumulative bucket counts (uint64)
+    layout: Layout | None = None  # histograms only, from the value's own config
+    unit: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)  # as sent; shared between snapshots: read-only
+    window: tuple[int, int] | None = None  # acquisition window [begin_ns, end_ns] when the agent sent one
+
+
+@dataclass
+class Group:
+    """What a V3 group looked like on the wire, and whether its values could be used."""
+
+    name: str
+    schema_hash: tuple[int, int]
+    schema_present: bool
+    window: tuple[int, int] | None
+    arity_ok: bool | None  # value-array lengths match the schema (None: no schema to check against)
+    hash_ok: bool | None  # the sent schema hashes to schema_hash (None: no schema sent)
+    resolved: bool  # its values became entries
+
+
+@dataclass
+class Snapshot:
+    version: int  # 1, 2 or 3
+    timestamp_ns: int  # the agent's clock at the start of its sampling pass
+    duration_ns: int | None  # how long the pass took (None for V1)
+    metadata: dict[str, str]
+    counters: list[Entry]
+    gauges: list[Entry]
+    histograms: list[Entry]
+    problems: list[str] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)  # V3 only
+    discontinuity: str | None = None  # set by AgentClient: "restart" (counters reset) or "clock" (time went back)
+
+    @property
+    def entries(self) -> list[Entry]:
+        return self.counters + self.gauges + self.histograms
+
+
+class Problems(list):
+    """Problem lines, capped: a snapshot with 2,000 bad entries should not carry 2,000 messages."""
+
+    dropped = 0
+
+    def add(self, message: str) -> None:
+        if len(self) < MAX_PROBLEMS:
+            self.append(message)
+        else:
+            self.dropped += 1
+
+    def finish(self) -> list[str]:
+        return list(self) + ([f"… and {self.dropped} more problems"] if self.dropped else [])
+
+
+def kind_name(value: Any) -> str:
+    return {dict: "map", list: "array", str: "str", int: "int", float: "float", bytes: "bin", bool: "bool",
+            type(None): "nil"}.get(type(value), type(value).__name__)
+
+
+def time_pair(value: Any) -> int | None:
+    """`[secs u64, nanos u32]` (SystemTime and Duration alike) in nanoseconds; None if malformed."""
+    if type(value) is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and 0 <= value[0] < U64 and 0 <= value[1] < 1_000_000_000:
+        return value[0] * 1_000_000_000 + value[1]
+    return None
+
+
+def window(value: Any) -> tuple[int, int] | None:
+    if type(value) is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and 0 <= value[0] < U64 and 0 <= value[1] < U64:
+        return value[0], value[1]
+    return None
+
+
+# Identity = (metadata as sent, series key, unit). Memoised by entry name and checked by dict equality: the agent
+# resends the same name with the same metadata every tick, and comparing two small dicts is far cheaper than
+# building labels. A changed metadata (a reused cgroup slot) simply resolves again.
+Identity = tuple[dict[str, str], SeriesKey, "str | None"]
+IDENTITY_LIMIT = 1 << 17  # hosts churn cgroups forever: start over rather than grow without bound
+
+
+def identity(memo: dict[Any, Identity], name: Any, metadata: Any) -> Identity | str:
+    """The identity of an entry, from `memo` when its metadata is unchanged; a reason when it has none."""
+    slot = name if name else ("", metadata.get("metric") if type(metadata) is dict else None)  # V2 externals: ""
+    try:
+        found = memo.get(slot)
+    except TypeError:
+        return "entry name is not a string"
+    if found is not None and found[0] == metadata:
+        return found
+    resolved = resolve(name, metadata)
+    if type(resolved) is not str:
+        if len(memo) >= IDENTITY_LIMIT:
+            memo.clear()
+        memo[slot] = resolved
+    return resolved
+
+
+def resolve(name: Any, metadata: Any) -> Identity | str:
+    """§2.8: `metric` (else the entry name) plus every non-property key as a label."""
+    if type(name) is not str:
+        return "entry name is not a string"
+    if type(metadata) is not dict or not all(type(k) is str and type(v) is str for k, v in metadata.items()):
+        return "metadata is not a map of strings"
+    metric = metadata.get("metric") or name
+    if not metric:
+        return "no metric name (no `metric` key and an empty entry name)"
+    labels = make_labels({k: v for k, v in metadata.items() if k not in PROPERTY_KEYS})
+    return metadata, SeriesKey(metric, labels), metadata.get("unit")
+
+
+_LAYOUTS: dict[tuple[int, int], Layout] = {}
+
+
+def histogram(value: Any) -> tuple[Layout, np.ndarray] | str:
+    """`[config, buckets]` → (layout, dense counts). Only gp/mvp of the config are used: rebuild, never trust."""
+    if type(value) is not list or len(value) != 2:
+        return "value is not [config, buckets]"
+    config, buckets = value
+    if type(config) is not list or len(config) != 8 or not all(type(x) is int for x in config):
+        return "histogram config is not 8 integers"
+    gp, mvp = config[1], config[2]
+    layout = _LAYOUTS.get((gp, mvp))
+    if layout is None:
+        try:
+            layout = Layout(gp, mvp)
+        except LayoutError:
+            return f"invalid grouping_power={gp} max_value_power={mvp}"
+        _LAYOUTS[(gp, mvp)] = layout
+    if type(buckets) is not list or len(buckets) != layout.buckets:
+        got = len(buckets) if type(buckets) is list else kind_name(buckets)
+        return f"{got} buckets where grouping_power={gp} max_value_power={mvp} needs {layout.buckets}"
+    try:
+        # array('Q') rejects floats and out-of-range ints in C (numpy would truncate a float); a bool reads as 0/1.
+        return layout, np.frombuffer(array("Q", buckets), dtype=np.uint64)
+    except TypeError:
+        return "bucket counts are not all integers"
+    except OverflowError:
+        return "a bucket count is outside u64"

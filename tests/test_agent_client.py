@@ -1,0 +1,216 @@
+"""`AgentClient` against a real fake agent (`rezgen replay`) on 127.0.0.1: values, dedupe, failures and recovery.
+
+The agent misbehaves on request (`/_replay/fault`, `/_replay/clock`) or is killed and restarted on the same port;
+what it was asked for is read back from its `/_replay/stats`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from rezgen.agent.client import AgentClient, ClientState, Status, default_timeout
+from rezgen.agent.snapshot import Snapshot
+from shared import shared_recording
+from test_replay import ReplayProcess, recorded_cells, served_cells
+
+
+class Recorder:
+    """Everything a client hands out, collected thread-safely."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.snapshots: list[Snapshot] = []
+        self.states: list[Status] = []
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        with self.lock:
+            self.snapshots.append(snapshot)
+
+    def on_state(self, state: ClientState) -> None:
+        with self.lock:
+            self.states.append(state.status)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.snapshots)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def client_for(process: ReplayProcess, recorder: Recorder, interval_s: float, **kwargs) -> AgentClient:
+    return AgentClient(process.url, interval_s, on_snapshot=recorder.on_snapshot, on_state=recorder.on_state,
+                       **kwargs)
+
+
+@pytest.fixture
+def demo(tmp_path: Path):
+    process = ReplayProcess(shared_recording("demo.parquet"), log=tmp_path / "replay.log").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_timeout_rule() -> None:
+    assert [default_timeout(s) for s in (0.1, 1.0, 3.0, 60.0)] == [2.0, 2.0, 6.0, 10.0]
+
+
+def test_live_snapshots_carry_the_recorded_values_once_each(tmp_path: Path) -> None:
+    process = ReplayProcess(shared_recording("c16.parquet"), "--speed", "2", log=tmp_path / "replay.log").start()
+    recorder = Recorder()
+    try:
+        with client_for(process, recorder, 0.2) as client:
+            wait_for(lambda: recorder.count() >= 6, what="six snapshots")
+            state = client.state()
+            info = client.info
+        stats = process.stats()
+    finally:
+        process.stop()
+    snaps = recorder.snapshots
+    stamps = [s.timestamp_ns for s in snaps]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))  # increasing, each row once
+    assert all(s.discontinuity is None and s.problems == [] for s in snaps)
+    for snap in (snaps[0], snaps[-1]):
+        expected = recorded_cells(process.recording, snap.timestamp_ns - stats["offset_ns"], node="rezolus")
+        assert served_cells(snap) == expected
+    assert state.status is Status.CONNECTED and state.failures == 0 and state.last_error is None
+    assert state.snapshots == len(snaps) >= 6 and state.duplicates >= 3  # 2 rows/s polled 5 times a second
+    assert info.banner == "Rezolus 5.11.0 Agent" and (info.source, info.version) == ("Rezolus", "5.11.0")
+    assert info.systeminfo and info.systeminfo["cpus"] == 16
+    assert info.descriptions and "cpu_usage" in info.descriptions
+    assert {p: stats["paths"][p] for p in ("/", "/systeminfo", "/metrics/descriptions")} == \
+        {"/": 1, "/systeminfo": 1, "/metrics/descriptions": 1}  # fetched once per agent run
+    assert recorder.states == [Status.CONNECTED, Status.DISCONNECTED]  # the second on stop()
+
+
+@pytest.mark.parametrize("fault, error", [
+    ("garbage", "not a snapshot"),
+    ("empty", "empty body (HTTP 200)"),
+    ("error", "HTTP 500 from /metrics/binary"),
+    ("truncated", "truncated snapshot"),
+])
+def test_a_bad_answer_is_a_failed_poll_and_the_client_recovers(demo: ReplayProcess, fault: str, error: str) -> None:
+    recorder = Recorder()
+    with client_for(demo, recorder, 0.1) as client:
+        wait_for(lambda: recorder.count() >= 2, what="snapshots before the fault")
+        demo.fault(fault)
+        wait_for(lambda: client.state().status is Status.RECONNECTING, what="reconnecting")
+        assert error in (client.state().last_error or "")
+        before = recorder.count()
+        demo.fault("none")
+        wait_for(lambda: client.state().status is Status.CONNECTED and recorder.count() > before,
+                 what="connected again")
+    assert recorder.states[:3] == [Status.CONNECTED, Status.RECONNECTING, Status.CONNECTED]
+    stamps = [s.timestamp_ns for s in recorder.snapshots]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert client.state().status is Status.DISCONNECTED  # stopped
+
+
+def test_slow_answers_skip_ticks_and_polls_never_overlap(demo: ReplayProcess) -> None:
+    recorder = Recorder()
+    with client_for(demo, recorder, 0.1, timeout_s=0.8) as client:
+        wait_for(lambda: recorder.count() >= 1, what="a first snapshot")
+        demo.fault("slow", seconds=0.35)  # each answer takes 3.5 intervals
+        start = demo.stats()["requests"]
+        time.sleep(2.1)
+        slow_requests = demo.stats()["requests"] - start
+        assert client.state().status is Status.CONNECTED  # slow is not failed
+        demo.fault("slow", seconds=30)  # hung: longer than the 0.8 s timeout
+        wait_for(lambda: "no answer within 0.8 s" in (client.state().last_error or ""), what="a timeout")
+        assert client.state().status is Status.RECONNECTING
+        demo.fault("none")
+        wait_for(lambda: client.state().status is Status.CONNECTED, what="connected again")
+    stats = demo.stats()
+    assert 3 <= slow_requests <= 7  # 2.1 s / (0.35 s + the rest of the tick): skipped ticks are not queued
+    assert stats["max_in_flight"] == 1
+
+
+def test_backs_off_while_the_agent_is_down_and_notices_the_restart(demo: ReplayProcess) -> None:
+    recorder = Recorder()
+    retries: list[float] = []
+    with client_for(demo, recorder, 0.1) as client:
+        wait_for(lambda: recorder.count() >= 15, what="some snapshots")  # the replay is past its first rows
+        demo.kill()
+        end = time.monotonic() + 3.2
+        while time.monotonic() < end:
+            retry = client.state().retry_in
+            if retry is not None and (not retries or retry != retries[-1]):
+                retries.append(retry)
+            time.sleep(0.01)
+        down = client.state()
+        delivered = recorder.count()
+        demo.start()  # the same port: an agent restart
+        wait_for(lambda: recorder.count() > delivered, what="a snapshot from the restarted agent")
+        wait_for(lambda: demo.stats()["paths"].get("/systeminfo") == 1, what="agent info fetched again")
+        time.sleep(0.5)
+        after = client.state()
+    assert down.status is Status.RECONNECTING and down.last_error == "/metrics/binary: connection refused"
+    assert retries == sorted(retries) and retries[0] == pytest.approx(0.1) and retries[-1] >= 0.8
+    assert 3 <= down.failures <= 7  # 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s; without back-off it would be ~30
+    first_after = recorder.snapshots[delivered]
+    assert first_after.discontinuity == "restart" and after.restarts == 1
+    assert after.status is Status.CONNECTED and after.retry_in is None
+    assert demo.stats()["paths"].get("/systeminfo") == 1  # 404 there: absent, not asked again every tick
+    assert recorder.states[:3] == [Status.CONNECTED, Status.RECONNECTING, Status.CONNECTED]
+
+
+def test_clock_steps_drop_stale_stamps_and_resynchronise_on_big_ones(demo: ReplayProcess) -> None:
+    recorder = Recorder()
+    with client_for(demo, recorder, 0.2) as client:
+        wait_for(lambda: recorder.count() >= 2, what="snapshots")
+        demo.step_clock(-0.6)  # within max(1 s, 2 intervals): stale answers, dropped until time passes them
+        wait_for(lambda: any("older than the last one; dropped" in p for p in client.state().recent_problems),
+                 what="a stale snapshot")
+        count = recorder.count()
+        demo.step_clock(-3600)  # a real step back: follow the new clock
+        wait_for(lambda: recorder.count() >= count + 3, what="snapshots after the step")
+        state = client.state()
+    stamps = [s.timestamp_ns for s in recorder.snapshots]
+    steps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert sum(1 for d in steps if d < 0) == 1 and min(steps) < -3590e9
+    stepped = recorder.snapshots[steps.index(min(steps)) + 1]
+    assert stepped.discontinuity == "clock" and state.clock_steps == 1
+    assert all(s.discontinuity is None for s in recorder.snapshots if s is not stepped)
+    assert any("agent clock went back 3600" in p for p in state.recent_problems)
+
+
+def test_a_client_never_connected_is_disconnected_and_stops_promptly() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    client = AgentClient(f"127.0.0.1:{port}", 0.1)
+    client.start()
+    wait_for(lambda: client.state().failures >= 2, what="failed polls")
+    state = client.state()
+    started = time.monotonic()
+    client.stop()
+    assert time.monotonic() - started < 1.0
+    assert state.status is Status.DISCONNECTED and state.last_success is None
+    assert state.last_error == "/metrics/binary: connection refused" and client.url == f"http://127.0.0.1:{port}"
+
+
+def test_a_failing_callback_is_a_problem_not_a_crash(demo: ReplayProcess) -> None:
+    calls: list[int] = []
+
+    def broken(snapshot: Snapshot) -> None:
+        calls.append(snapshot.timestamp_ns)
+        raise RuntimeError("consumer bug")
+
+    with AgentClient(demo.url, 0.1, on_snapshot=broken) as client:
+        wait_for(lambda: len(calls) >= 3, what="several callbacks")
+        state = client.state()
+    assert state.status is Status.CONNECTED and state.problems >= 3
+    assert "broken raised RuntimeError: consumer bug" in state.recent_problems

@@ -1,0 +1,190 @@
+"""`rezgen serve --live`: a real live server on 127.0.0.1 fed by `rezgen replay`, a faithful fake agent.
+
+Expected values come from the recording itself (plain pyarrow + numpy), shifted by the replay's clock offset,
+which the test learns by decoding one snapshot with plain msgpack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgpack
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from shared import shared_recording
+
+READY = re.compile(r"at (http://127\.0\.0\.1:(\d+)/)")
+INTERVAL_MS = 500  # twice per replayed row (1 s apart), so the server sees every row
+
+
+def start(args: list[str], log: Path) -> tuple[subprocess.Popen, str]:
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "rezgen", *args], stdout=subprocess.PIPE, stderr=stderr,
+                                text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = READY.search(line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"{args[0]} did not start: {line!r} {log.read_text()}")
+    return proc, match.group(1)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+@pytest.fixture
+def recording() -> Path:
+    return shared_recording("demo.parquet")
+
+
+@pytest.fixture
+def agent(recording: Path, tmp_path: Path) -> Iterator[tuple[str, list]]:
+    """A replayed agent; the list holds the process so a test can kill and restart it on the same port."""
+    proc, url = start(["replay", str(recording), "--port", "0"], tmp_path / "replay.log")
+    holder = [proc]
+    yield url, holder
+    stop(holder[0])
+
+
+@pytest.fixture
+def live(agent: tuple[str, list], tmp_path: Path) -> Iterator[str]:
+    url, _ = agent
+    proc, server = start(["serve", "--live", url, "--port", "0", "--interval", f"{INTERVAL_MS}ms"],
+                         tmp_path / "live.log")
+    yield server
+    stop(proc)
+
+
+def wait_for(check, timeout: float = 30.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def status(server: str) -> dict:
+    return httpx.get(server + "api/status").json()
+
+
+def points(server: str, count: int, since: int | None = None, headers: dict | None = None,
+           timeout: float = 30.0) -> list[tuple[int, dict]]:
+    """The first `count` `points` events of the overview's stream as (id, data)."""
+    out: list[tuple[int, dict]] = []
+    params = {"section": "overview"} | ({"since": str(since)} if since is not None else {})
+    event, ident = None, None
+    with httpx.stream("GET", server + "api/stream", params=params, headers=headers or {}, timeout=timeout) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("id:"):
+                ident = int(line.split(":", 1)[1])
+            elif line.startswith("data:") and event == "points":
+                out.append((ident, json.loads(line.split(":", 1)[1])))
+                if len(out) == count:
+                    return out
+    return out
+
+
+def clock_offset(agent_url: str, recording: Path) -> int:
+    """The replay's systemtime minus the recording's timestamp of the row it serves (plain msgpack decode)."""
+    snapshot = msgpack.unpackb(httpx.get(agent_url + "metrics/binary").content, strict_map_key=False)
+    (secs, nanos), counters = snapshot[0], snapshot[3]
+    served = secs * 1_000_000_000 + nanos
+    table = pq.ParquetFile(recording).read()
+    name, value = next((c[0], c[1]) for c in counters if c[2].get("metric") == "cpu_usage")
+    column = next(i for i, f in enumerate(table.schema) if f.name == name or f.name == f"{name}")
+    row = int(np.flatnonzero(table.column(column).to_numpy() == value)[0])
+    return served - int(table.column(0)[row].as_py())
+
+
+def expected_busy(recording: Path, offset: int, t_ms: int) -> float:
+    """sum(irate(cpu_usage[5m])) / sum(cpu_cores) / 1e9 at t, from the raw columns."""
+    pf = pq.ParquetFile(recording)
+    table = pf.read()
+    stamps = table.column(0).to_numpy().astype(np.int64) + offset
+    last = int(np.searchsorted(stamps, t_ms * 1_000_000, side="right")) - 1
+    assert last >= 1
+    total = 0.0
+    cores = 0.0
+    for i, field in enumerate(pf.schema_arrow):
+        metric = (field.metadata or {}).get(b"metric")
+        if metric == b"cpu_usage":
+            v = table.column(i).to_numpy().astype(np.float64)
+            dv = v[last] - v[last - 1] if v[last] >= v[last - 1] else v[last]
+            total += dv / ((stamps[last] - stamps[last - 1]) / 1e9)
+        elif metric == b"cpu_cores":
+            cores += float(table.column(i)[last].as_py())
+    return total / cores / 1e9
+
+
+def test_pushed_points_equal_values_computed_from_the_recording(live: str, agent, recording: Path) -> None:
+    wait_for(lambda: status(live)["seq"] >= 3)
+    offset = clock_offset(agent[0], recording)
+    checked = 0
+    for _, data in points(live, 6):
+        busy = data["plots"].get("cpu-busy")  # absent while the window holds a single sample
+        for t, value in zip(busy["t"], busy["values"][0]) if busy else ():
+            if value is not None:
+                assert value == pytest.approx(expected_busy(recording, offset, t), rel=1e-9)
+                checked += 1
+    assert checked >= 3
+
+
+def test_a_page_reconnecting_with_last_event_id_receives_exactly_what_it_missed(live: str) -> None:
+    wait_for(lambda: status(live)["seq"] >= 2)
+    (first_id, _), = points(live, 1)
+    time.sleep(3)  # the page is away for a few steps
+    (_, backfill), = points(live, 1, headers={"Last-Event-ID": str(first_id)})
+    step = backfill["plots"]["cpu-busy"]["t"]
+    assert step[0] == first_id + INTERVAL_MS  # the very next grid step
+    assert backfill["first"] == step[0] and len(step) >= 2
+    assert all(b - a == step[1] - step[0] for a, b in zip(step, step[1:]))  # no step twice, none skipped
+
+
+def test_the_indicator_state_follows_the_agent_and_an_outage_is_a_break(live: str, agent, recording: Path,
+                                                                       tmp_path: Path) -> None:
+    url, holder = agent
+    wait_for(lambda: status(live)["agents"][0]["state"] == "connected")
+    (before, _), = points(live, 1)
+    stop(holder[0])
+    wait_for(lambda: status(live)["agents"][0]["state"] in ("reconnecting", "disconnected"))
+    time.sleep(8)
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    holder[0], _ = start(["replay", str(recording), "--port", port], tmp_path / "replay2.log")
+    wait_for(lambda: status(live)["agents"][0]["state"] == "connected", timeout=30)
+    (_, after), = points(live, 1, since=before, timeout=40)
+    values = after["plots"]["cpu-busy"]["values"][0]
+    assert None in values, "the outage must show as a break"
+
+
+def test_garbage_from_the_agent_never_stops_the_server(live: str, agent) -> None:
+    url, _ = agent
+    wait_for(lambda: status(live)["seq"] >= 2)
+    httpx.post(url + "_replay/fault", params={"mode": "garbage"})
+    wait_for(lambda: status(live)["agents"][0]["error"])
+    assert httpx.get(live).status_code == 200
+    assert httpx.get(live + "api/v1/query", params={"query": "sum(cpu_cores)"}).json()["status"] == "success"
+    httpx.post(url + "_replay/fault", params={"mode": "none"})
+    seq = status(live)["seq"]
+    wait_for(lambda: status(live)["seq"] > seq)
