@@ -31,6 +31,7 @@ class Update:
     first_ms: int  # first step in this update
     last_ms: int  # last step (the SSE event id)
     plots: dict[str, Any]
+    at_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when it was computed (wall clock)
 
 
 @dataclass
@@ -130,7 +131,7 @@ class Hub:
                     continue
                 cursor = update.last_ms
                 yield ServerSentEvent(json.dumps({"first": update.first_ms, "last": update.last_ms,
-                                                  "plots": update.plots}, allow_nan=False),
+                                                  "at": update.at_ms, "plots": update.plots}, allow_nan=False),
                                       event="points", id=str(update.last_ms))
                 yield ServerSentEvent(json.dumps(self.status()), event="status")
         finally:
