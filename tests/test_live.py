@@ -188,3 +188,27 @@ def test_garbage_from_the_agent_never_stops_the_server(live: str, agent) -> None
     httpx.post(url + "_replay/fault", params={"mode": "none"})
     seq = status(live)["seq"]
     wait_for(lambda: status(live)["seq"] > seq)
+
+
+def test_the_websocket_carries_the_same_updates_and_can_switch_section(live: str) -> None:
+    from websockets.sync.client import connect
+
+    wait_for(lambda: status(live)["seq"] >= 2)
+    with connect(live.replace("http://", "ws://") + "ws") as socket:
+        socket.send(json.dumps({"section": "overview"}))
+        kinds = set()
+        while "points" not in kinds:
+            message = json.loads(socket.recv(timeout=20))
+            kinds.add(message["type"])
+            if message["type"] == "points":
+                assert "cpu-busy" in message["data"]["plots"] or message["data"]["plots"] == {}
+        socket.send(json.dumps({"section": "network"}))
+        while True:
+            message = json.loads(socket.recv(timeout=20))
+            if message["type"] == "points" and message["data"]["plots"]:
+                assert "bandwidth-tx" in message["data"]["plots"]
+                break
+        socket.send("not json")
+        while (message := json.loads(socket.recv(timeout=20)))["type"] != "error":
+            pass  # updates of the current subscription may come first
+        assert "section" in message["data"]["error"]

@@ -4,13 +4,16 @@ the SSE stream of new points (one per page).
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import jinja2
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..dashboards import Section
 from ..live.hub import Hub
@@ -90,8 +93,38 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     def status(request: Request) -> Response:
         return JSONResponse(source.status(), headers={"Cache-Control": "no-store"})
 
+    async def socket(websocket: WebSocket) -> None:
+        """The stream's updates over a WebSocket; the client sends {"section", "host", "since"} to (re)subscribe."""
+        await websocket.accept()
+        forward: asyncio.Task[None] | None = None
+
+        async def relay(section: Section, host: str | None, since: str | None) -> None:
+            async for event in hub.stream(section, host, since):
+                await websocket.send_text(json.dumps({"type": event.event, "id": event.id,
+                                                      "data": json.loads(str(event.data))}))
+
+        try:
+            while True:
+                try:
+                    request = json.loads(await websocket.receive_text())
+                    section = next(s for s in source.sections if s.route == request.get("section"))
+                except (ValueError, StopIteration, AttributeError):
+                    await websocket.send_text(json.dumps({"type": "error", "data": {
+                        "error": 'send {"section": "<route>", "host": null, "since": <ms>}'}}))
+                    continue
+                if forward is not None:
+                    forward.cancel()
+                host = request.get("host") if source.hosts else None
+                since = request.get("since")
+                forward = asyncio.create_task(relay(section, host, None if since is None else str(since)))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if forward is not None:
+                forward.cancel()
+
     return [
-        Route("/", page), Route("/api/stream", stream), Route("/api/status", status),
+        Route("/", page), Route("/api/stream", stream), Route("/api/status", status), WebSocketRoute("/ws", socket),
         Route("/data/{host}/{route}.js", data), Route("/{page:str}", page),
     ]
 
