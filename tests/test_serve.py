@@ -150,3 +150,11 @@ def test_an_open_page_reloads_itself_and_shows_a_failed_rebuild(server: str, das
         banner = page.wait_for_selector(".rezgen-banner", timeout=30000)
         assert "overview.toml" in banner.text_content()
         assert errors == []
+
+
+def test_the_stream_of_a_recording_says_it_will_not_change(server: str) -> None:
+    with httpx.stream("GET", server + "api/stream", params={"section": "overview"}, timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "event: status"
+        assert json.loads(next(lines).split(":", 1)[1])["mode"] == "recording"
+    assert httpx.get(server + "api/stream", params={"section": "nope"}).status_code == 400
