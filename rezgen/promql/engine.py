@@ -223,7 +223,7 @@ class Evaluator:
         if name == "predict_linear":
             seconds = args[1]
             assert isinstance(seconds, Scalar)
-            return rangefuncs.deriv(matrix, predict_ns=seconds.values * 1e9)
+            return rangefuncs.deriv(matrix, predict_s=seconds.values)
         if name == "absent_over_time":
             present = np.zeros(self.steps, dtype=bool)
             for series in matrix.series:

@@ -167,8 +167,8 @@ def _quantile(window: np.ndarray, q: float) -> float:
     return float(np.quantile(window, q, method="linear"))
 
 
-def deriv(matrix: Matrix, predict_ns: np.ndarray | None = None) -> Vector:
-    """`deriv` (per-second slope by least squares), and `predict_linear` when predict_ns is given."""
+def deriv(matrix: Matrix, predict_s: np.ndarray | None = None) -> Vector:
+    """`deriv` (per-second slope by least squares), and `predict_linear` when predict_s (seconds ahead) is given."""
     out = Vector()
     for series, lo, hi, ok in _windowed(matrix, 2):
         values = []
@@ -176,7 +176,16 @@ def deriv(matrix: Matrix, predict_ns: np.ndarray | None = None) -> Vector:
             at = matrix.times[ok][step]
             x = (series.times[a:b] - at) / NS
             y = series.values[a:b]
-            slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(y[-1]))
-            values.append(slope if predict_ns is None else intercept + slope * predict_ns[ok][step] / NS)
+            slope, intercept = _regression(x, y)
+            values.append(slope if predict_s is None else intercept + slope * predict_s[ok][step])
         out.series.append(_sample(series, ok, np.array(values)))
     return out
+
+
+def _regression(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept at x = 0; a constant series has slope exactly 0, as in Prometheus."""
+    if np.all(y == y[0]):
+        return 0.0, float(y[0])
+    dx = x - x.mean()
+    slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+    return slope, float(y.mean() - slope * x.mean())
