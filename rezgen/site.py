@@ -21,12 +21,12 @@ import jinja2
 import promql_parser as pp
 
 from .dashboards import Plot, Section, load_dashboards
-from .model import PROVENANCE_KEYS, Kind
+from .model import PROVENANCE_KEYS, Kind, SeriesKey
 from .pages import SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload, site_context
-from .plots import TimeRange, plot_data
+from .plots import TimeRange, plot_data, plot_selectors
 from .promql.engine import parse
 from .promql.values import PromQLError
-from .recording.reader import Recording, RecordingError
+from .recording.reader import Column, Recording, RecordingError
 from .resources import resource_dir
 from .store import HistogramSeries
 from .timeparse import ceil_ms
@@ -120,14 +120,18 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
         if host in (".", "..") or "/" in host or "\\" in host or "\0" in host:
             raise RecordingError(f"{recording.path}: node name {host!r} cannot be used as a host directory")
     events = _events(recording)
+    budget = SeriesBudget(recording)
     built: list[tuple[Section, dict[str, Any]]] = []
     for number, section in enumerate(sections, 1):
         progress(f"[{number}/{len(sections)}] {section.title}: {len(section.plots)} plots")
         payloads: dict[str, dict[str, Any]] = {}
         for host in hosts:
             scope = (("node", host),) if host != SINGLE_HOST else ()
-            payloads[host] = {plot.id: data for plot in section.plots
-                              if (data := plot_data(recording.store, plot, span, scope)) is not None}
+            payloads[host] = {}
+            for plot in section.plots:
+                budget.before(plot.query)
+                if (data := plot_data(recording.store, plot, span, scope)) is not None:
+                    payloads[host][plot.id] = data
         with_data = {pid for payload in payloads.values() for pid in payload}
         if not with_data:
             continue
@@ -146,7 +150,7 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
                     events=events)
         report.pages.append(name)
     progress("metric browser")
-    metrics = _metric_pages(recording, work, hosts, span)
+    metrics = _metric_pages(recording, work, hosts, span, budget)
     _write_page(env, "metrics.html", work / "metrics.html", site=site, events=events, metrics=metrics,
                 page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
     _write_page(env, "system.html", work / "system.html", site=site, events=events,
@@ -186,6 +190,13 @@ def default_query(metric: str, kind: Kind) -> tuple[str, str]:
     return "multi", selector
 
 
+def metric_plot(name: str, kind: Kind, unit: str | None, description: str | None) -> Plot:
+    """The metric browser's chart of a metric (see default_query)."""
+    plot_kind, query = default_query(name, kind)
+    return Plot(id=f"metric-{metric_slug(name)}", title=name, query=query, unit=_unit_of(unit, kind),
+                kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP, description=description)
+
+
 def _selector(metric: str) -> str:
     try:
         tree = parse(metric)
@@ -197,27 +208,27 @@ def _selector(metric: str) -> str:
     return f'{{__name__="{quoted}"}}'
 
 
-def _metric_pages(recording: Recording, work: Path, hosts: list[str], span: TimeRange) -> list[dict[str, Any]]:
+def _metric_pages(recording: Recording, work: Path, hosts: list[str], span: TimeRange,
+                  budget: SeriesBudget | None = None) -> list[dict[str, Any]]:
     """One data file per metric and host with its default chart at the coarsest level only (the browser's chart
     does not zoom into detail; the dashboards do). Each metric's series are released once its chart is written,
     so a long recording's build does not end up holding every column it has."""
+    budget = budget or SeriesBudget(recording)
     out = []
     for metric in _metric_summaries(recording):
         name, kind = metric["name"], metric["kind"]
-        plot_kind, query = default_query(name, kind)
-        plot = Plot(id=f"metric-{_slug(name)}", title=name, query=query, unit=_unit_of(metric["unit"], kind),
-                    kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP,
-                    description=metric["description"])
+        plot = metric_plot(name, kind, metric["unit"], metric["description"])
+        query = plot.query
         for host in hosts:
             scope = (("node", host),) if host != SINGLE_HOST else ()
             data = plot_data(recording.store, plot, span, scope, coarse_only=True)
-            _write_data(work / "data" / host / "metrics" / f"{_slug(name)}.js", f"{host}/metrics/{name}",
+            _write_data(work / "data" / host / "metrics" / f"{metric_slug(name)}.js", f"{host}/metrics/{name}",
                         {"name": name, "query": query, "plot": data,
                          "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
                                    "step": span.step_ns // 1_000_000}})
-        release_series(recording, name)
+        budget.release({name})
         del metric["kind"]
-        out.append({**metric, "query": query, "data": f"data/{{host}}/metrics/{_slug(name)}.js"})
+        out.append({**metric, "query": query, "data": f"data/{{host}}/metrics/{metric_slug(name)}.js"})
     return out
 
 
@@ -244,20 +255,81 @@ def _metric_summaries(recording: Recording) -> list[dict[str, Any]]:
     return [metrics[name] for name in sorted(metrics)]
 
 
-def release_series(recording: Recording, metric: str) -> None:
-    """Forget the decoded values of a metric's series (the recording decodes them again if a query needs them):
-    a long recording's columns do not all fit in memory at once."""
-    columns = [c for c in recording.columns if c.meta.key.metric == metric]
-    scalar = [c for c in columns if c.meta.kind is not Kind.HISTOGRAM]
-    for column in columns:
-        series = recording.store.get(recording.table, column.meta.key)
-        if series is None or not series.loaded:
-            continue
-        if isinstance(series, HistogramSeries):
-            # Series.unload covers counters and gauges; a histogram keeps its column in _hist.
-            series._hist, series._hist_loader = None, recording._histogram_loader(column)
-        else:
-            series.unload(recording._scalar_loader(column, scalar))
+LOADED_BUDGET = 256 * 2**20  # decoded series a build keeps between plots (estimated bytes)
+LOAD_GROUP_BYTES = 32 * 2**20  # decoded values one read of a metric's counters and gauges may produce
+
+
+class SeriesBudget:
+    """Bounds the decoded series a build holds, for recordings too long to keep every column in memory.
+
+    A recording decodes a series when a query first reads it and keeps it (`store.Series`); a day at 1 s of a
+    2,000-column recording is over a gigabyte of counters alone. For such a recording, before each plot the series
+    of metrics the plot does not read are released (`Series.unload`, so a later query decodes them again) once the
+    decoded series exceed `LOADED_BUDGET`, and counters and gauges are decoded in groups of columns of at most
+    `LOAD_GROUP_BYTES` instead of a whole metric at once. Short recordings (all columns within the budget) keep
+    everything, as before.
+
+    This reaches into the reader's loaders (`Recording._scalar_loader`, `_histogram_loader`) and, for histograms,
+    the fields `Series.unload` does not cover: the store has no public way to release a series yet.
+    """
+
+    def __init__(self, recording: Recording):
+        self.recording = recording
+        self.active = recording.rows * len(recording.columns) * 8 > LOADED_BUDGET
+        self._groups: dict[SeriesKey, list[Column]] = {}
+        if not self.active:
+            return
+        per_read = max(1, LOAD_GROUP_BYTES // (8 * recording.rows))
+        by_metric: dict[str, list[Column]] = defaultdict(list)
+        for column in recording.columns:
+            if column.meta.kind is not Kind.HISTOGRAM:
+                by_metric[column.meta.key.metric].append(column)
+        for columns in by_metric.values():
+            for first in range(0, len(columns), per_read):
+                group = columns[first : first + per_read]
+                for column in group:
+                    self._groups[column.meta.key] = group
+        self.release()  # re-arm every series with a bounded loader
+
+    def _pairs(self, metrics: set[str] | None = None):
+        for column in self.recording.columns:
+            if metrics is None or column.meta.key.metric in metrics:
+                series = self.recording.store.get(self.recording.table, column.meta.key)
+                if series is not None:
+                    yield column, series
+
+    def loaded_bytes(self) -> int:
+        rows = self.recording.rows
+        total = 0
+        for _, series in self._pairs():
+            if series.loaded:
+                # float64 per row; a histogram keeps (int32 bucket, float64 count) per entry and ~10 bytes per row.
+                total += series._histogram().entries * 12 + rows * 10 if isinstance(series, HistogramSeries) \
+                    else rows * 8
+        return total
+
+    def before(self, query: str) -> None:
+        """Make room for a plot: release the metrics it does not read when over budget."""
+        if not self.active or self.loaded_bytes() <= LOADED_BUDGET:
+            return
+        try:
+            names = {selector.name for selector in plot_selectors(parse(query))}
+        except PromQLError:
+            names = set()
+        if "" in names or None in names:
+            return  # a selector without a metric name may read anything
+        self.release({m for m in self.recording.store.metrics() if m not in names})
+
+    def release(self, metrics: set[str] | None = None) -> None:
+        """Forget the decoded values of these metrics' series (all when None); a query decodes them again."""
+        if not self.active:
+            return
+        for column, series in self._pairs(metrics):
+            if isinstance(series, HistogramSeries):
+                if series.loaded:
+                    series._hist, series._hist_loader = None, self.recording._histogram_loader(column)
+            elif series.loaded or series._loader is not None:
+                series.unload(self.recording._scalar_loader(column, self._groups.get(column.meta.key, [column])))
 
 
 def _unit_of(unit: str | None, kind: Kind) -> str:
@@ -268,7 +340,8 @@ def _unit_of(unit: str | None, kind: Kind) -> str:
             "bytes/second": "datarate"}.get(unit or "", "count")
 
 
-def _slug(name: str) -> str:
+def metric_slug(name: str) -> str:
+    """A metric's data file name (metric names may hold characters a path should not)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 

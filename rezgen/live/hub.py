@@ -24,6 +24,7 @@ from .ingest import Ingest
 
 MAX_BACKFILL_STEPS = 1000  # beyond this a page reloads its data rather than receive points
 IDLE_SECONDS = 60  # a section nobody watched for this long stops being computed
+STATUS_EVERY = 3.0  # seconds without points after which a stream repeats the agents' status
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Subscription:
     last_ms: int | None = None  # newest step computed
     latest: Update | None = None
     watchers: int = 0
+    known: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # plot id -> kind, series names sent
     idle_since: float = field(default_factory=time.monotonic)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -90,12 +92,16 @@ class Hub:
         if sub.last_ms is not None and end_ms <= sub.last_ms:
             return None
         start_ms = end_ms if sub.last_ms is None else sub.last_ms + self.step_ns // 1_000_000
-        update = self.points(sub.section, sub.host, start_ms, end_ms)
+        update = self.points(sub.section, sub.host, start_ms, end_ms, sub.known)
         sub.last_ms = end_ms
         return update
 
-    def points(self, section: Section, host: str | None, first_ms: int, last_ms: int) -> Update:
-        """The plots' values at the grid steps between first_ms and last_ms (inclusive)."""
+    def points(self, section: Section, host: str | None, first_ms: int, last_ms: int,
+               known: dict[str, tuple[str, list[str]]] | None = None) -> Update:
+        """The plots' values at the grid steps between first_ms and last_ms (inclusive).
+
+        `known` (plot id -> kind and series names already sent) keeps a plot in the update when these steps have
+        no value at all, as explicit nulls: that is how a page learns of an outage."""
         span = TimeRange(first_ms * 1_000_000, last_ms * 1_000_000, self.step_ns)
         scope = (("node", host),) if host else ()
         plots: dict[str, Any] = {}
@@ -106,6 +112,13 @@ class Hub:
                     finest = data["levels"][-1]
                     plots[plot.id] = {"kind": data["kind"], "names": data["names"], "t": finest["t"],
                                       "values": finest["values"]}
+                    if known is not None:
+                        known[plot.id] = (data["kind"], data["names"])
+                elif known and plot.id in known:
+                    kind, names = known[plot.id]
+                    steps = [t // 1_000_000 for t in span.times.tolist()]
+                    plots[plot.id] = {"kind": kind, "names": names, "t": steps,
+                                      "values": [[None] * len(steps) for _ in names]}
         return Update(first_ms, last_ms, plots)
 
     async def stream(self, section: Section, host: str | None, last_event_id: str | None
@@ -119,10 +132,17 @@ class Hub:
             yield ServerSentEvent(json.dumps(self.status()), event="status")
             while True:
                 async with sub.changed:
-                    await sub.changed.wait_for(lambda: sub.latest is not None and
-                                               (cursor is None or sub.latest.last_ms > cursor))
-                    update = sub.latest
-                assert update is not None
+                    try:
+                        await asyncio.wait_for(sub.changed.wait_for(
+                            lambda: sub.latest is not None and (cursor is None or sub.latest.last_ms > cursor)),
+                            STATUS_EVERY)
+                    except asyncio.TimeoutError:
+                        update = None
+                    else:
+                        update = sub.latest
+                if update is None:  # no new points for a while (an agent may be down): say how things stand
+                    yield ServerSentEvent(json.dumps(self.status()), event="status")
+                    continue
                 if cursor is not None and cursor + self.step_ns // 1_000_000 < update.first_ms:
                     update = await self._catch_up(sub, cursor, update)
                 if update is None:
@@ -146,7 +166,7 @@ class Hub:
         first = first + (latest.last_ms - first) % step_ms  # stay on the grid
         if (latest.last_ms - first) // step_ms > MAX_BACKFILL_STEPS:
             return None
-        return await asyncio.to_thread(self.points, sub.section, sub.host, first, latest.last_ms)
+        return await asyncio.to_thread(self.points, sub.section, sub.host, first, latest.last_ms, dict(sub.known))
 
     def _window_start_ms(self) -> int | None:
         with self.ingest.lock:

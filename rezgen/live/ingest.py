@@ -5,6 +5,13 @@ naming its agent, so pages can show one host at a time. Rows older than the rete
 every append, and series left with no sample in the window are dropped, so memory is bounded by the window
 (no raw snapshot is ever kept). All access to the store goes through `lock`: the poller thread appends while
 request handlers read.
+
+Speed (a snapshot is ~2,000 entries, every second or faster): counters and gauges are `BlockSeries`, so a
+snapshot's values go into the table in one numpy operation; which slot each entry goes to is planned once and
+reused while the agent sends the same entries in the same order (the decoder hands out the same `SeriesKey`
+objects for unchanged entries, so the check is a list comparison by identity). A snapshot whose entries changed
+gets a new plan (series found by key object identity, else by key); anything a plan cannot express (a key that
+names a histogram among counters, say) takes the entry-by-entry path.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..model import Kind, SeriesKey, SeriesMeta, make_labels
-from ..store import HistogramSeries, Series, Store, Table
+from ..store import BlockSeries, HistogramSeries, Series, Store, Table
 
 
 SWEEP_EVERY = 64  # snapshots between searches for series that left the window
@@ -35,10 +44,23 @@ class Snapshot(Protocol):
 
 
 @dataclass
+class Plan:
+    """Where one list of a snapshot's entries (its counters, gauges or histograms) goes, valid while the list has
+    the same keys in the same order."""
+
+    keys: list[SeriesKey]
+    series: list[Series | None]  # per entry (None: a histogram without a layout, looked up again each time)
+    slots: np.ndarray | None = None  # counters and gauges: the block slot of each entry written
+    take: np.ndarray | None = None  # the entries written, when not all of them in order (a key sent twice)
+
+
+@dataclass
 class AgentTable:
     table: Table
     node: str | None  # the `node` label value of this agent's series (several agents only)
     series: dict[SeriesKey, Series] = field(default_factory=dict)
+    plans: list[Plan | None] = field(default_factory=lambda: [None, None, None])  # counters, gauges, histograms
+    by_object: dict[int, tuple[SeriesKey, Series]] = field(default_factory=dict)  # id(key) → (key, its series)
 
 
 class Ingest:
@@ -62,22 +84,84 @@ class Ingest:
             if len(stamps) and snapshot.timestamp_ns <= stamps[-1]:
                 return False
             row = entry.table.append_row(snapshot.timestamp_ns)
-            for kind, items in ((Kind.COUNTER, snapshot.counters), (Kind.GAUGE, snapshot.gauges),
-                                (Kind.HISTOGRAM, snapshot.histograms)):
-                for item in items:
-                    series = entry.series.get(item.key) or self._create(entry, item, kind)
-                    if series is None:
-                        continue
-                    if kind is Kind.HISTOGRAM:
-                        assert isinstance(series, HistogramSeries)
-                        if len(item.value) == series.layout.buckets:
-                            series.set_cumulative(row, item.value)
-                    else:
-                        series.set(row, float(item.value))
+            self._scalars(entry, 0, Kind.COUNTER, snapshot.counters, row)
+            self._scalars(entry, 1, Kind.GAUGE, snapshot.gauges, row)
+            self._histograms(entry, snapshot.histograms, row)
             self.seq += 1
             self.newest_ns = max(self.newest_ns or 0, snapshot.timestamp_ns)
             self._evict(self.newest_ns - self.retention_ns)
             return True
+
+    def _scalars(self, agent: AgentTable, index: int, kind: Kind, items: list[Any], row: int) -> None:
+        if not items:
+            return
+        keys = [item.key for item in items]
+        plan = agent.plans[index]
+        if plan is None or plan.keys != keys:
+            plan = agent.plans[index] = self._plan(agent, kind, items, keys)
+            if plan is None:
+                self._one_by_one(agent, kind, items, row)
+                return
+        values = np.array([item.value for item in items], dtype=np.float64)  # as float(value), all at once
+        agent.table.block.write_row(plan.slots, values if plan.take is None else values[plan.take])
+
+    def _histograms(self, agent: AgentTable, items: list[Any], row: int) -> None:
+        if not items:
+            return
+        keys = [item.key for item in items]
+        plan = agent.plans[2]
+        if plan is None or plan.keys != keys:
+            plan = agent.plans[2] = self._plan(agent, Kind.HISTOGRAM, items, keys)
+            assert plan is not None
+        for item, series in zip(items, plan.series):
+            if series is None:  # no layout when it was planned: try again, as for an unplanned entry
+                series = agent.series.get(item.key) or self._create(agent, item, Kind.HISTOGRAM)
+                if series is None:
+                    continue
+            assert isinstance(series, HistogramSeries)
+            if len(item.value) == series.layout.buckets:
+                series.set_cumulative(row, item.value)
+
+    def _one_by_one(self, agent: AgentTable, kind: Kind, items: list[Any], row: int) -> None:
+        """Entries of one kind without a plan (the general path: any series class, any mix)."""
+        for item in items:
+            series = agent.series.get(item.key) or self._create(agent, item, kind)
+            if series is None:
+                continue
+            if kind is Kind.HISTOGRAM:
+                assert isinstance(series, HistogramSeries)
+                if len(item.value) == series.layout.buckets:
+                    series.set_cumulative(row, item.value)
+            else:
+                series.set(row, float(item.value))
+
+    def _plan(self, agent: AgentTable, kind: Kind, items: list[Any], keys: list[SeriesKey]) -> Plan | None:
+        """The series of each entry (created as needed, in order); None when counters/gauges cannot be written as
+        one block row (an entry whose key names a series kept elsewhere)."""
+        by_object = agent.by_object
+        if len(by_object) > 2 * len(agent.series) + 1024:  # keys the decoder no longer hands out
+            by_object.clear()
+        series: list[Series | None] = []
+        for key, item in zip(keys, items):
+            found = by_object.get(id(key))
+            if found is not None and found[0] is key:
+                series.append(found[1])
+                continue
+            one = agent.series.get(key) or self._create(agent, item, kind)
+            if one is not None:
+                by_object[id(key)] = (key, one)  # holding the key keeps its id from being reused
+            series.append(one)
+        if kind is Kind.HISTOGRAM:
+            return Plan(keys, series)
+        if not all(type(s) is BlockSeries for s in series):
+            return None
+        slots = [s.slot for s in series]  # type: ignore[union-attr]
+        take = None
+        if len(set(slots)) != len(slots):  # a key sent twice: the last value wins, as with one write after another
+            last = {slot: i for i, slot in enumerate(slots)}
+            take = np.array(sorted(last.values()), dtype=np.intp)
+            slots = [slots[i] for i in take]
+        return Plan(keys, series, np.array(slots, dtype=np.intp), take)
 
     def _create(self, agent: AgentTable, item: Entry, kind: Kind) -> Series | None:
         labels = dict(item.key.labels)
@@ -92,7 +176,7 @@ class Ingest:
                               max_value_power=layout.max_value_power)
             series: Series = HistogramSeries(meta, agent.table)
         else:
-            series = Series(SeriesMeta(key, kind, unit=item.unit), agent.table)
+            series = BlockSeries(SeriesMeta(key, kind, unit=item.unit), agent.table)
         agent.series[item.key] = series
         self.store.add_series(series)
         return series
@@ -106,13 +190,19 @@ class Ingest:
                 continue
             gone = [key for key, series in agent.series.items() if not _has_samples(series)]
             if gone:
-                self.store.remove_series([agent.series.pop(key) for key in gone])
+                removed = [agent.series.pop(key) for key in gone]
+                self.store.remove_series(removed)
+                agent.plans = [None, None, None]
+                dropped = {id(series) for series in removed}
+                agent.by_object = {k: v for k, v in agent.by_object.items() if id(v[1]) not in dropped}
 
     def agents(self) -> dict[str, AgentTable]:
         return self._agents
 
 
 def _has_samples(series: Series) -> bool:
+    if isinstance(series, BlockSeries):
+        return series.has_samples()
     if isinstance(series, HistogramSeries):
         return len(series.window().times) > 0
     return bool(len(series.points()[0]))

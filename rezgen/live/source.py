@@ -28,7 +28,7 @@ class LiveSource:
         self.sections = sections
         self.interval_ns = interval_ns
         self.agents = agents
-        self.hosts = sorted(nodes.values()) if len(agents) > 1 else []
+        self.hosts = sorted(nodes.values()) if nodes else []  # `agents` fills in once the server starts
 
     @property
     def store(self) -> Store:
@@ -65,7 +65,9 @@ class LiveSource:
         for agent in self.agents.values():
             state = agent.state()
             agents.append({
-                "url": state.url, "state": state.status.value, "error": state.last_error,
+                # An error matters while it lasts; a recovered agent's last error is history.
+                "url": state.url, "state": state.status.value,
+                "error": state.last_error if state.status.value != "connected" else None,
                 "last_success_ms": int(state.last_success * 1000) if state.last_success else None,
                 "down_since_ms": int(state.down_since * 1000) if state.down_since else None,
                 "snapshots": state.snapshots, "restarts": state.restarts,

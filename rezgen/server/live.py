@@ -19,7 +19,10 @@ from ..dashboards import Section
 from ..live.hub import Hub
 from ..live.source import LiveSource
 from ..pages import SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload, site_context
+from ..model import Kind
 from ..plots import TimeRange, plot_data
+from ..site import metric_plot, metric_slug
+from .source import metric_catalog
 from ..timeparse import parse_duration
 
 RANGES = ("5m", "15m", "1h", "6h", "24h")
@@ -42,6 +45,29 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
                 "ranges": [r for r in RANGES if parse_duration(r) <= source.ingest.retention_ns] or [RANGES[0]],
                 "stream": "api/stream"}
 
+    def metrics() -> list[dict[str, Any]]:
+        with source.lock:
+            catalog = metric_catalog(source)
+        return [{**m, "labels": {k: len(v) for k, v in m["labels"].items()},
+                 "data": f"data/{{host}}/metrics/{metric_slug(m['name'])}.js"} for m in catalog]
+
+    def metric_data(request: Request) -> Response:
+        host, slug = request.path_params["host"], request.path_params["name"]
+        with source.lock:
+            entry = next((m for m in metric_catalog(source) if metric_slug(m["name"]) == slug), None)
+        span = _span(source, hub, request.query_params)
+        if entry is None or span is None:
+            return JSONResponse({"error": "no such metric or no data yet"}, status_code=404)
+        plot = metric_plot(entry["name"], Kind(entry["type"]), entry["unit"], entry["description"])
+        scope = (("node", host),) if host != SINGLE_HOST and source.hosts else ()
+        with source.lock:
+            data = plot_data(source.store, plot, span, scope)
+        payload = {"name": entry["name"], "query": plot.query, "plot": data,
+                   "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
+                             "step": span.step_ns // 1_000_000}}
+        return Response(data_script(f"{host}/metrics/{entry['name']}", payload), media_type="text/javascript",
+                        headers={"Cache-Control": "no-store"})
+
     def page(request: Request) -> Response:
         name = request.path_params.get("page", "index.html")
         sections = nav()
@@ -49,7 +75,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             kind = name.split(".")[0]
             return HTMLResponse(render(env, name, site=site(), live=live_context(), systeminfo=source.systeminfo,
                                        page={"route": kind, "title": kind.title(), "kind": kind, "data": "",
-                                             "root": ""}, metrics=[]))
+                                             "root": ""}, metrics=metrics()))
         wanted = sections[0][0].route if name == "index.html" and sections else name.removesuffix(".html")
         match = next(((s, ids) for s, ids in sections if s.route == wanted), None)
         if match is None:
@@ -66,7 +92,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     def data(request: Request) -> Response:
         host, route = request.path_params["host"], request.path_params["route"]
         section = next((s for s in source.sections if s.route == route), None)
-        span = _span(source, hub, request.query_params.get("range", DEFAULT_RANGE))
+        span = _span(source, hub, request.query_params)
         if section is None or span is None:
             return JSONResponse({"error": "no such section or no data yet"}, status_code=404)
         scope = (("node", host),) if host != SINGLE_HOST and source.hosts else ()
@@ -125,22 +151,28 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
 
     return [
         Route("/", page), Route("/api/stream", stream), Route("/api/status", status), WebSocketRoute("/ws", socket),
-        Route("/data/{host}/{route}.js", data), Route("/{page:str}", page),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/data/{host}/metrics/{name}.js", metric_data), Route("/data/{host}/{route}.js", data),
+        Route("/{page:str}", page),
     ]
 
 
-def _span(source: LiveSource, hub: Hub, text: str) -> TimeRange | None:
-    """The last `text` of the window (e.g. 15m), on the live grid, ending at its newest step."""
+def _span(source: LiveSource, hub: Hub, params: Any) -> TimeRange | None:
+    """The window to show, on the live grid: `from`/`to` (unix ms, `to` defaults to the newest step) or the last
+    `range` (e.g. 15m) of the data, clamped to what the window holds."""
+    bounds = source.time_range()
+    newest = hub.grid_until(bounds[1]) if bounds is not None else None
+    if bounds is None or newest is None:
+        return None
     try:
-        length = parse_duration(text)
+        length = parse_duration(params.get("range", DEFAULT_RANGE))
     except ValueError:
         length = parse_duration(DEFAULT_RANGE)
-    bounds = source.time_range()
-    if bounds is None:
-        return None
-    end = hub.grid_until(bounds[1])
-    if end is None:
-        return None
-    start = max(end - length, bounds[0])
-    start = end - (end - start) // hub.step_ns * hub.step_ns  # on the grid
+    try:
+        end = min(newest, hub.grid_until(int(params["to"]) * 1_000_000) or newest) if "to" in params else newest
+        start = int(params["from"]) * 1_000_000 if "from" in params else end - length
+    except ValueError:
+        end, start = newest, newest - length
+    start = max(start, bounds[0], end - parse_duration("24h"))
+    start = end - max(0, end - start) // hub.step_ns * hub.step_ns  # on the grid
     return TimeRange(start, end, hub.step_ns)

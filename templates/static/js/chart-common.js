@@ -181,6 +181,7 @@
   Chart.prototype.render = function () {
     var spec = this.spec();
     this.level = spec.level ? spec.level(this, R.window()) : -1;
+    this.sig = spec.signature ? spec.signature(this) : ''; // live pages redraw fully when this changes
     this.inst.setOption(spec.option(this, R.colors()), { notMerge: true, lazyUpdate: false });
     this.inst.dispatchAction({ type: 'takeGlobalCursor', key: 'dataZoomSelect', dataZoomSelectActive: true,
                              escapeConnect: true });

@@ -61,7 +61,11 @@
     for (var r = 0; r < plot.names.length; r++) {
       var row = lvl.values[r] || [];
       for (var i = 0; i < lvl.t.length; i++) {
-        if (row[i] !== null && row[i] !== undefined) out.push([lvl.t[i], r, row[i], lvl.t[i] + dt]);
+        if (row[i] !== null && row[i] !== undefined) {
+          var end = lvl.t[i] + dt;
+          if (i + 1 < lvl.t.length && lvl.t[i + 1] < end) end = lvl.t[i + 1]; // live: finer columns appended
+          out.push([lvl.t[i], r, row[i], end]);
+        }
       }
     }
     lvl._cells = out;
@@ -122,5 +126,13 @@
     return opt;
   }
 
-  R.kinds.heatmap = { level: level, series: series, option: option };
+  /* Live pages: the colour scale follows the data in the window (merged into the chart with its new cells). */
+  function liveOption(chart, c) {
+    var plot = chart.plot;
+    if (plot.range) return {};
+    var hi = maxOf(plot);
+    return { visualMap: { max: hi > 0 ? hi : 1, text: [R.units.format(plot.unit, hi, 1), R.units.format(plot.unit, 0, 1)] } };
+  }
+
+  R.kinds.heatmap = { level: level, series: series, option: option, liveOption: liveOption };
 })(window.REZGEN = window.REZGEN || {});

@@ -126,5 +126,8 @@
     };
   };
 
-  R.kinds.line = R.kinds.multi = { level: level, series: series, option: option };
+  /* What the axes were built from; live pages redraw the whole chart when new points change it. */
+  function signature(chart) { return binaryScale(chart) + ':' + nonNegative(chart.plot); }
+
+  R.kinds.line = R.kinds.multi = { level: level, series: series, option: option, signature: signature };
 })(window.REZGEN = window.REZGEN || {});

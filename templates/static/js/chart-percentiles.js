@@ -49,7 +49,12 @@
     return opt;
   }
 
-  R.kinds.percentiles = { level: level, series: series, option: option };
+  function signature(chart) {
+    var y = chart.plot.log ? logAxis(chart.plot) : {};
+    return y.min + ':' + y.max;
+  }
+
+  R.kinds.percentiles = { level: level, series: series, option: option, signature: signature };
 
   /* ---- the bucket heatmap ---- */
   function bucketCells(b) {

@@ -40,6 +40,13 @@
     return promise;
   };
 
+  /* Load src again even if a payload is cached under key (live pages re-fetch a section for a new range). */
+  R.reload = function (src, key) {
+    if (key) payloads.delete(key);
+    pending.delete(src);
+    return R.load(src, key);
+  };
+
   /* A data path template ("data/{host}/cpu.js") for a host; "_" stands for the only host. */
   R.dataPath = function (template, host) {
     var root = document.body.getAttribute('data-root') || '';

@@ -71,9 +71,11 @@
     });
     status('');
   }
+  R.renderSection = render; // live pages (live.js) load the data themselves, then render with this
 
   document.addEventListener('DOMContentLoaded', function () {
     var body = document.body;
+    if (body.getAttribute('data-live') === 'true') return;
     var template = body.getAttribute('data-data');
     if (!template || !window.echarts) { status('This page cannot show charts (missing data or ECharts).', true); return; }
     var host = R.host();

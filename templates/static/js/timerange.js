@@ -72,5 +72,18 @@
     describe(R.window());
   };
 
+  /* Live pages: move the bar to the new R.state.range in place (no rebuild), with a new shadow. */
+  R.updateTimebar = function (shadow) {
+    if (!tb.inst || !S.range) return;
+    if (shadow) tb.shadow = shadow;
+    var win = R.window();
+    tb.inst.setOption({
+      xAxis: { min: S.range[0], max: S.range[1] },
+      series: [{ data: tb.shadow && tb.shadow.length ? tb.shadow : [[S.range[0], 0], [S.range[1], 0]] }],
+      dataZoom: [{ id: 'zs', startValue: win[0], endValue: win[1] }, { id: 'zi', startValue: win[0], endValue: win[1] }]
+    });
+    describe(win);
+  };
+
   R.onZoom(describe);
 })(window.REZGEN = window.REZGEN || {});

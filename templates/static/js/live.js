@@ -1,0 +1,233 @@
+/* Live pages (`rezgen serve --live`): the section's data for the chosen range, then new points pushed over the
+   page's stream, applied every refresh period (append, trim to the range, redraw in place; never a re-fetch).
+   Pause (live-controls.js) freezes the view while points keep arriving into a buffer bounded by the range; resume
+   applies them at once. Runs only on pages with data-live="true"; pages without a section (metrics, system) get
+   the connection indicator alone. */
+(function (R) {
+  'use strict';
+  var L = R.live = R.live || {};
+  var S = R.state;
+  var RANGE_KEY = 'rezgen-live-range', REFRESH_KEY = 'rezgen-live-refresh';
+  var RANGE_NAMES = { '5m': 'last 5 min', '15m': 'last 15 min', '1h': 'last 1 h', '6h': 'last 6 h', '24h': 'last 24 h' };
+
+  var cfg = {};
+  var st = {
+    range: '15m', custom: null, // custom: {from, to|null} in ms
+    refresh: 1000, timer: null, paused: false, reason: null,
+    payload: null, plots: new Map(), step: 1000, newest: null, loading: false,
+    pending: [], pendingNewest: null, generation: 0
+  };
+  L.st = st;
+  L.intervalMs = function () { return cfg.interval_ms || 1000; };
+
+  function $(id) { return document.getElementById(id); }
+
+  function store(key, value) { try { localStorage.setItem(key, value); } catch (e) { /* optional */ } }
+  function stored(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
+
+  function duration(text) {
+    var m = /^(\d+)(s|m|h|d)$/.exec(text || '');
+    return m ? Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : null;
+  }
+
+  function status(text, kind) {
+    var el = $('status');
+    if (!el) return;
+    el.textContent = text || '';
+    el.classList.toggle('error', kind === 'error');
+    el.classList.toggle('loading', kind === 'loading');
+  }
+
+  /* ---- the window ---- */
+  function windowFor(newest) {
+    if (st.custom) return [st.custom.from, st.custom.to === null ? newest : st.custom.to];
+    return [newest - duration(st.range), newest];
+  }
+  function fixed() { return !!(st.custom && st.custom.to !== null); }
+
+  function describe() {
+    var el = document.querySelector('.recording-range');
+    if (!el || !S.range) return;
+    var what = st.custom ? (fixed() ? 'custom range' : 'custom range, following') : RANGE_NAMES[st.range] || 'last ' + st.range;
+    el.textContent = what + ' · ' + R.units.time(S.range[0]) + ' – ' + R.units.time(S.range[1]);
+    el.title = R.units.time(S.range[0], true) + ' – ' + R.units.time(S.range[1], true) + ' (local time)';
+  }
+
+  /* ---- loading the section ---- */
+  function dataUrl() {
+    var body = document.body;
+    var span = st.range;
+    if (st.custom) span = Math.max(1, Math.ceil(((st.newest || Date.now()) - st.custom.from) / 1000) + 30) + 's';
+    return R.dataPath(body.getAttribute('data-data'), R.host()) + '?range=' + encodeURIComponent(span);
+  }
+
+  /* Why a data script failed: the server answers 404 JSON before the first snapshots, 503 while starting. */
+  function diagnose(src) {
+    return fetch(src, { cache: 'no-store' }).then(function (r) {
+      if (r.ok) return 'the data script did not register its data';
+      return r.text().then(function (text) {
+        var detail = '';
+        try { detail = JSON.parse(text).error || ''; } catch (e) { detail = ''; }
+        if (r.status === 404 && /no data/i.test(detail)) return 'no data yet: waiting for the agent\'s first snapshots';
+        return 'the server answered ' + r.status + (detail ? ' (' + detail + ')' : '');
+      });
+    }, function () { return 'the server cannot be reached'; });
+  }
+
+  /* Fetch the data for the current range; resolves with the prepared payload (or rejects with a readable Error). */
+  function load() {
+    var src = dataUrl(), key = R.host() + '/' + document.body.getAttribute('data-route');
+    st.loading = true;
+    document.body.classList.add('live-loading');
+    return R.reload(src, key).then(function (payload) {
+      st.loading = false;
+      document.body.classList.remove('live-loading');
+      return payload;
+    }, function () {
+      return diagnose(src).then(function (why) {
+        st.loading = false;
+        document.body.classList.remove('live-loading');
+        throw new Error(why);
+      });
+    });
+  }
+
+  function adopt(payload) {
+    st.payload = payload;
+    st.plots = L.prepare(payload);
+    st.step = (payload.live && payload.live.step) || payload.range.step || st.step;
+    st.newest = payload.live ? payload.live.last : payload.range.end;
+    var changed = {};
+    var win = windowFor(Math.max(st.newest, st.pendingNewest || 0));
+    st.plots.forEach(function (p) { L.trim(p, win[0], changed); });
+    payload.range = { start: win[0], end: win[1], step: st.step };
+  }
+
+  /* First load: retried until the agent has data; then the page is rendered and the stream opened. */
+  function start() {
+    status('Loading ' + (RANGE_NAMES[st.range] || st.range) + '…', 'loading');
+    load().then(function (payload) {
+      adopt(payload);
+      R.renderSection(payload);
+      S.view = null;
+      apply(true);
+      describe();
+      var body = document.body, host = R.host();
+      L.connect((body.getAttribute('data-root') || '') + cfg.stream + '?section=' + encodeURIComponent(body.getAttribute('data-route')) +
+                '&host=' + encodeURIComponent(host === '_' ? '' : host), st.newest, { points: received, reset: reset });
+      schedule();
+    }, function (err) {
+      status('Cannot load this section: ' + err.message + '. Retrying…', 'error');
+      setTimeout(start, 3000);
+    });
+  }
+
+  /* Range change or a reset from the server: new data, same charts (rebuilt from it), same stream. */
+  function reloadData(label) {
+    var generation = ++st.generation;
+    if (st.reason === 'zoom') { st.paused = false; st.reason = null; } // a new range shows all of it, live
+    status('Loading ' + label + '…', 'loading');
+    return load().then(function (payload) {
+      if (generation !== st.generation) return;
+      adopt(payload);
+      R.setHashWindow(null); // a zoom window of the previous range means nothing in this one
+      R.setRange(payload.range, payload.events);
+      S.view = null;
+      document.querySelectorAll('.chart[data-plot-id]').forEach(function (el) {
+        var plot = st.plots.get(el.getAttribute('data-plot-id'));
+        if (!plot || !plot.levels || !plot.levels.length) return;
+        el.__plot = plot;
+        if (el.__rezgen) { el.__rezgen.plot = plot; el.__rezgen.render(); }
+        else if (el.classList.contains('chart-message')) {
+          el.classList.remove('chart-message');
+          el.textContent = '';
+          R.createChart(el, plot, plot.kind);
+        }
+      });
+      apply(true);
+      status('');
+    }, function (err) {
+      if (generation === st.generation) status('Cannot load ' + label + ': ' + err.message + ' (showing the previous data)', 'error');
+      throw err;
+    });
+  }
+
+  /* ---- points ---- */
+  function received(data) {
+    if (fixed()) return; // a custom range with an end: nothing new to show
+    st.pending.push(data);
+    st.pendingNewest = Math.max(st.pendingNewest || 0, data.last);
+    var start = windowFor(st.pendingNewest)[0]; // bounded (paused, loading, hidden tab): what still fits the range
+    while (st.pending.length > 1 && st.pending[0].last < start) st.pending.shift();
+    if (st.paused) L.showToggle();
+  }
+
+  function reset() {
+    st.pending = [];
+    reloadData('the latest data').catch(function () { /* shown; the next points or reset retry */ });
+  }
+
+  /* Apply the buffered points (every refresh period; at once on resume). */
+  function apply(force) {
+    if (!st.payload || st.loading || st.paused) return;
+    if (!st.pending.length && !force) return;
+    var changed = {};
+    st.pending.forEach(function (event) {
+      L.merge(st.plots, event, st.step, changed);
+      if (event.last > st.newest) st.newest = event.last;
+    });
+    st.pending = [];
+    var win = windowFor(st.newest);
+    st.plots.forEach(function (p) { L.trim(p, win[0], changed); });
+    S.range = win;
+    var follow = !S.view;
+    S.charts.forEach(function (chart) {
+      try {
+        L.redraw(chart, changed[chart.plot.id], follow);
+      } catch (err) { // shown in the page; the other charts go on
+        status('Cannot update “' + (chart.plot.title || chart.plot.id) + '”: ' + err.message, 'error');
+      }
+    });
+    if (R.updateTimebar) R.updateTimebar(L.shadow(st.plots, S.range));
+    describe();
+    L.showToggle();
+  }
+
+  function schedule() {
+    clearInterval(st.timer);
+    st.timer = setInterval(function () { if (!document.hidden) apply(false); }, st.refresh);
+  }
+
+  /* ---- shared with live-controls.js ---- */
+  L.cfg = function () { return cfg; };
+  L.duration = duration;
+  L.windowFor = windowFor;
+  L.fixed = fixed;
+  L.apply = apply;
+  L.reloadData = reloadData;
+  L.schedule = schedule;
+  L.store = store;
+  L.RANGE_NAMES = RANGE_NAMES;
+  L.RANGE_KEY = RANGE_KEY;
+  L.REFRESH_KEY = REFRESH_KEY;
+
+  document.addEventListener('DOMContentLoaded', function () {
+    if (document.body.getAttribute('data-live') !== 'true') return;
+    try { cfg = JSON.parse(($('live-config') || {}).textContent || '{}'); } catch (e) { cfg = {}; }
+    cfg.ranges = cfg.ranges || ['15m'];
+    cfg.stream = cfg.stream || 'api/stream';
+    var wanted = new URLSearchParams(location.search).get('range') || stored(RANGE_KEY);
+    st.range = cfg.ranges.indexOf(wanted) >= 0 ? wanted : cfg.ranges.indexOf('15m') >= 0 ? '15m' : cfg.ranges[0];
+    var refresh = Number(stored(REFRESH_KEY));
+    st.refresh = [1000, 5000, 10000, 30000, 60000].indexOf(refresh) >= 0 ? refresh : 1000;
+    if (location.hash) history.replaceState(null, '', location.pathname + location.search); // no static zoom links
+    L.controls();
+    if (document.body.getAttribute('data-kind') !== 'section') { L.watchStatus(); return; }
+    if (!document.body.getAttribute('data-data') || !window.echarts || !R.renderSection) {
+      status('This page cannot show charts (missing data or ECharts).', 'error');
+      return;
+    }
+    start();
+    document.addEventListener('visibilitychange', function () { if (!document.hidden) apply(false); });
+  });
+})(window.REZGEN = window.REZGEN || {});
