@@ -212,3 +212,49 @@ def test_the_websocket_carries_the_same_updates_and_can_switch_section(live: str
         while (message := json.loads(socket.recv(timeout=20)))["type"] != "error":
             pass  # updates of the current subscription may come first
         assert "section" in message["data"]["error"]
+
+
+def test_record_writes_a_recording_that_rezgen_builds(agent, recording: Path, tmp_path: Path) -> None:
+    url, _ = agent
+    target = tmp_path / "session.parquet"
+    proc, server = start(["serve", "--live", url, "--port", "0", "--interval", f"{INTERVAL_MS}ms",
+                          "--record", str(target)], tmp_path / "live.log")
+    try:
+        wait_for(lambda: status(server)["seq"] >= 4)
+    finally:
+        proc.send_signal(2)  # Ctrl+C: the recording is completed on the way out
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert target.is_file() and not list(tmp_path.glob(".session.parquet.*"))
+    written, source = pq.ParquetFile(target).read(), pq.ParquetFile(recording).read()
+    assert written.num_rows >= 4
+    # Every recorded cpu_usage value is a value of the same series in the source recording, row for row.
+    for i, field in enumerate(written.schema):
+        if (field.metadata or {}).get(b"metric") != b"cpu_usage":
+            continue
+        labels = {k: v for k, v in field.metadata.items() if k not in (b"metric", b"metric_type", b"unit")}
+        j = next(j for j, f in enumerate(source.schema) if (f.metadata or {}).get(b"metric") == b"cpu_usage"
+                 and {k: v for k, v in f.metadata.items() if k not in (b"metric", b"metric_type", b"unit")} == labels)
+        got = written.column(i).to_numpy()
+        rows = np.searchsorted(source.column(j).to_numpy(), got)
+        assert (source.column(j).to_numpy()[rows] == got).all()
+        assert (np.diff(rows) == 1).all()  # consecutive source rows: nothing lost, nothing repeated
+    built = subprocess.run([sys.executable, "-m", "rezgen", "build", str(target), "-o", str(tmp_path / "site"), "-q"],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+
+
+def test_several_agents_are_told_apart_by_a_node_label(recording: Path, tmp_path: Path) -> None:
+    first, url1 = start(["replay", str(recording), "--port", "0"], tmp_path / "a.log")
+    second, url2 = start(["replay", str(shared_recording("AB_base.parquet")), "--port", "0"], tmp_path / "b.log")
+    live_proc, server = start(["serve", "--live", url1, "--live", url2, "--port", "0"], tmp_path / "live.log")
+    try:
+        wait_for(lambda: status(server)["seq"] >= 4)
+        result = httpx.get(server + "api/v1/query", params={"query": "sum by (node) (cpu_cores)"}).json()
+        nodes = {r["metric"]["node"]: r["value"][1] for r in result["data"]["result"]}
+        assert nodes == {url1.split("//")[1].rstrip("/"): "8", url2.split("//")[1].rstrip("/"): "8"}
+        page = httpx.get(server).text
+        assert all(node in page for node in nodes)  # the host selector lists both
+    finally:
+        for proc in (live_proc, first, second):
+            stop(proc)
