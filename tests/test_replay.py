@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import msgpack
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,7 +51,9 @@ class ReplayProcess:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else ""
         match = READY.search(line)
-        assert match, f"no ready line: {line!r}; log: {self.log.read_text()}"
+        if not match:
+            self.stop()
+            raise AssertionError(f"no ready line: {line!r}; log: {self.log.read_text()}")
         self.url, self.port = match.group(1), int(match.group(2))
         return self
 
@@ -248,16 +249,16 @@ def distinct(process: ReplayProcess, seconds: float) -> list[Snapshot]:
 
 
 def test_looping_continues_time_and_counters_upward(small: Path, tmp_path: Path) -> None:
-    process = replay(small, tmp_path, "--speed", "20")
+    process = replay(small, tmp_path, "--speed", "10")
     try:
-        seen = distinct(process, 2.5)  # 20 rows at 20 rows/s: at least one seam
+        seen = distinct(process, 3.0)  # 20 rows at 10 rows/s: one seam at 2 s
         assert process.stats()["loop"] >= 1
     finally:
         process.stop()
     stamps = [s.timestamp_ns for s in seen]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
     steps = np.diff(stamps)
-    assert steps.min() > 0.9e9 and steps.max() < 4.1e9  # the recorded (jittered) 1 s rows; polls may miss some
+    assert steps.min() > 0.9e9 and steps.max() < 8.1e9  # the recorded (jittered) 1 s rows; a busy host misses some
     for before, after in zip(seen, seen[1:]):
         now = {e.key: e.value for e in after.counters}
         assert all(now[e.key] >= e.value for e in before.counters if e.key in now)

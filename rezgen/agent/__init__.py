@@ -1,8 +1,8 @@
-"""Live Rezolus agents: the snapshot wire format (decode/encode), a polling client, and a fake agent for replay.
+"""Live Rezolus agents: the snapshot wire format, a polling client, and a fake agent that replays a recording.
 
-- `snapshot`: decode `/metrics/binary` bodies (V1/V2/V3) into series-keyed entries.
-- `schema`: V3 schema hashing and the receiver's schema cache.
-- `encode`: V2/V3 encoding, as an agent does it.
-- `client`: `AgentClient`, one background thread polling one agent.
-- `recorded`, `replay`: a recording served as a live agent (`rezgen replay`).
+- `snapshot.decode`: a `/metrics/binary` body (V1/V2/V3) → `Snapshot` of series-keyed `Entry`s (`pieces` holds
+  the types and the per-piece validators, `schema` the V3 groups: schema hash, `SchemaCache`, flattening).
+- `encode`: V2/V3 bodies and the `/metrics/json` form, as an agent writes them.
+- `client.AgentClient`: one background thread polling one agent (`fetch` does its HTTP).
+- `recorded.RecordedAgent` + `replay`: `rezgen replay RECORDING`.
 """

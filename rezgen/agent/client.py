@@ -11,9 +11,9 @@
   behind the last one (≤ max(1 s, 2 × interval)) is an out-of-order/stale answer and is dropped; a larger jump back
   is a clock step (NTP, a replaced host): dropping until the clock catches up could lose hours, so the client
   re-synchronises — it delivers the snapshot with `discontinuity="clock"` and follows the new clock from there.
-- Agent restart: more counters went down than up, or the snapshot's `version` or the `/` banner changed. The snapshot
-  is delivered with `discontinuity="restart"` and `/`, `/systeminfo`, `/metrics/descriptions` are fetched again
-  (they are fetched once per agent run; 404 means "this agent does not have it", as for agents before 5.9).
+- Agent restart: more counters went down than up, or the snapshot's `version` or the `/` banner changed. The
+  snapshot is delivered with `discontinuity="restart"` and `/`, `/systeminfo`, `/metrics/descriptions` are fetched
+  again (once per agent run; 404 means "this agent does not have it", as for agents before 5.9).
 
 Threading: `on_snapshot`, `on_info` and `on_state` run on the client's thread, one at a time; an asyncio server
 should hand results to its loop with `loop.call_soon_threadsafe`. `state()` and `info` may be read from any
@@ -27,16 +27,14 @@ import enum
 import json
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-import requests
-
+from .fetch import Fetcher, FetchError
 from .pieces import Snapshot, SnapshotError
 from .schema import SchemaCache
 from .snapshot import decode
 
-MAX_BODY = 64 << 20  # real snapshots are 50-400 KB
 MAX_BACKOFF_S = 5.0
 RECENT_PROBLEMS = 20
 
@@ -74,10 +72,6 @@ class AgentInfo:
     descriptions: dict[str, str] | None = None
 
 
-class _PollError(Exception):
-    pass
-
-
 def default_timeout(interval_s: float) -> float:
     return min(max(2 * interval_s, 2.0), 10.0)
 
@@ -108,7 +102,7 @@ class AgentClient:
         self._info = AgentInfo()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._session = self._new_session()
+        self._http = Fetcher(self.url, self.timeout_s)
         self._failing = 0  # consecutive failures
         self._need_info = True
         self._check_banner = False
@@ -125,9 +119,10 @@ class AgentClient:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop polling; returns once the thread has ended (an in-flight request is cut short)."""
+        """Stop polling; returns once the thread has ended: at once between polls, within the timeout during one.
+        The final `on_state(disconnected)` runs on the caller's thread."""
         self._stop.set()
-        self._session.close()
+        self._http.close()
         if self._thread is not None:
             self._thread.join(timeout if timeout is not None else self.timeout_s + 1)
         self._update(status=Status.DISCONNECTED, retry_in=None)
@@ -169,16 +164,16 @@ class AgentClient:
 
     def _tick(self) -> bool:
         try:
-            status, body = self._get("/metrics/binary")
+            status, body = self._http.get("/metrics/binary")
             if status != 200:
-                raise _PollError(f"HTTP {status} from /metrics/binary")
+                raise FetchError(f"HTTP {status} from /metrics/binary")
             if not body:
-                raise _PollError("empty body (HTTP 200): no snapshot")
+                raise FetchError("empty body (HTTP 200): no snapshot")
             try:
                 snapshot = decode(body, self.schemas)
             except SnapshotError as exc:
-                raise _PollError(str(exc)) from None
-        except _PollError as exc:
+                raise FetchError(str(exc)) from None
+        except FetchError as exc:
             if not self._stop.is_set():
                 self._failed(str(exc))
             return False
@@ -193,8 +188,7 @@ class AgentClient:
 
     def _failed(self, message: str) -> None:
         self._failing += 1
-        self._session.close()  # a pooled connection to a dead or confused agent is not worth keeping
-        self._session = self._new_session()
+        self._http.reset()
         state = self._state
         down_since = state.down_since or time.time()
         was_up = state.status is not Status.DISCONNECTED
@@ -259,7 +253,7 @@ class AgentClient:
             banner = self._optional("/", text=True)
             systeminfo = self._optional("/systeminfo")
             descriptions = self._optional("/metrics/descriptions")
-        except _PollError as exc:
+        except FetchError as exc:
             self._problem(f"agent info not fetched: {exc}")
             self._need_info = True
             return
@@ -276,44 +270,16 @@ class AgentClient:
             self._call(self.on_info, info)
 
     def _optional(self, path: str, text: bool = False) -> Any:
-        status, body = self._get(path)
+        status, body = self._http.get(path)
         if status == 404:
             return None
         if status != 200:
-            raise _PollError(f"HTTP {status} from {path}")
+            raise FetchError(f"HTTP {status} from {path}")
         try:
             return body.decode("utf-8", "replace") if text else json.loads(body)
         except ValueError:
             self._problem(f"{path} is not JSON; ignored")
             return None
-
-    # --- HTTP -------------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _new_session() -> requests.Session:
-        session = requests.Session()
-        session.headers["Accept-Encoding"] = "gzip"  # ~8x smaller on the wire (§1.1)
-        session.headers["User-Agent"] = "rezgen"
-        return session
-
-    def _get(self, path: str) -> tuple[int, bytes]:
-        """(status, body) within the timeout for the whole exchange, or _PollError with a one-line reason."""
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            with self._session.get(self.url + path, timeout=self.timeout_s, stream=True) as response:
-                chunks, size = [], 0
-                for chunk in response.iter_content(1 << 16):
-                    size += len(chunk)
-                    if size > MAX_BODY:
-                        raise _PollError(f"{path}: body over {MAX_BODY >> 20} MB")
-                    if time.monotonic() > deadline:
-                        raise _PollError(f"{path}: no complete answer within {self.timeout_s:g} s")
-                    chunks.append(chunk)
-                return response.status_code, b"".join(chunks)
-        except requests.Timeout:
-            raise _PollError(f"{path}: no answer within {self.timeout_s:g} s") from None
-        except requests.RequestException as exc:
-            raise _PollError(f"{path}: {_reason(exc)}") from None
 
     # --- state ------------------------------------------------------------------------------------------------
 
@@ -336,15 +302,3 @@ class AgentClient:
             callback(value)
         except Exception as exc:  # a consumer's bug must not stop the polling
             self._problem(f"{getattr(callback, '__name__', 'callback')} raised {type(exc).__name__}: {exc}")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    if "Connection refused" in text or "ConnectionRefusedError" in text:
-        return "connection refused"
-    if "RemoteDisconnected" in text or "without response" in text:
-        return "connection closed without a response"
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        return "truncated or corrupt body"
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first[:200]

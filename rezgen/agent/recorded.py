@@ -76,7 +76,8 @@ class RecordedAgent:
         self._kinds = {kind: [c for c in self.columns if c.kind is kind] for kind in Kind}
         raw = times.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64)
         # Serve rows in file order, skipping any that do not move time forward (a clock step in the recording).
-        self.row_index = np.flatnonzero(raw > np.concatenate(([np.iinfo(np.int64).min], np.maximum.accumulate(raw)[:-1])))
+        before = np.concatenate(([np.iinfo(np.int64).min], np.maximum.accumulate(raw)[:-1]))
+        self.row_index = np.flatnonzero(raw > before)
         if len(self.row_index) == 0:
             raise ReplayError(f"{self.path}: the recording has no rows")
         self.timestamps = raw[self.row_index]
@@ -230,7 +231,8 @@ def _shift(first: np.ndarray, last: np.ndarray, count: np.ndarray | int) -> np.n
     return np.where(np.asarray(count) >= 2, shift, 0).astype(np.uint64)
 
 
-def _select(schema: pa.Schema, node: str | None, path: Path) -> tuple[list[str], str | None, list[ReplayColumn], str | None]:
+def _select(schema: pa.Schema, node: str | None,
+            path: Path) -> tuple[list[str], str | None, list[ReplayColumn], str | None]:
     """(node names, chosen node, columns to serve, the agent's source label)."""
     fields: list[tuple[pa.Field, int, dict[str, str]]] = []
     seen: dict[str, int] = {}

@@ -103,6 +103,7 @@ class Faults:
     requests: int = 0  # to /metrics/binary
     in_flight: int = 0
     max_in_flight: int = 0
+    gzipped: int = 0  # binary answers sent gzip-encoded
     paths: dict[str, int] = field(default_factory=dict)  # requests per path, every route
 
 
@@ -158,6 +159,7 @@ def create_app(replay: Replay, faults: Faults | None = None) -> Starlette:
             raw, gzipped = await run_in_threadpool(replay.binary, _accepts_gzip(request))
             if mode == "truncated":
                 return Response(raw[: len(raw) // 2], media_type="application/octet-stream")
+            faults.gzipped += gzipped is not None
             return _answer(request, raw, "application/octet-stream", gzipped=gzipped)
         finally:
             faults.in_flight -= 1
@@ -197,8 +199,8 @@ def create_app(replay: Replay, faults: Faults | None = None) -> Starlette:
     async def stats(request: Request) -> Response:
         lap, row = replay.position()
         return JSONResponse({"requests": faults.requests, "in_flight": faults.in_flight,
-                             "max_in_flight": faults.max_in_flight, "fault": faults.mode, "loop": lap, "row": row,
-                             "offset_ns": replay.offset_ns, "paths": faults.paths})
+                             "max_in_flight": faults.max_in_flight, "gzipped": faults.gzipped, "fault": faults.mode,
+                             "loop": lap, "row": row, "offset_ns": replay.offset_ns, "paths": faults.paths})
 
     routes = [
         Route("/", root), Route("/metrics/binary", binary), Route("/metrics/json", metrics_json),
