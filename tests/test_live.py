@@ -165,16 +165,22 @@ def test_a_page_reconnecting_with_last_event_id_receives_exactly_what_it_missed(
 def test_the_indicator_state_follows_the_agent_and_an_outage_is_a_break(live: str, agent, recording: Path,
                                                                        tmp_path: Path) -> None:
     url, holder = agent
-    wait_for(lambda: status(live)["agents"][0]["state"] == "connected")
+    wait_for(lambda: status(live)["seq"] >= 4)  # a few samples before the outage, so rates exist on both sides
     (before, _), = points(live, 1)
-    stop(holder[0])
+    holder[0].kill()  # gone at once, as a crashed agent is
+    holder[0].wait(timeout=10)
+    holder[0].stdout.close()
     wait_for(lambda: status(live)["agents"][0]["state"] in ("reconnecting", "disconnected"))
     time.sleep(8)
     port = url.rstrip("/").rsplit(":", 1)[1]
     holder[0], _ = start(["replay", str(recording), "--port", port], tmp_path / "replay2.log")
     wait_for(lambda: status(live)["agents"][0]["state"] == "connected", timeout=30)
-    received = points(live, 3, since=before, timeout=40)
-    values = [v for _, d in received if "cpu-busy" in d["plots"] for v in d["plots"]["cpu-busy"]["values"][0]]
+    # Everything after `before`: the steps before the kill, the outage, and the first steps after the restart.
+    values: list = []
+    for _, data in points(live, 10, since=before, timeout=40):
+        values += data["plots"].get("cpu-busy", {"values": [[]]})["values"][0]
+        if None in values and values[-1] is not None:
+            break
     assert None in values, "the outage must show as a break"
 
 
