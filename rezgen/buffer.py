@@ -29,21 +29,26 @@ class GrowArray:
         return self._data[self._start : self._stop]
 
     def append(self, value: object) -> None:
-        self._reserve(1)
+        if self._stop == self._data.shape[0]:
+            self._reserve(1)
         self._data[self._stop] = value
         self._stop += 1
 
     def extend(self, values: np.ndarray) -> None:
         values = np.asarray(values)
-        self._reserve(len(values))
-        self._data[self._stop : self._stop + len(values)] = values
-        self._stop += len(values)
+        count = len(values)
+        if self._stop + count > self._data.shape[0]:
+            self._reserve(count)
+        self._data[self._stop : self._stop + count] = values
+        self._stop += count
 
     def drop_front(self, count: int) -> None:
-        count = min(count, len(self))
+        live = self._stop - self._start
+        if count > live:
+            count = live
         self._start += count
         self._dropped += count
-        if self._start > len(self):
+        if self._start > live - count:
             self._compact(self._data.shape[0])
 
     def _reserve(self, extra: int) -> None:

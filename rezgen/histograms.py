@@ -34,13 +34,33 @@ class HistogramColumn:
         return len(self._index)
 
     def append_absent(self, rows: int) -> None:
-        end = self._ends.view()[-1] if len(self._ends) else self._index.dropped
+        end = self._index.dropped + len(self._index)  # = the last row's end (entries come only with rows)
         self._present.extend(np.zeros(rows, dtype=bool))
         self._reset.extend(np.zeros(rows, dtype=bool))
         self._ends.extend(np.full(rows, end, dtype=np.int64))
 
     def append_cumulative(self, counts: np.ndarray) -> None:
-        self.extend_cumulative(np.asarray(counts)[None, :], np.ones(1, dtype=bool))
+        """One row (what `extend_cumulative` does for a one-row block, without its block machinery: the live path)."""
+        current = np.array(counts, dtype=np.float64)  # a copy: kept as `_last`
+        if current.shape != (self.buckets,):
+            raise ValueError(f"histogram rows must have {self.buckets} buckets")
+        delta = current - self._last if self._last is not None else current
+        changed = delta.nonzero()[0]
+        self._store_row(current, changed, delta[changed])
+
+    def _store_row(self, current: np.ndarray, changed: np.ndarray, counts: np.ndarray) -> None:
+        """Append a row whose cumulative counts are `current` (the column keeps it) and whose non-zero deltas
+        against `_last` are `counts` at `changed`: a decrease anywhere makes it a reset."""
+        reset = bool(counts.min() < 0) if len(counts) else False
+        if reset:  # the whole cumulative array is the delta
+            changed = current.nonzero()[0]
+            counts = current[changed]
+        self._last = current
+        self._index.extend(changed)  # stored as int32
+        self._count.extend(counts)
+        self._ends.append(self._index.dropped + len(self._index))
+        self._present.append(True)
+        self._reset.append(reset)
 
     def extend_cumulative(self, block: np.ndarray, present: np.ndarray) -> None:
         """Append rows: `present` marks which rows have a sample; `block` holds their cumulative counts in order."""
@@ -75,6 +95,18 @@ class HistogramColumn:
     def drop_front(self, rows: int) -> None:
         rows = min(rows, self.rows)
         if rows == 0:
+            return
+        if rows == 1:  # the live path: one row per snapshot; its buckets are distinct, no bincount needed
+            end = int(self._ends.view()[0])
+            if self._reset.view()[0]:
+                self._anchor = np.zeros(self.buckets)
+            entries = end - self._index.dropped
+            if entries:
+                self._anchor[self._index.view()[:entries]] += self._count.view()[:entries]
+            for array in (self._present, self._reset, self._ends):
+                array.drop_front(1)
+            self._index.drop_front(entries)
+            self._count.drop_front(entries)
             return
         reset = self._reset.view()[:rows]
         first = int(np.flatnonzero(reset)[-1]) if reset.any() else -1

@@ -8,6 +8,7 @@ only when complete, so a failed build leaves the previous site untouched.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
+import pyarrow as pa
 
 import promql_parser as pp
 
@@ -28,7 +30,8 @@ from .promql.engine import parse
 from .promql.values import PromQLError
 from .recording.reader import Column, Recording, RecordingError
 from .resources import resource_dir
-from .store import HistogramSeries
+from .promql.selectors import select
+from .store import HistogramSeries, Series
 from .timeparse import ceil_ms
 
 METRIC_TOP = 10
@@ -129,7 +132,7 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
             scope = (("node", host),) if host != SINGLE_HOST else ()
             payloads[host] = {}
             for plot in section.plots:
-                budget.before(plot.query)
+                budget.before(plot.query, scope)
                 if (data := plot_data(recording.store, plot, span, scope)) is not None:
                     payloads[host][plot.id] = data
         with_data = {pid for payload in payloads.values() for pid in payload}
@@ -221,6 +224,7 @@ def _metric_pages(recording: Recording, work: Path, hosts: list[str], span: Time
         query = plot.query
         for host in hosts:
             scope = (("node", host),) if host != SINGLE_HOST else ()
+            budget.before(query, scope)
             data = plot_data(recording.store, plot, span, scope, coarse_only=True)
             _write_data(work / "data" / host / "metrics" / f"{metric_slug(name)}.js", f"{host}/metrics/{name}",
                         {"name": name, "query": query, "plot": data,
@@ -255,7 +259,8 @@ def _metric_summaries(recording: Recording) -> list[dict[str, Any]]:
     return [metrics[name] for name in sorted(metrics)]
 
 
-LOADED_BUDGET = 256 * 2**20  # decoded series a build keeps between plots (estimated bytes)
+KEEP_ALL_BYTES = 256 * 2**20  # a recording whose counters and gauges decode to less keeps every series it decodes
+LOADED_BUDGET = 64 * 2**20  # otherwise: decoded series kept between plots (estimated bytes)
 LOAD_GROUP_BYTES = 32 * 2**20  # decoded values one read of a metric's counters and gauges may produce
 
 
@@ -264,10 +269,10 @@ class SeriesBudget:
 
     A recording decodes a series when a query first reads it and keeps it (`store.Series`); a day at 1 s of a
     2,000-column recording is over a gigabyte of counters alone. For such a recording, before each plot the series
-    of metrics the plot does not read are released (`Series.unload`, so a later query decodes them again) once the
-    decoded series exceed `LOADED_BUDGET`, and counters and gauges are decoded in groups of columns of at most
-    `LOAD_GROUP_BYTES` instead of a whole metric at once. Short recordings (all columns within the budget) keep
-    everything, as before.
+    the plot does not read are released (`Series.unload`, so a later query decodes them again) once the decoded
+    series exceed `LOADED_BUDGET`, and counters and gauges are decoded in groups of columns of at most
+    `LOAD_GROUP_BYTES` instead of a whole metric at once. Shorter recordings (under `KEEP_ALL_BYTES`) keep
+    everything they decode, as before.
 
     This reaches into the reader's loaders (`Recording._scalar_loader`, `_histogram_loader`) and, for histograms,
     the fields `Series.unload` does not cover: the store has no public way to release a series yet.
@@ -275,7 +280,7 @@ class SeriesBudget:
 
     def __init__(self, recording: Recording):
         self.recording = recording
-        self.active = recording.rows * len(recording.columns) * 8 > LOADED_BUDGET
+        self.active = recording.rows * len(recording.columns) * 8 > KEEP_ALL_BYTES
         self._groups: dict[SeriesKey, list[Column]] = {}
         if not self.active:
             return
@@ -289,7 +294,8 @@ class SeriesBudget:
                 group = columns[first : first + per_read]
                 for column in group:
                     self._groups[column.meta.key] = group
-        self.release()  # re-arm every series with a bounded loader
+        for column, series in self._pairs():  # every series decodes through a bounded loader
+            self._release(column, series, rearm=True)
 
     def _pairs(self, metrics: set[str] | None = None):
         for column in self.recording.columns:
@@ -308,28 +314,44 @@ class SeriesBudget:
                     else rows * 8
         return total
 
-    def before(self, query: str) -> None:
-        """Make room for a plot: release the metrics it does not read when over budget."""
+    def before(self, query: str, scope: tuple[tuple[str, str], ...] = ()) -> None:
+        """Make room for a plot: when over budget, release every series the plot does not read."""
         if not self.active or self.loaded_bytes() <= LOADED_BUDGET:
             return
         try:
-            names = {selector.name for selector in plot_selectors(parse(query))}
+            selectors = list(plot_selectors(parse(query)))
         except PromQLError:
-            names = set()
-        if "" in names or None in names:
-            return  # a selector without a metric name may read anything
-        self.release({m for m in self.recording.store.metrics() if m not in names})
+            return
+        store = self.recording.store
+        needed = {id(series) for selector in selectors for series in select(store, selector, scope)}
+        for column, series in self._pairs():
+            if id(series) not in needed:
+                self._release(column, series)
+        _return_freed_memory()
 
     def release(self, metrics: set[str] | None = None) -> None:
         """Forget the decoded values of these metrics' series (all when None); a query decodes them again."""
-        if not self.active:
-            return
-        for column, series in self._pairs(metrics):
-            if isinstance(series, HistogramSeries):
-                if series.loaded:
-                    series._hist, series._hist_loader = None, self.recording._histogram_loader(column)
-            elif series.loaded or series._loader is not None:
-                series.unload(self.recording._scalar_loader(column, self._groups.get(column.meta.key, [column])))
+        if self.active:
+            for column, series in self._pairs(metrics):
+                self._release(column, series)
+            _return_freed_memory()
+
+    def _release(self, column: Column, series: Series, rearm: bool = False) -> None:
+        if isinstance(series, HistogramSeries):
+            if series.loaded:
+                series._hist, series._hist_loader = None, self.recording._histogram_loader(column)
+        elif series.loaded or rearm:
+            series.unload(self.recording._scalar_loader(column, self._groups.get(column.meta.key, [column])))
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by released series back to the system: the columns are many mid-sized arrays that glibc
+    keeps in its heap (and Arrow in its pool) after they are freed, so a long build's footprint would only grow."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # glibc; elsewhere there is nothing to call
+    except (OSError, AttributeError):
+        pass
 
 
 def _unit_of(unit: str | None, kind: Kind) -> str:

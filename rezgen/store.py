@@ -31,6 +31,30 @@ class Table:
         if timestamps is not None:
             self._t.extend(np.asarray(timestamps, dtype=np.int64))
         self.series: list[Series] = []
+        self._own: list[Series] = []  # series that keep their own rows (not in `_block`): evicted one by one
+        self._block: SeriesBlock | None = None
+
+    @property
+    def block(self) -> SeriesBlock:
+        """The shared storage of this table's `BlockSeries` (created on first use)."""
+        if self._block is None:
+            self._block = SeriesBlock(len(self._t), self.first_row)
+        return self._block
+
+    def attach(self, series: Series) -> None:
+        self.series.append(series)
+        if not isinstance(series, BlockSeries):
+            self._own.append(series)
+
+    def detach(self, series: Iterable[Series]) -> None:
+        series = list(series)
+        gone = {id(s) for s in series}
+        for s in series:
+            if isinstance(s, BlockSeries) and s.slot is not None:
+                s.block.release(s.slot)
+                s.slot = None
+        self.series = [s for s in self.series if id(s) not in gone]
+        self._own = [s for s in self._own if id(s) not in gone]
 
     @property
     def timestamps(self) -> np.ndarray:
@@ -46,6 +70,8 @@ class Table:
         if len(ts) and t_ns <= ts[-1]:
             raise ValueError(f"timestamp {t_ns} does not advance past {ts[-1]}")
         self._t.append(t_ns)
+        if self._block is not None:
+            self._block.append_row()
         return self.first_row + len(self._t) - 1
 
     def evict_before(self, t_ns: int) -> int:
@@ -53,7 +79,9 @@ class Table:
         count = int(np.searchsorted(self.timestamps, t_ns, side="left"))
         if count:
             self._t.drop_front(count)
-            for series in self.series:
+            if self._block is not None:
+                self._block.drop_front(count)
+            for series in self._own:
                 series._drop_front(count)
         return count
 
@@ -132,6 +160,148 @@ class Series:
         return times[valid], values[valid]
 
 
+class SeriesBlock:
+    """The values of many live counters and gauges of one table, in one float64 array of (series, rows).
+
+    Row-aligned like any series of the table, so a live table writes one snapshot's values of all its series in
+    one numpy operation, and evicts them all at once; each series still reads a contiguous slice. Kept rows are
+    the columns `_start:_stop`; every column from `_stop` on is NaN, so appending a row is only a bump. Dropping
+    rows moves `_start`; when `_stop` reaches the end the kept rows move back to the front (in place), and the
+    capacity grows by a quarter only when the kept rows fill over 80 % of it, so memory stays within about 1.25-1.6x
+    of (series x kept rows). Slots of removed series are cleared and reused.
+    """
+
+    def __init__(self, rows: int = 0, first_row: int = 0):
+        self._data = np.full((64, max(64, rows + rows // 4 + 16)), np.nan)
+        self._start, self._stop = 0, rows
+        self._dropped = first_row  # absolute row of column `_start`
+        self._newest = np.full(64, -1, dtype=np.int64)  # per slot: absolute row of its newest value (-1: none)
+        self._free: list[int] = []
+        self._slots = 0  # slots handed out so far; the rest of `_data`'s rows are spare
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes + self._newest.nbytes
+
+    def allocate(self) -> int:
+        if self._free:
+            return self._free.pop()
+        if self._slots == self._data.shape[0]:
+            grown = self._slots + max(64, self._slots // 4)
+            data = np.full((grown, self._data.shape[1]), np.nan)
+            data[: self._slots] = self._data
+            newest = np.full(grown, -1, dtype=np.int64)
+            newest[: self._slots] = self._newest
+            self._data, self._newest = data, newest
+        self._slots += 1
+        return self._slots - 1
+
+    def release(self, slot: int) -> None:
+        self._data[slot] = np.nan
+        self._newest[slot] = -1
+        self._free.append(slot)
+
+    def values(self, slot: int) -> np.ndarray:
+        """The kept rows of one slot (a view)."""
+        return self._data[slot, self._start : self._stop]
+
+    def newest(self, slot: int) -> int:
+        """Absolute row of the slot's newest value (NaN is no value), -1 when it never had one."""
+        return int(self._newest[slot])
+
+    def set(self, slot: int, row: int, value: float) -> None:
+        """One value at an absolute row (one the table has)."""
+        column = self._start + row - self._dropped
+        if not self._start <= column < self._stop:
+            raise IndexError(f"row {row} is not a kept row of the table")
+        self._data[slot, column] = value
+        if value == value:  # not NaN
+            self._newest[slot] = max(self._newest[slot], row)
+        elif self._newest[slot] == row:  # its newest value was just erased: find the one before
+            kept = np.flatnonzero(~np.isnan(self._data[slot, self._start : self._stop]))
+            self._newest[slot] = self._dropped + int(kept[-1]) if len(kept) else -1
+
+    def write_row(self, slots: np.ndarray, values: np.ndarray) -> None:
+        """The newest row's values of the given slots (distinct), in one operation."""
+        self._data[slots, self._stop - 1] = values
+        row = self._dropped + self._stop - self._start - 1
+        if np.isnan(values).any():
+            slots = slots[~np.isnan(values)]
+        self._newest[slots] = row
+
+    def append_row(self) -> None:
+        if self._stop == self._data.shape[1]:
+            self._make_room()
+        self._stop += 1
+
+    def drop_front(self, count: int) -> None:
+        count = min(count, len(self))
+        self._start += count
+        self._dropped += count
+
+    def _make_room(self) -> None:
+        live, capacity = len(self), self._data.shape[1]
+        if (live + 1) * 5 <= capacity * 4:  # kept rows fill at most 80 %: move them to the front, in place
+            for lo in range(0, self._slots, 64):  # by bands of slots: numpy buffers an overlapping copy whole
+                band = self._data[lo : lo + 64]
+                band[:, :live] = band[:, self._start : self._stop]
+            self._data[: self._slots, live : self._stop] = np.nan
+        else:
+            grown = max(capacity + capacity // 4, live + 1 + 16)
+            data = np.full((self._data.shape[0], grown), np.nan)
+            data[: self._slots, :live] = self._data[: self._slots, self._start : self._stop]
+            self._data = data
+        self._start, self._stop = 0, live
+
+
+class BlockSeries(Series):
+    """A live counter or gauge whose values sit in its table's `SeriesBlock`: written a whole row at a time."""
+
+    def __init__(self, meta: SeriesMeta, table: Table):
+        self.meta = meta
+        self.table = table
+        self._loader = None
+        self._values = None
+        self.block = table.block
+        self.slot: int | None = self.block.allocate()
+
+    @property
+    def loaded(self) -> bool:
+        return True
+
+    def _column(self) -> GrowArray:
+        raise TypeError("a BlockSeries keeps its values in its table's SeriesBlock")
+
+    def provide(self, values: np.ndarray) -> None:
+        raise TypeError("a BlockSeries is written row by row")
+
+    def unload(self, loader: Loader) -> None:
+        raise TypeError("a BlockSeries cannot be unloaded")
+
+    def set(self, row: int, value: float) -> None:
+        if row < self.table.first_row:
+            raise ValueError(f"row {row} was already evicted")
+        assert self.slot is not None, "series removed from its store"
+        self.block.set(self.slot, row, value)
+
+    def _drop_front(self, count: int) -> None:
+        pass  # the table's block drops every slot at once
+
+    def has_samples(self) -> bool:
+        return self.slot is not None and self.block.newest(self.slot) >= self.table.first_row
+
+    def points(self, t_lo: int | None = None, t_hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.table.rows_between(t_lo, t_hi)
+        assert self.slot is not None, "series removed from its store"
+        values = self.block.values(self.slot)[rows]
+        times = self.table.timestamps[rows]
+        valid = ~np.isnan(values)
+        return times[valid], values[valid]
+
+
 class HistogramSeries(Series):
     """A histogram on a table; its rows are sparse bucket deltas (see `histograms.HistogramColumn`)."""
 
@@ -195,7 +365,7 @@ class Store:
     def add_series(self, series: Series) -> Series:
         self._by_metric[series.key.metric].append(series)
         self._by_key[(id(series.table), series.key)] = series
-        series.table.series.append(series)
+        series.table.attach(series)
         return series
 
     def get(self, table: Table, key: SeriesKey) -> Series | None:
@@ -222,7 +392,10 @@ class Store:
             table.evict_before(t_ns)
 
     def remove_series(self, series: Iterable[Series]) -> None:
+        by_table: dict[int, tuple[Table, list[Series]]] = {}
         for s in list(series):
             self._by_metric[s.key.metric].remove(s)
             self._by_key.pop((id(s.table), s.key), None)
-            s.table.series.remove(s)
+            by_table.setdefault(id(s.table), (s.table, []))[1].append(s)
+        for table, gone in by_table.values():
+            table.detach(gone)

@@ -16,6 +16,7 @@ names a histogram among counters, say) takes the entry-by-entry path.
 
 from __future__ import annotations
 
+import operator
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from ..store import BlockSeries, HistogramSeries, Series, Store, Table
 
 
 SWEEP_EVERY = 64  # snapshots between searches for series that left the window
+_key, _value = operator.attrgetter("key"), operator.attrgetter("value")
 
 
 class Entry(Protocol):
@@ -95,20 +97,20 @@ class Ingest:
     def _scalars(self, agent: AgentTable, index: int, kind: Kind, items: list[Any], row: int) -> None:
         if not items:
             return
-        keys = [item.key for item in items]
+        keys = list(map(_key, items))
         plan = agent.plans[index]
         if plan is None or plan.keys != keys:
             plan = agent.plans[index] = self._plan(agent, kind, items, keys)
             if plan is None:
                 self._one_by_one(agent, kind, items, row)
                 return
-        values = np.array([item.value for item in items], dtype=np.float64)  # as float(value), all at once
+        values = np.array(list(map(_value, items)), dtype=np.float64)  # as float(value), all at once
         agent.table.block.write_row(plan.slots, values if plan.take is None else values[plan.take])
 
     def _histograms(self, agent: AgentTable, items: list[Any], row: int) -> None:
         if not items:
             return
-        keys = [item.key for item in items]
+        keys = list(map(_key, items))
         plan = agent.plans[2]
         if plan is None or plan.keys != keys:
             plan = agent.plans[2] = self._plan(agent, Kind.HISTOGRAM, items, keys)

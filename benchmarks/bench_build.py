@@ -1,0 +1,188 @@
+"""Static-site benchmarks: build time and memory against a bare pyarrow read, a day-long build, first paint.
+
+    .venv/bin/python benchmarks/bench_build.py [--only c16,day,paint] [--runs 3] [--cache DIR]
+
+(a) `rezgen build` of c16.parquet vs `pq.ParquetFile(p).read()`, each in fresh processes (interpreter start and
+    imports included), median of --runs after a discarded warm-up; peak RSS from os.wait4.
+    Goals: time ratio <= 2, rezgen peak RSS <= 400 MB.
+(b) A 24-hour recording at 1 s made by tiling c16 (benchmarks/tile.py; written once into the cache directory,
+    default /tmp/rezgen-bench, or $REZGEN_BENCH_CACHE): one build, its peak RSS, build time and site size on disk,
+    against reading the file row group by row group (its decoded size, ~140 GB, does not fit in memory).
+    Goals: peak RSS <= 1 GB, site <= 50 MB.
+(c) The overview of the c16 site opened from file:// in headless Chromium (Playwright, Debian's chromium):
+    milliseconds from navigation start until the first chart ([data-plot-id]) has an ECharts instance whose
+    first series holds data and a canvas; median of 5 fresh pages after a warm-up. Goal: <= 1000 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, measure, recording, run_child
+
+PYARROW_READ = """
+import sys
+import pyarrow.parquet as pq
+pq.ParquetFile(sys.argv[1]).read()
+"""
+
+PYARROW_ROW_GROUPS = """
+import sys
+import pyarrow.parquet as pq
+f = pq.ParquetFile(sys.argv[1])
+for i in range(f.metadata.num_row_groups):
+    f.read_row_group(i)
+"""
+
+BUILD = """
+import sys
+from rezgen.cli import main
+sys.argv = ["rezgen", "build", sys.argv[1], "-o", sys.argv[2], "-q"]
+main()
+"""
+
+GOAL_RATIO = 2.0
+GOAL_RSS_MB = 400
+GOAL_DAY_RSS_MB = 1024
+GOAL_DAY_SITE_MB = 50
+GOAL_PAINT_MS = 1000
+DAY_HOURS = 24
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def site_bytes(path: Path) -> tuple[int, int]:
+    """(sum of file sizes, bytes of the blocks they take on disk)."""
+    size = blocks = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            st = os.stat(os.path.join(root, name))
+            size += st.st_size
+            blocks += st.st_blocks * 512
+    return size, blocks
+
+
+def bench_c16(cache: Path, runs: int) -> Path:
+    path = str(recording("c16.parquet"))
+    out = cache / "site-c16"
+    floor_wall, floor_rss, floor_runs = measure(PYARROW_READ, path, runs=runs)
+    wall, rss, build_runs = measure(BUILD, path, str(out), runs=runs)
+    ratio = wall / floor_wall
+    print(f"(a) c16.parquet ({Path(path).stat().st_size / 1e6:.1f} MB on disk)")
+    print(f"    pyarrow read   median {floor_wall:.3f} s  runs {' '.join(f'{w:.3f}' for w in floor_runs)}  "
+          f"peak RSS {floor_rss:.0f} MB")
+    print(f"    rezgen build   median {wall:.3f} s  runs {' '.join(f'{w:.3f}' for w in build_runs)}  "
+          f"peak RSS {rss:.0f} MB")
+    print(f"    time ratio {ratio:.2f}x (goal <= {GOAL_RATIO:g})  {verdict(ratio <= GOAL_RATIO)}")
+    print(f"    peak RSS {rss:.0f} MB (goal <= {GOAL_RSS_MB})  {verdict(rss <= GOAL_RSS_MB)}")
+    size, disk = site_bytes(out)
+    print(f"    site {size / 1e6:.1f} MB ({disk / 1e6:.1f} MB on disk)")
+    return out
+
+
+def day_recording(cache: Path) -> Path:
+    path = cache / f"c16-{DAY_HOURS}h.parquet"
+    if not path.exists():
+        print(f"    making {path} (once; about 10 minutes)", flush=True)
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tile.py"), str(recording("c16.parquet")),
+                               str(path), "--hours", str(DAY_HOURS)], cwd=ROOT)
+        if done.returncode != 0:
+            sys.exit("benchmark: tiling failed")
+    return path
+
+
+def bench_day(cache: Path) -> None:
+    path = day_recording(cache)
+    out = cache / "site-day"
+    print(f"(b) {path.name}: {DAY_HOURS} h of c16 at 1 s ({path.stat().st_size / 1e6:.0f} MB on disk)", flush=True)
+    floor_wall, floor_rss = run_child(PYARROW_ROW_GROUPS, str(path))
+    print(f"    pyarrow read, row group by row group   {floor_wall:.1f} s  peak RSS {floor_rss:.0f} MB", flush=True)
+    wall, rss = run_child(BUILD, str(path), str(out))
+    size, disk = site_bytes(out)
+    print(f"    rezgen build   {wall:.1f} s ({wall / floor_wall:.1f}x the read)  peak RSS {rss:.0f} MB")
+    print(f"    peak RSS {rss:.0f} MB (goal <= {GOAL_DAY_RSS_MB})  {verdict(rss <= GOAL_DAY_RSS_MB)}")
+    print(f"    site {size / 1e6:.1f} MB, {disk / 1e6:.1f} MB on disk (goal <= {GOAL_DAY_SITE_MB} MB)  "
+          f"{verdict(disk <= GOAL_DAY_SITE_MB * 1e6)}")
+
+
+# Installed before any page script: polls (every few ms) for the first chart to hold drawn data.
+PAINT_PROBE = """
+(function () {
+  function probe() {
+    var el = document.querySelector('[data-plot-id]');
+    var inst = el && window.echarts && echarts.getInstanceByDom(el);
+    if (inst) {
+      var series = inst.getOption().series || [];
+      if (series.length && series[0].data && series[0].data.length && el.querySelector('canvas')) {
+        window.__firstChart = performance.now();
+        return;
+      }
+    }
+    setTimeout(probe, 4);
+  }
+  probe();
+})();
+"""
+
+
+def bench_paint(site: Path, runs: int = 5) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        sys.exit("benchmark: no chromium on PATH (apt-get install chromium)")
+    index = (site / "index.html").resolve()
+    times = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            for run in range(runs + 1):
+                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                context.add_init_script(PAINT_PROBE)
+                page = context.new_page()
+                page.goto(index.as_uri(), wait_until="commit")
+                page.wait_for_function("() => window.__firstChart !== undefined", timeout=30000, polling=50)
+                if run:  # the first page warms the browser up
+                    times.append(page.evaluate("() => window.__firstChart"))
+                context.close()
+        finally:
+            browser.close()
+    median = statistics.median(times)
+    print(f"(c) first chart of the c16 overview (file://, headless Chromium)")
+    print(f"    median {median:.0f} ms  runs {' '.join(f'{t:.0f}' for t in times)}")
+    print(f"    first paint {median:.0f} ms (goal <= {GOAL_PAINT_MS})  {verdict(median <= GOAL_PAINT_MS)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="c16,day,paint", help="comma-separated: c16, day, paint")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of (a) after the warm-up")
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("REZGEN_BENCH_CACHE", "/tmp/rezgen-bench")))
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    args.cache.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    site = args.cache / "site-c16"
+    if "c16" in parts:
+        site = bench_c16(args.cache, args.runs)
+    if "paint" in parts:
+        if not (site / "index.html").exists():
+            run_child(BUILD, str(recording("c16.parquet")), str(site))
+        bench_paint(site)
+    if "day" in parts:
+        bench_day(args.cache)
+    print(f"(benchmarks took {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

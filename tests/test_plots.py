@@ -1,0 +1,220 @@
+"""Plot payloads: resolution levels planned per plot, chunked evaluation equal to one evaluation, the percentile
+fast path equal to the PromQL engine, and the numbers written to JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rezgen import decimate, plots
+from rezgen.dashboards import Plot, load_dashboards
+from rezgen.model import Kind
+from rezgen.plots import TimeRange, plot_data, round_significant
+from rezgen.promql.engine import parse
+from rezgen.recording.reader import open_recording
+from rezgen.site import default_query
+from rezgen.timeparse import ceil_ms
+from shared import shared_recording
+
+# ---- levels -----------------------------------------------------------------------------------------------------
+
+
+def test_a_series_of_at_most_1000_samples_is_one_full_resolution_level():
+    for steps in (1, 361, 1000):
+        base = decimate.finest_bucket(steps)
+        assert base == 1 and decimate.plan(steps, base, rows=50) == [1]
+
+
+def test_a_day_at_one_second_ships_a_coarse_level_of_about_1000_points_and_a_finer_one_for_one_line():
+    steps = 86_400
+    base = decimate.finest_bucket(steps)
+    levels = decimate.plan(steps, base, rows=1)
+    assert len(levels) == 2 and levels[0] > levels[1] == base
+    assert 900 <= decimate.points(steps, levels[0]) <= 1000
+    assert decimate.points(steps, levels[1]) <= decimate.PLOT_POINTS
+    assert all(b % base == 0 for b in levels)
+
+
+def test_many_series_share_the_budget_so_they_get_the_coarse_level_only():
+    steps = 86_400
+    assert len(decimate.plan(steps, decimate.finest_bucket(steps, 1), rows=16, per_bucket=1)) == 1
+    assert len(decimate.plan(steps, decimate.finest_bucket(steps), rows=5)) == 1
+
+
+def test_rows_fed_in_chunks_reduce_to_the_min_max_of_every_bucket():
+    rng = np.random.default_rng(1)
+    steps = 5003
+    values = rng.normal(size=steps)
+    values[rng.random(steps) < 0.1] = np.nan
+    values[1000:1300] = np.nan  # a whole bucket without values stays NaN
+    base = 7
+    row = decimate.RowReducer(steps, base)
+    position = 0
+    for size in rng.integers(1, 400, size=100):
+        row.feed(values[position : position + size])
+        position += size
+        if position >= steps:
+            break
+    row.feed(values[position:])
+    for bucket in (7, 21, 700):
+        high, low = row.level(bucket)
+        for i in range(math.ceil(steps / bucket)):
+            cell = values[i * bucket : (i + 1) * bucket]
+            if np.isnan(cell).all():
+                assert np.isnan(high[i]) and np.isnan(low[i])
+            else:
+                assert high[i] == np.nanmax(cell) and low[i] == np.nanmin(cell)
+
+
+def test_a_late_row_is_nan_before_it_starts():
+    row = decimate.RowReducer(10, 1)
+    row.skip(4)
+    row.feed(np.arange(6.0))
+    assert np.isnan(row.values[:4]).all() and list(row.values[4:]) == [0, 1, 2, 3, 4, 5]
+
+
+# ---- JSON numbers -----------------------------------------------------------------------------------------------
+
+
+def test_rounded_values_print_with_at_most_seven_significant_digits():
+    values = np.array([0.07512345678, 123456789.0, 1 / 3, 2.5e-9, -987654.321, 0.0, 1e300])
+    rounded = round_significant(values, 7)
+    for original, value in zip(values, rounded):
+        assert math.isclose(original, value, rel_tol=5e-7)
+        if 1e-20 < abs(original) < 1e20:
+            digits = repr(float(value)).lower().split("e")[0].replace("-", "").replace(".", "").strip("0")
+            assert len(digits) <= 7, value
+
+
+def test_numbers_are_exact_at_full_resolution_and_whole_values_are_integers():
+    row = np.array([1.0, 0.1 + 0.2, np.nan, np.inf, 3e15, 2.0**60])
+    out = plots._numbers(row)
+    assert out[0] == 1 and isinstance(out[0], int)
+    assert out[1] == 0.1 + 0.2  # not rounded
+    assert out[2] is None and out[3] is None
+    assert isinstance(out[4], int) and out[4] == 3 * 10**15
+    assert isinstance(out[5], float)  # beyond 2^53 stays a float
+    json.dumps(out, allow_nan=False)
+
+
+@pytest.mark.parametrize("used_buckets", [40, 1000])
+def test_percentiles_of_the_used_buckets_follow_the_rank_rule_of_quantile_rows(used_buckets):
+    from rezgen.histogram import Layout, quantile_rows
+
+    layout = Layout(7, 64)
+    rng = np.random.default_rng(used_buckets)
+    used = np.sort(rng.choice(layout.buckets, size=used_buckets, replace=False))
+    rates = rng.integers(0, 4, size=(300, used_buckets)) * (rng.random((300, used_buckets)) < 0.2) / 0.999
+    rates[:20] = 0  # steps without observations
+    dense = np.zeros((300, layout.buckets))
+    dense[:, used] = rates
+    got = plots._quantiles(rates, used, layout.highs)
+    for row, (_, q) in zip(got, plots.QUANTILES):
+        assert np.array_equal(row, quantile_rows(dense, q, layout.highs), equal_nan=True)
+
+
+# ---- plots of real recordings -------------------------------------------------------------------------------------
+
+
+def _span(recording) -> TimeRange:
+    start, end = recording.time_range
+    return TimeRange(ceil_ms(start), end, recording.interval_ns)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return open_recording(shared_recording("demo.parquet"))
+
+
+@pytest.fixture(scope="module")
+def c16():
+    return open_recording(shared_recording("c16.parquet"))
+
+
+def test_chunked_evaluation_gives_the_same_payload_as_one_chunk(demo, monkeypatch):
+    span = _span(demo)
+    chosen = [p for s in load_dashboards(None) for p in s.plots if p.kind in ("multi", "heatmap", "line")][:40]
+    chosen.append(Plot(id="top", title="top", query="irate(softirq[5m])", unit="rate", kind="multi", width="full",
+                       log=False, top=3, description=""))
+    whole = [plot_data(demo.store, p, span) for p in chosen]
+    monkeypatch.setattr(plots, "CHUNK_STEPS", 37)  # chunks that do not line up with anything
+    monkeypatch.setattr(plots, "CACHE_CELLS", 100)  # top-k: the "Other" row from a second evaluation
+    assert [plot_data(demo.store, p, span) for p in chosen] == whole
+    assert whole[-1] is not None and whole[-1]["names"][-1] == plots.OTHER and len(whole[-1]["names"]) == 4
+
+
+@pytest.mark.parametrize("query", ["syscall_latency", 'syscall_latency{op="read"}', "scheduler_runqueue_latency",
+                                   "tcp_packet_latency"])
+def test_percentile_rates_from_the_sparse_deltas_equal_the_engines(c16, query):
+    span = _span(c16)
+    tree = parse(f"sum(irate({query}[5m]))")
+    fast = list(plots._bucket_rates(c16.store, query, span, ()))
+    engine = list(plots._engine_bucket_rates(c16.store, tree, span, ()))
+    assert len(fast) == len(engine) >= 1
+    for (f0, ft, fused, frates, flayout), (e0, et, eused, erates, elayout) in zip(fast, engine):
+        assert f0 == e0 and np.array_equal(ft, et) and flayout == elayout
+        dense_fast = np.zeros((len(ft), flayout.buckets))
+        dense_fast[:, fused] = frates
+        dense_engine = np.zeros((len(et), elayout.buckets))
+        dense_engine[:, eused] = erates
+        assert np.array_equal(dense_fast, dense_engine)  # the same sums, bit for bit
+
+
+def test_percentiles_match_histogram_quantile_of_the_engine(c16):
+    from rezgen.promql.engine import range_query
+
+    span = _span(c16)
+    plot = Plot(id="p", title="p", query="syscall_latency", unit="time", kind="percentiles", width="full", log=True,
+                top=5, description="")
+    payload = plot_data(c16.store, plot, span)
+    (level,) = payload["levels"]
+    for row, (_, q) in zip(level["values"], plots.QUANTILES):
+        result = range_query(c16.store, f"histogram_quantile({q}, sum(irate(syscall_latency[5m])))",
+                             span.start_ns, span.end_ns, span.step_ns)
+        (series,) = result.series
+        expected = dict(zip((series.times // 1_000_000).tolist(), series.values.tolist()))
+        got = {t: v for t, v in zip(level["t"], row) if v is not None}
+        assert got == {t: v for t, v in expected.items() if t in got} and len(got) > 300
+
+
+# ---- the metric browser -------------------------------------------------------------------------------------------
+
+
+def test_metric_browser_charts_counters_as_irate_and_quotes_names_that_are_not_identifiers():
+    assert default_query("cpu_usage", Kind.COUNTER) == ("multi", "irate(cpu_usage[5m])")
+    assert default_query("memory_free", Kind.GAUGE) == ("multi", "memory_free")
+    assert default_query("syscall_latency", Kind.HISTOGRAM) == ("percentiles", "syscall_latency")
+    kind, query = default_query("ringline/bytes/received", Kind.COUNTER)
+    assert query == 'irate({__name__="ringline/bytes/received"}[5m])'
+    parse(query)
+
+
+def test_metric_browser_charts_hold_one_level(c16):
+    span = TimeRange(_span(c16).start_ns, _span(c16).end_ns, 100_000_000)  # 3,600 steps: would have two levels
+    plot = Plot(id="m", title="m", query="irate(cpu_usage[5m])", unit="rate", kind="multi", width="full", log=False,
+                top=10, description="")
+    assert len(plot_data(c16.store, plot, span)["levels"]) >= 1
+    (level,) = plot_data(c16.store, plot, span, coarse_only=True)["levels"]
+    assert level["bucket"] > 1 and len(level["t"]) <= decimate.TARGET_POINTS
+
+
+def test_a_build_within_a_tiny_memory_budget_writes_the_same_data(tmp_path, monkeypatch):
+    """Series released between plots (and decoded a column at a time) are decoded again to the same values."""
+    from rezgen import site
+
+    path = shared_recording("demo.parquet")
+    site.build_site(open_recording(path), tmp_path / "plain")
+    monkeypatch.setattr(site, "KEEP_ALL_BYTES", 1)
+    monkeypatch.setattr(site, "LOADED_BUDGET", 1)
+    monkeypatch.setattr(site, "LOAD_GROUP_BYTES", 1)
+    recording = open_recording(path)
+    assert site.SeriesBudget(recording).active
+    site.build_site(recording, tmp_path / "budget")
+    plain = sorted(p.relative_to(tmp_path / "plain") for p in (tmp_path / "plain" / "data").rglob("*.js"))
+    assert plain and plain == sorted(p.relative_to(tmp_path / "budget")
+                                     for p in (tmp_path / "budget" / "data").rglob("*.js"))
+    for name in plain:
+        assert (tmp_path / "plain" / name).read_text() == (tmp_path / "budget" / name).read_text(), name
