@@ -33,6 +33,11 @@ class HistogramColumn:
     def entries(self) -> int:
         return len(self._index)
 
+    def shrink(self) -> None:
+        """Cut every array to what it keeps: for a column that is complete (a recording's), not a growing one."""
+        for array in (self._present, self._reset, self._ends, self._index, self._count):
+            array.shrink()
+
     def append_absent(self, rows: int) -> None:
         end = self._index.dropped + len(self._index)  # = the last row's end (entries come only with rows)
         self._present.extend(np.zeros(rows, dtype=bool))

@@ -103,6 +103,12 @@ def plot_data(store: Store, plot: Plot, span: TimeRange, scope: tuple[tuple[str,
     return payload
 
 
+def waiting_plot(plot: Plot) -> dict[str, Any]:
+    """A plot's payload before it has any point (a live window just started): no series, one empty level, which
+    pushed points extend."""
+    return {**plot.to_json(), "names": [], "levels": [{"bucket": 1, "t": [], "values": []}]}
+
+
 # ---- evaluation in chunks ---------------------------------------------------------------------------------------
 
 def _evaluate(store: Store, tree: pp.Expr, span: TimeRange, scope: tuple[tuple[str, str], ...]

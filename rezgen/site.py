@@ -8,7 +8,6 @@ only when complete, so a failed build leaves the previous site untouched.
 
 from __future__ import annotations
 
-import ctypes
 import re
 import shutil
 import tempfile
@@ -18,20 +17,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
-import pyarrow as pa
-
 import promql_parser as pp
 
 from .dashboards import Plot, Section, load_dashboards
-from .model import PROVENANCE_KEYS, Kind, SeriesKey
-from .pages import SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload, site_context
-from .plots import TimeRange, plot_data, plot_selectors
+from .model import PROVENANCE_KEYS, Kind
+from .pages import (SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload,
+                    site_context)
+from .plots import TimeRange, plot_data
 from .promql.engine import parse
 from .promql.values import PromQLError
-from .recording.reader import Column, Recording, RecordingError
+from .recording.budget import SeriesBudget
+from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
-from .promql.selectors import select
-from .store import HistogramSeries, Series
 from .timeparse import ceil_ms
 
 METRIC_TOP = 10
@@ -257,101 +254,6 @@ def _metric_summaries(recording: Recording) -> list[dict[str, Any]]:
         entry["labels"] = {k: len(v) for k, v in sorted(labels.items()) if k not in PROVENANCE_KEYS}
         entry["provenance"] = {k: sorted(v) for k, v in sorted(labels.items()) if k in PROVENANCE_KEYS}
     return [metrics[name] for name in sorted(metrics)]
-
-
-KEEP_ALL_BYTES = 256 * 2**20  # a recording whose counters and gauges decode to less keeps every series it decodes
-LOADED_BUDGET = 64 * 2**20  # otherwise: decoded series kept between plots (estimated bytes)
-LOAD_GROUP_BYTES = 32 * 2**20  # decoded values one read of a metric's counters and gauges may produce
-
-
-class SeriesBudget:
-    """Bounds the decoded series a build holds, for recordings too long to keep every column in memory.
-
-    A recording decodes a series when a query first reads it and keeps it (`store.Series`); a day at 1 s of a
-    2,000-column recording is over a gigabyte of counters alone. For such a recording, before each plot the series
-    the plot does not read are released (`Series.unload`, so a later query decodes them again) once the decoded
-    series exceed `LOADED_BUDGET`, and counters and gauges are decoded in groups of columns of at most
-    `LOAD_GROUP_BYTES` instead of a whole metric at once. Shorter recordings (under `KEEP_ALL_BYTES`) keep
-    everything they decode, as before.
-
-    This reaches into the reader's loaders (`Recording._scalar_loader`, `_histogram_loader`) and, for histograms,
-    the fields `Series.unload` does not cover: the store has no public way to release a series yet.
-    """
-
-    def __init__(self, recording: Recording):
-        self.recording = recording
-        self.active = recording.rows * len(recording.columns) * 8 > KEEP_ALL_BYTES
-        self._groups: dict[SeriesKey, list[Column]] = {}
-        if not self.active:
-            return
-        per_read = max(1, LOAD_GROUP_BYTES // (8 * recording.rows))
-        by_metric: dict[str, list[Column]] = defaultdict(list)
-        for column in recording.columns:
-            if column.meta.kind is not Kind.HISTOGRAM:
-                by_metric[column.meta.key.metric].append(column)
-        for columns in by_metric.values():
-            for first in range(0, len(columns), per_read):
-                group = columns[first : first + per_read]
-                for column in group:
-                    self._groups[column.meta.key] = group
-        for column, series in self._pairs():  # every series decodes through a bounded loader
-            self._release(column, series, rearm=True)
-
-    def _pairs(self, metrics: set[str] | None = None):
-        for column in self.recording.columns:
-            if metrics is None or column.meta.key.metric in metrics:
-                series = self.recording.store.get(self.recording.table, column.meta.key)
-                if series is not None:
-                    yield column, series
-
-    def loaded_bytes(self) -> int:
-        rows = self.recording.rows
-        total = 0
-        for _, series in self._pairs():
-            if series.loaded:
-                # float64 per row; a histogram keeps (int32 bucket, float64 count) per entry and ~10 bytes per row.
-                total += series._histogram().entries * 12 + rows * 10 if isinstance(series, HistogramSeries) \
-                    else rows * 8
-        return total
-
-    def before(self, query: str, scope: tuple[tuple[str, str], ...] = ()) -> None:
-        """Make room for a plot: when over budget, release every series the plot does not read."""
-        if not self.active or self.loaded_bytes() <= LOADED_BUDGET:
-            return
-        try:
-            selectors = list(plot_selectors(parse(query)))
-        except PromQLError:
-            return
-        store = self.recording.store
-        needed = {id(series) for selector in selectors for series in select(store, selector, scope)}
-        for column, series in self._pairs():
-            if id(series) not in needed:
-                self._release(column, series)
-        _return_freed_memory()
-
-    def release(self, metrics: set[str] | None = None) -> None:
-        """Forget the decoded values of these metrics' series (all when None); a query decodes them again."""
-        if self.active:
-            for column, series in self._pairs(metrics):
-                self._release(column, series)
-            _return_freed_memory()
-
-    def _release(self, column: Column, series: Series, rearm: bool = False) -> None:
-        if isinstance(series, HistogramSeries):
-            if series.loaded:
-                series._hist, series._hist_loader = None, self.recording._histogram_loader(column)
-        elif series.loaded or rearm:
-            series.unload(self.recording._scalar_loader(column, self._groups.get(column.meta.key, [column])))
-
-
-def _return_freed_memory() -> None:
-    """Hand memory freed by released series back to the system: the columns are many mid-sized arrays that glibc
-    keeps in its heap (and Arrow in its pool) after they are freed, so a long build's footprint would only grow."""
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)  # glibc; elsewhere there is nothing to call
-    except (OSError, AttributeError):
-        pass
 
 
 def _unit_of(unit: str | None, kind: Kind) -> str:

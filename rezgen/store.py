@@ -136,6 +136,11 @@ class Series:
         """Forget the decoded values (a recording can load them again); used to bound memory."""
         self._values, self._loader = None, loader
 
+    @property
+    def loaded_bytes(self) -> int:
+        """About how much memory the decoded values hold (0 while unloaded)."""
+        return 0 if self._values is None else len(self._values) * 8
+
     def set(self, row: int, value: float) -> None:
         """Store a value at an absolute row of the table (rows appended since the series was last written)."""
         if row < self.table.first_row:
@@ -167,8 +172,9 @@ class SeriesBlock:
     one numpy operation, and evicts them all at once; each series still reads a contiguous slice. Kept rows are
     the columns `_start:_stop`; every column from `_stop` on is NaN, so appending a row is only a bump. Dropping
     rows moves `_start`; when `_stop` reaches the end the kept rows move back to the front (in place), and the
-    capacity grows by a quarter only when the kept rows fill over 80 % of it, so memory stays within about 1.25-1.6x
-    of (series x kept rows). Slots of removed series are cleared and reused.
+    capacity grows by an eighth only when the kept rows fill over 7/8 of it, so memory stays within about 1.15-1.3x
+    of (series x kept rows); a move copies the kept rows, at most once per (capacity / 8) appended rows. Slots of
+    removed series are cleared and reused.
     """
 
     def __init__(self, rows: int = 0, first_row: int = 0):
@@ -244,13 +250,13 @@ class SeriesBlock:
 
     def _make_room(self) -> None:
         live, capacity = len(self), self._data.shape[1]
-        if (live + 1) * 5 <= capacity * 4:  # kept rows fill at most 80 %: move them to the front, in place
+        if (live + 1) * 8 <= capacity * 7:  # kept rows fill at most 7/8: move them to the front, in place
             for lo in range(0, self._slots, 64):  # by bands of slots: numpy buffers an overlapping copy whole
                 band = self._data[lo : lo + 64]
                 band[:, :live] = band[:, self._start : self._stop]
             self._data[: self._slots, live : self._stop] = np.nan
         else:
-            grown = max(capacity + capacity // 4, live + 1 + 16)
+            grown = max(capacity + capacity // 8, live + 1 + 16)
             data = np.full((self._data.shape[0], grown), np.nan)
             data[: self._slots, :live] = self._data[: self._slots, self._start : self._stop]
             self._data = data
@@ -280,6 +286,10 @@ class BlockSeries(Series):
 
     def unload(self, loader: Loader) -> None:
         raise TypeError("a BlockSeries cannot be unloaded")
+
+    @property
+    def loaded_bytes(self) -> int:
+        return len(self.block) * 8
 
     def set(self, row: int, value: float) -> None:
         if row < self.table.first_row:
@@ -325,6 +335,15 @@ class HistogramSeries(Series):
             self._hist = self._hist_loader()
             self._hist_loader = None
         return self._hist
+
+    def unload(self, loader: Callable[[], HistogramColumn]) -> None:  # type: ignore[override]
+        """Forget the decoded deltas (a recording can load them again); used to bound memory."""
+        self._hist, self._hist_loader = None, loader
+
+    @property
+    def loaded_bytes(self) -> int:
+        # (int32 bucket, float64 count) per entry, and the per-row flags and offsets.
+        return 0 if self._hist is None else self._hist.entries * 12 + self._hist.rows * 10
 
     def set_cumulative(self, row: int, counts: np.ndarray) -> None:
         hist = self._histogram()

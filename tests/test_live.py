@@ -184,6 +184,30 @@ def test_the_indicator_state_follows_the_agent_and_an_outage_is_a_break(live: st
     assert None in values, "the outage must show as a break"
 
 
+def data_payload(server: str, query: str) -> dict:
+    """The overview's data script for `query`, as the payload it registers."""
+    text = wait_for(lambda: (r := httpx.get(server + "data/_/overview.js?" + query)).status_code == 200 and r.text)
+    prefix = "REZGEN.register("
+    assert text.startswith(prefix)
+    key, end = json.JSONDecoder().raw_decode(text, len(prefix))
+    assert key == "_/overview" and text[end] == ","
+    payload, _ = json.JSONDecoder().raw_decode(text, end + 1)
+    return payload
+
+
+def test_a_plot_without_points_yet_is_sent_empty_for_the_stream_to_fill(live: str) -> None:
+    """At the window's first step a rate has one sample and no value: the plot is still in the payload, with no
+    series and an empty level, so the page keeps its place (over a longer range it has its line)."""
+    first = data_payload(live, "range=1h")["range"]["start"]
+    payload = data_payload(live, f"from={first}&to={first}")
+    plots = {p["id"]: p for g in payload["groups"] for p in g["plots"]}
+    busy = plots["cpu-busy"]
+    assert busy["names"] == [] and busy["levels"] == [{"bucket": 1, "t": [], "values": []}]
+    assert busy["unit"] == "percentage" and busy["title"]
+    wait_for(lambda: any(p["id"] == "cpu-busy" and p["names"]
+                         for g in data_payload(live, "range=1h")["groups"] for p in g["plots"]))
+
+
 def test_garbage_from_the_agent_never_stops_the_server(live: str, agent) -> None:
     url, _ = agent
     wait_for(lambda: status(live)["seq"] >= 2)

@@ -200,7 +200,8 @@ def test_points_are_appended_in_place(live: str, tab) -> None:
     page = t.open()
     t.wait_state("connected")
     assert page.get_attribute("body", "data-live") == "true"
-    assert re.fullmatch(r"last update \d+ s ago", page.inner_text("#live-connection .live-conn-age"))
+    # "waiting for data" until the stream's first points, then their age.
+    t.wait(r"() => /^last update \d+ s ago$/.test(document.querySelector('#live-connection .live-conn-age').textContent)")
     before = t.series()
     check_points(before)
     page.evaluate("""sel => {
@@ -325,6 +326,33 @@ def test_data_errors_are_shown_and_retried(live: str, tab) -> None:
     t.wait(f"() => {{ const el = document.querySelector({json.dumps(CPU_BUSY)}); return el && el.__rezgen; }}")
     assert t.page.inner_text("#status") == ""
     assert t.errors == [] or all("404" in e for e in t.errors), t.errors  # the failed script load itself
+
+
+def test_a_plot_without_points_yet_is_drawn_when_they_arrive(live: str, tab) -> None:
+    """A page opened in the agent's first second has plots with no point yet: they wait, then their charts are
+    created from the pushed points (the data script is edited to empty `cpu-busy`, as the server sends it then)."""
+    t = tab(live)
+
+    def data(route) -> None:
+        text = route.fetch().text()
+        prefix = "REZGEN.register("
+        key, end = json.JSONDecoder().raw_decode(text, len(prefix))
+        payload, _ = json.JSONDecoder().raw_decode(text, end + 1)
+        for group in payload["groups"]:
+            for plot in group["plots"]:
+                if plot["id"] == "cpu-busy":
+                    plot.update(names=[], levels=[{"bucket": 1, "t": [], "values": []}])
+        route.fulfill(status=200, content_type="text/javascript",
+                      body=f"{prefix}{json.dumps(key)},{json.dumps(payload)});\n")
+
+    t.page.route("**/data/**", data)
+    t.page.goto(live)
+    t.wait(f"() => document.querySelector({json.dumps(CPU_BUSY)}).textContent.includes('Waiting for data')")
+    t.wait(f"() => {{ const el = document.querySelector({json.dumps(CPU_BUSY)}); return el && el.__rezgen; }}")
+    t.wait("sel => document.querySelector(sel).__rezgen.inst.getOption().series[0].data.length >= 2", arg=CPU_BUSY)
+    check_points(t.series())
+    assert t.page.evaluate("sel => document.querySelector(sel).__rezgen.plot.kind", CPU_BUSY) == "line"
+    assert t.errors == []
 
 
 def test_outages_show_in_the_indicator_and_as_a_break(tab, tmp_path: Path) -> None:

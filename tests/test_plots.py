@@ -204,14 +204,15 @@ def test_metric_browser_charts_hold_one_level(c16):
 def test_a_build_within_a_tiny_memory_budget_writes_the_same_data(tmp_path, monkeypatch):
     """Series released between plots (and decoded a column at a time) are decoded again to the same values."""
     from rezgen import site
+    from rezgen.recording import budget
 
     path = shared_recording("demo.parquet")
     site.build_site(open_recording(path), tmp_path / "plain")
-    monkeypatch.setattr(site, "KEEP_ALL_BYTES", 1)
-    monkeypatch.setattr(site, "LOADED_BUDGET", 1)
-    monkeypatch.setattr(site, "LOAD_GROUP_BYTES", 1)
+    monkeypatch.setattr(budget, "KEEP_ALL_BYTES", 1)
+    monkeypatch.setattr(budget, "LOADED_BUDGET", 1)
+    monkeypatch.setattr(budget, "LOAD_GROUP_BYTES", 1)
     recording = open_recording(path)
-    assert site.SeriesBudget(recording).active
+    assert budget.SeriesBudget(recording).active
     site.build_site(recording, tmp_path / "budget")
     plain = sorted(p.relative_to(tmp_path / "plain") for p in (tmp_path / "plain" / "data").rglob("*.js"))
     assert plain and plain == sorted(p.relative_to(tmp_path / "budget")

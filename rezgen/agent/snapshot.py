@@ -237,18 +237,16 @@ def _scalars_fast(memo: dict[Any, Identity], items: Any, out: list[Entry], low: 
     get = memo.get
     new = object.__new__
     for item in items:
-        if type(item) is not tuple:
-            return False
-        if len(item) == 3:
+        try:
             name, value, metadata = item
             span = None
-        elif len(item) == 4:
+        except (TypeError, ValueError):  # not 3 elements; anything else that unpacks in 3 fails a check below
+            if type(item) is not tuple or len(item) != 4:
+                return False
             name, value, metadata, span = item
             span = _span(span)
             if span is None:
                 return False
-        else:
-            return False
         if type(value) is not int or not low <= value < high:
             return False
         found = get(name) if type(name) is str and name else None

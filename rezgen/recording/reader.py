@@ -12,6 +12,7 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -61,9 +62,9 @@ class Recording:
             scalar = [c for c in group if c.meta.kind is not Kind.HISTOGRAM]
             for column in group:
                 if column.meta.kind is Kind.HISTOGRAM:
-                    self.store.add_series(HistogramSeries(column.meta, self.table, self._histogram_loader(column)))
+                    self.store.add_series(HistogramSeries(column.meta, self.table, self.histogram_loader(column)))
                 else:
-                    self.store.add_series(Series(column.meta, self.table, self._scalar_loader(column, scalar)))
+                    self.store.add_series(Series(column.meta, self.table, self.scalar_loader(column, scalar)))
 
     @property
     def time_range(self) -> tuple[int, int]:
@@ -76,7 +77,8 @@ class Recording:
         except (OSError, pa.ArrowException) as exc:
             raise RecordingError(f"{self.path}: cannot read columns: {_first_line(exc)}") from None
 
-    def _scalar_loader(self, column: Column, siblings: list[Column]):
+    def scalar_loader(self, column: Column, siblings: list[Column]) -> Callable[[], np.ndarray]:
+        """Decodes a counter or gauge column when called, and hands its siblings their values on the way."""
         # Decoding one metric's columns together costs one Parquet read instead of one per series.
         def load() -> np.ndarray:
             names = sorted({c.name for c in siblings})
@@ -126,7 +128,8 @@ class Recording:
             matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
             yield batch.column(matches[column.occurrence])
 
-    def _histogram_loader(self, column: Column):
+    def histogram_loader(self, column: Column) -> Callable[[], HistogramColumn]:
+        """Decodes a histogram column when called, in row batches straight into sparse deltas."""
         def load() -> HistogramColumn:
             layout = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0)
             hist = HistogramColumn(layout.buckets)
@@ -151,6 +154,7 @@ class Recording:
                 dense[present] = np.concatenate([d for _, d in blocks])
                 order_present = present[self._order]
                 hist.extend_cumulative(dense[self._order][order_present], order_present)
+            hist.shrink()
             return hist
 
         return load

@@ -18,9 +18,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..dashboards import Section
 from ..live.hub import Hub
 from ..live.source import LiveSource
-from ..pages import SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload, site_context
+from ..pages import (SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload,
+                     site_context)
 from ..model import Kind
-from ..plots import TimeRange, plot_data
+from ..plots import TimeRange, plot_data, waiting_plot
 from ..site import metric_plot, metric_slug
 from .source import metric_catalog
 from ..timeparse import parse_duration
@@ -97,7 +98,11 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             return JSONResponse({"error": "no such section or no data yet"}, status_code=404)
         scope = (("node", host),) if host != SINGLE_HOST and source.hosts else ()
         with source.lock:
-            plots = {p.id: d for p in section.plots if (d := plot_data(source.store, p, span, scope)) is not None}
+            # A plot whose metrics exist but have no point in the range yet (the first seconds) is sent empty, so the
+            # page keeps its place and fills it from the stream.
+            absent = absent_plots(section, source.store)
+            plots = {p.id: plot_data(source.store, p, span, scope) or waiting_plot(p)
+                     for p in section.plots if p.id not in absent}
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
                                                                   "step": span.step_ns // 1_000_000})
         return Response(data_script(f"{host}/{route}", payload), media_type="text/javascript",

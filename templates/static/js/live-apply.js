@@ -37,6 +37,7 @@
       var last = n ? lvl.t[n - 1] : -Infinity;
       var from = R.upperBound(pts.t, last);
       if (from >= pts.t.length) return;
+      if (!plot.names.length && pts.kind) plot.kind = pts.kind; // a waiting plot learns its kind (line or multi)
       var rows = (pts.names || []).map(function (name) {
         var i = plot.names.indexOf(name);
         if (i < 0) {

@@ -134,15 +134,7 @@
       R.setRange(payload.range, payload.events);
       S.view = null;
       document.querySelectorAll('.chart[data-plot-id]').forEach(function (el) {
-        var plot = st.plots.get(el.getAttribute('data-plot-id'));
-        if (!plot || !plot.levels || !plot.levels.length) return;
-        el.__plot = plot;
-        if (el.__rezgen) { el.__rezgen.plot = plot; el.__rezgen.render(); }
-        else if (el.classList.contains('chart-message')) {
-          el.classList.remove('chart-message');
-          el.textContent = '';
-          R.createChart(el, plot, plot.kind);
-        }
+        attach(el, st.plots.get(el.getAttribute('data-plot-id')));
       });
       apply(true);
       status('');
@@ -150,6 +142,19 @@
       if (generation === st.generation) status('Cannot load ' + label + ': ' + err.message + ' (showing the previous data)', 'error');
       throw err;
     });
+  }
+
+  /* Give a chart element its (new) plot: its chart is rebuilt from it, or created when the element was showing a
+     message (no data in the previous range, or waiting for the first points). */
+  function attach(el, plot) {
+    if (!plot || !plot.levels || !plot.levels.length) return;
+    el.__plot = plot;
+    if (el.__rezgen) { el.__rezgen.plot = plot; el.__rezgen.render(); return; }
+    if (el.classList.contains('chart-message') && plot.levels[0].t.length) {
+      el.classList.remove('chart-message');
+      el.textContent = '';
+      R.createChart(el, plot, plot.kind);
+    }
   }
 
   /* ---- points ---- */
@@ -181,6 +186,10 @@
     st.plots.forEach(function (p) { L.trim(p, win[0], changed); });
     S.range = win;
     var follow = !S.view;
+    Object.keys(changed).forEach(function (id) { // plots that were waiting for their first points
+      var el = document.querySelector('.chart[data-plot-id="' + CSS.escape(id) + '"]');
+      if (el && !el.__rezgen && el.classList.contains('chart-message')) attach(el, st.plots.get(id));
+    });
     S.charts.forEach(function (chart) {
       try {
         L.redraw(chart, changed[chart.plot.id], follow);

@@ -54,6 +54,8 @@
       var plot = plots.get(el.getAttribute('data-plot-id'));
       if (!plot || !plot.levels || !plot.levels.length) { message(el, 'No data'); return; }
       el.__plot = plot;
+      // A live plot with no point yet: live.js creates its chart when the first points arrive.
+      if (!plot.levels[plot.levels.length - 1].t.length) { message(el, 'Waiting for data…'); return; }
       if (observer) observer.observe(el); else create(el);
     });
 
