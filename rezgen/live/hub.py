@@ -2,7 +2,12 @@
 
 Live points sit on a fixed grid (anchor + k * interval, like the static site's steps). When snapshots arrive,
 each watched (section, host) computes only the steps that became computable, once, and every page watching it
-gets the same event. An event's id is the time (ms) of its last step, so a page that reconnects with
+gets the same event, serialised once.
+
+The grid sits half a step after the agent's samples, and a step counts as computable once the newest sample is
+at most `LEAD` steps before it: the next sample is due a whole interval after the newest one, so nothing can
+still land in (newest, step] unless samples come more than a quarter interval early. A grid on the samples
+themselves would, with any jitter, wait a whole interval for the sample after a step half the time. An event's id is the time (ms) of its last step, so a page that reconnects with
 `Last-Event-ID` receives exactly the steps after it that are still in the window. Nothing queues per client: a
 page that fell behind (slow network, paused tab) gets one coalesced event covering everything it missed, and a
 page too far behind is told to reload its data instead.
@@ -11,6 +16,7 @@ page too far behind is told to reload its data instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -25,6 +31,7 @@ from .ingest import Ingest
 MAX_BACKFILL_STEPS = 1000  # beyond this a page reloads its data rather than receive points
 IDLE_SECONDS = 60  # a section nobody watched for this long stops being computed
 STATUS_EVERY = 3.0  # seconds without points after which a stream repeats the agents' status
+LEAD = 0.75  # how far (in steps) the newest sample may be before a step for that step to be computed
 
 
 @dataclass
@@ -33,6 +40,13 @@ class Update:
     last_ms: int  # last step (the SSE event id)
     plots: dict[str, Any]
     at_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when it was computed (wall clock)
+    status: str | None = None  # the agents' status (JSON) when it was computed
+
+    @functools.cached_property
+    def body(self) -> str:
+        """The `points` event's data, built once however many pages receive it."""
+        return json.dumps({"first": self.first_ms, "last": self.last_ms, "at": self.at_ms, "plots": self.plots},
+                          allow_nan=False)
 
 
 @dataclass
@@ -62,10 +76,14 @@ class Hub:
             return None
         return self.anchor_ns + (t_ns - self.anchor_ns) // self.step_ns * self.step_ns
 
+    def newest_step(self, newest_ns: int) -> int | None:
+        """The last step that can be computed when the newest sample is at newest_ns (see the module's note)."""
+        return self.grid_until(newest_ns + int(self.step_ns * LEAD))
+
     def notify(self) -> None:
         """Called on the event loop after each ingested snapshot."""
         if self.anchor_ns is None and self.ingest.newest_ns is not None:
-            self.anchor_ns = -(-self.ingest.newest_ns // 1_000_000) * 1_000_000
+            self.anchor_ns = -(-(self.ingest.newest_ns + self.step_ns // 2) // 1_000_000) * 1_000_000
         self._wake.set()
 
     async def run(self) -> None:
@@ -79,13 +97,14 @@ class Hub:
                     continue
                 update = await asyncio.to_thread(self._advance, sub)
                 if update is not None:
+                    update.status = json.dumps(self.status())
                     async with sub.changed:
                         sub.latest = update
                         sub.changed.notify_all()
 
     def _advance(self, sub: Subscription) -> Update | None:
         newest = self.ingest.newest_ns
-        end = self.grid_until(newest) if newest is not None else None
+        end = self.newest_step(newest) if newest is not None else None
         if end is None:
             return None
         end_ms = end // 1_000_000
@@ -150,10 +169,8 @@ class Hub:
                     cursor = sub.latest.last_ms if sub.latest else None
                     continue
                 cursor = update.last_ms
-                yield ServerSentEvent(json.dumps({"first": update.first_ms, "last": update.last_ms,
-                                                  "at": update.at_ms, "plots": update.plots}, allow_nan=False),
-                                      event="points", id=str(update.last_ms))
-                yield ServerSentEvent(json.dumps(self.status()), event="status")
+                yield ServerSentEvent(update.body, event="points", id=str(update.last_ms))
+                yield ServerSentEvent(update.status or json.dumps(self.status()), event="status")
         finally:
             sub.watchers -= 1
             sub.idle_since = time.monotonic()

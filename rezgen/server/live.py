@@ -166,7 +166,7 @@ def _span(source: LiveSource, hub: Hub, params: Any) -> TimeRange | None:
     """The window to show, on the live grid: `from`/`to` (unix ms, `to` defaults to the newest step) or the last
     `range` (e.g. 15m) of the data, clamped to what the window holds."""
     bounds = source.time_range()
-    newest = hub.grid_until(bounds[1]) if bounds is not None else None
+    newest = hub.newest_step(bounds[1]) if bounds is not None else None
     if bounds is None or newest is None:
         return None
     try:
