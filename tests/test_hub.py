@@ -16,6 +16,7 @@ from rezgen.agent.pieces import Entry, Snapshot
 from rezgen.dashboards import Section, load_section
 from rezgen.live.hub import Hub
 from rezgen.live.ingest import Ingest
+from rezgen.live.ranking import TopK
 from rezgen.model import SeriesKey
 from rezgen.store import Store
 
@@ -79,3 +80,28 @@ def test_the_pushed_steps_carry_the_rate_of_the_samples_before_them(section: Sec
         return update.plots["r"]["values"][0]
 
     assert asyncio.run(run()) == [100.0, 200.0]  # per second, over the samples at or before each step
+
+
+def test_a_top_k_plot_keeps_the_series_ranked_over_the_window_and_folds_the_rest(tmp_path: Path) -> None:
+    """Ranked over the window, `a` and `b` lead; in the newest step `c` is the largest, yet the update still
+    shows `a` and `b` with `c`, `d` and `e` summed into Other — no series comes and goes with each update."""
+    path = tmp_path / "m.toml"
+    path.write_text('title = "M"\nroute = "m"\n[[group]]\nname = "g"\n[[group.plot]]\nid = "m"\ntitle = "M"\n'
+                    'query = "g"\nkind = "multi"\ntop = 2\n')
+    section = load_section(path)
+    history = {"a": [50, 50, 50, 1], "b": [40, 40, 40, 2], "c": [1, 1, 1, 99], "d": [2, 2, 2, 3], "e": [3, 3, 3, 4]}
+
+    async def run() -> dict:
+        ingest, hub = make()
+        for k in range(4):
+            gauges = [Entry(f"g{name}", SeriesKey("g", (("id", name),)), values[k]) for name, values in history.items()]
+            assert ingest.append("agent", Snapshot(2, FIRST + k * STEP, None, {}, [], gauges, []))
+            hub.notify()
+        last = hub.newest_step(FIRST + 3 * STEP)
+        assert last is not None
+        return hub.points(section, None, last // MS, last // MS, ranks=TopK()).plots["m"]
+
+    update = asyncio.run(run())
+    assert update["kind"] == "multi"
+    assert update["names"] == ["a", "b", "Other"]
+    assert update["values"] == [[1], [2], [99 + 3 + 4]]

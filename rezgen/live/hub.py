@@ -25,8 +25,9 @@ from typing import Any, AsyncIterator, Callable
 from sse_starlette import ServerSentEvent
 
 from ..dashboards import Section
-from ..plots import TimeRange, plot_data
+from ..plots import TimeRange
 from .ingest import Ingest
+from .ranking import TopK
 
 MAX_BACKFILL_STEPS = 1000  # beyond this a page reloads its data rather than receive points
 IDLE_SECONDS = 60  # a section nobody watched for this long stops being computed
@@ -57,6 +58,7 @@ class Subscription:
     latest: Update | None = None
     watchers: int = 0
     known: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # plot id -> kind, series names sent
+    ranks: TopK = field(default_factory=TopK)  # which series of its multi-series plots get a line of their own
     idle_since: float = field(default_factory=time.monotonic)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -111,12 +113,12 @@ class Hub:
         if sub.last_ms is not None and end_ms <= sub.last_ms:
             return None
         start_ms = end_ms if sub.last_ms is None else sub.last_ms + self.step_ns // 1_000_000
-        update = self.points(sub.section, sub.host, start_ms, end_ms, sub.known)
+        update = self.points(sub.section, sub.host, start_ms, end_ms, sub.known, sub.ranks)
         sub.last_ms = end_ms
         return update
 
     def points(self, section: Section, host: str | None, first_ms: int, last_ms: int,
-               known: dict[str, tuple[str, list[str]]] | None = None) -> Update:
+               known: dict[str, tuple[str, list[str]]] | None = None, ranks: TopK | None = None) -> Update:
         """The plots' values at the grid steps between first_ms and last_ms (inclusive).
 
         `known` (plot id -> kind and series names already sent) keeps a plot in the update when these steps have
@@ -124,9 +126,12 @@ class Hub:
         span = TimeRange(first_ms * 1_000_000, last_ms * 1_000_000, self.step_ns)
         scope = (("node", host),) if host else ()
         plots: dict[str, Any] = {}
+        ranks = ranks or TopK()
         with self.ingest.lock:
+            bounds = self.ingest.store.time_range()
+            oldest = bounds[0] if bounds else span.start_ns
             for plot in section.plots:
-                data = plot_data(self.ingest.store, plot, span, scope)
+                data = ranks.plot_data(self.ingest.store, plot, span, scope, oldest)
                 if data is not None:
                     finest = data["levels"][-1]
                     plots[plot.id] = {"kind": data["kind"], "names": data["names"], "t": finest["t"],
@@ -183,7 +188,8 @@ class Hub:
         first = first + (latest.last_ms - first) % step_ms  # stay on the grid
         if (latest.last_ms - first) // step_ms > MAX_BACKFILL_STEPS:
             return None
-        return await asyncio.to_thread(self.points, sub.section, sub.host, first, latest.last_ms, dict(sub.known))
+        return await asyncio.to_thread(self.points, sub.section, sub.host, first, latest.last_ms, dict(sub.known),
+                                       sub.ranks)
 
     def _window_start_ms(self) -> int | None:
         with self.ingest.lock:
