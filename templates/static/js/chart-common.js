@@ -166,6 +166,16 @@
     };
   };
 
+  /* Resize an ECharts instance to its element's new size (ResizeObserver callback). The first notification
+     comes right after the chart was drawn, for the size it was drawn at: redrawing then would double the cost of
+     creating a chart. */
+  R.fit = function (inst, entries) {
+    if (!inst || inst.isDisposed()) return;
+    var box = entries && entries.length ? entries[entries.length - 1].contentRect : null;
+    if (box && Math.abs(box.width - inst.getWidth()) < 1 && Math.abs(box.height - inst.getHeight()) < 1) return;
+    inst.resize();
+  };
+
   /* ---- the chart objects ---- */
   function Chart(el, plot, kind) {
     this.el = el;
@@ -182,9 +192,11 @@
     var spec = this.spec();
     this.level = spec.level ? spec.level(this, R.window()) : -1;
     this.sig = spec.signature ? spec.signature(this) : ''; // live pages redraw fully when this changes
-    this.inst.setOption(spec.option(this, R.colors()), { notMerge: true, lazyUpdate: false });
+    // The option is only stored here; the action then draws it: ECharts applies a pending lazy update together
+    // with the next action, so the chart is rendered once instead of twice (a heatmap's render is costly).
+    this.inst.setOption(spec.option(this, R.colors()), { notMerge: true, lazyUpdate: true });
     this.inst.dispatchAction({ type: 'takeGlobalCursor', key: 'dataZoomSelect', dataZoomSelectActive: true,
-                             escapeConnect: true });
+                             escapeConnect: true }, { flush: true });
   };
 
   /* Swap in the resolution level that suits the zoom window, if it changed. */
@@ -210,7 +222,7 @@
     chart.inst.getZr().on('dblclick', function () { R.resetZoom(); });
     el.addEventListener('mouseenter', function () { S.hovered = el; });
     el.addEventListener('mouseleave', function () { if (S.hovered === el) S.hovered = null; });
-    if (window.ResizeObserver) new ResizeObserver(function () { if (chart.inst) chart.inst.resize(); }).observe(el);
+    if (window.ResizeObserver) new ResizeObserver(function (entries) { R.fit(chart.inst, entries); }).observe(el);
     chart.inst.getZr().on('mousemove', function (e) { chart.mouse = [e.offsetX, e.offsetY]; });
     el.__rezgen = chart;
     S.charts.push(chart);

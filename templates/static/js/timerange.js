@@ -52,6 +52,15 @@
     };
   }
 
+  /* Show the bar, still empty, with its read-out: the page's layout is then final before the first chart is
+     drawn (section pages draw the bar itself right after that chart). */
+  R.showTimebar = function () {
+    var box = document.getElementById('timebar');
+    if (!box || !document.getElementById('timebar-chart') || !window.echarts || !S.range) return;
+    box.hidden = false;
+    describe(R.window());
+  };
+
   /* Show the bar for the current R.state.range; `shadow` = [[t, v], ...] drawn faintly inside it. */
   R.initTimebar = function (shadow) {
     var box = document.getElementById('timebar');
@@ -63,7 +72,7 @@
       tb.inst = echarts.init(el, null, { renderer: 'canvas' });
       tb.inst.group = 'rezgen';
       tb.inst.on('datazoom', function () { R.zoomHandler(tb.inst); });
-      if (window.ResizeObserver) new ResizeObserver(function () { tb.inst.resize(); }).observe(el);
+      if (window.ResizeObserver) new ResizeObserver(function (entries) { R.fit(tb.inst, entries); }).observe(el);
       document.addEventListener('rezgen:theme', function () { tb.inst.setOption(option(), { notMerge: true }); });
       var reset = document.getElementById('zoom-reset');
       if (reset) reset.addEventListener('click', function () { R.resetZoom(); });
@@ -74,8 +83,8 @@
 
   /* Live pages: move the bar to the new R.state.range in place (no rebuild), with a new shadow. */
   R.updateTimebar = function (shadow) {
+    if (shadow) tb.shadow = shadow; // kept for initTimebar when the bar is not drawn yet
     if (!tb.inst || !S.range) return;
-    if (shadow) tb.shadow = shadow;
     var win = R.window();
     tb.inst.setOption({
       xAxis: { min: S.range[0], max: S.range[1] },
