@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+import numpy as np
+
 from .fetch import Fetcher, FetchError
 from .pieces import Snapshot, SnapshotError
 from .schema import SchemaCache
@@ -107,7 +109,8 @@ class AgentClient:
         self._need_info = True
         self._check_banner = False
         self._last_ts: int | None = None
-        self._last_counters: dict[str, int] = {}
+        self._last_counters: tuple[list[str], np.ndarray] = ([], np.empty(0, dtype=np.uint64))  # names, values
+        self._aligned_names: list[str] | None = None  # the last names list found unique and all non-empty
         self._last_version: str | None = None
 
     # --- public -----------------------------------------------------------------------------------------------
@@ -229,17 +232,28 @@ class AgentClient:
     def _restarted(self, snapshot: Snapshot) -> bool:
         """More counters went down than up, or the agent's version changed. (A reused cgroup slot takes only a
         few counters down, and a restarted agent takes down every counter that moves.)"""
-        previous = self._last_counters
-        decreased = increased = 0
-        for entry in snapshot.counters:
-            if entry.name:
-                before = previous.get(entry.name)
-                if before is not None and before != entry.value:
-                    if entry.value < before:
+        counters = snapshot.scalars(0)
+        names, values = counters.names, counters.values
+        last_names, last_values = self._last_counters
+        if (names is last_names or names == last_names) and \
+                (names is self._aligned_names or "" not in names and len(set(names)) == len(names)):
+            # The same entries in the same order, every name present and unique (the usual case; checked once per
+            # names list, which the decoder reuses while the entries stay the same): compare whole columns.
+            self._aligned_names = names
+            decreased = int(np.count_nonzero(values < last_values))
+            increased = int(np.count_nonzero(values > last_values))
+        else:
+            previous = dict(zip(last_names, last_values.tolist()))
+            previous.pop("", None)  # V2 externals: nameless, so not matched across snapshots
+            decreased = increased = 0
+            for name, value in zip(names, values.tolist()):
+                before = previous.get(name) if name else None
+                if before is not None and before != value:
+                    if value < before:
                         decreased += 1
                     else:
                         increased += 1
-        self._last_counters = {e.name: e.value for e in snapshot.counters if e.name}
+        self._last_counters = (names, values)
         version, self._last_version = self._last_version, snapshot.metadata.get("version")
         if version is not None and self._last_version is not None and version != self._last_version:
             return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
@@ -66,18 +67,83 @@ class Group:
     resolved: bool  # its values became entries
 
 
-@dataclass
+class Scalars:
+    """A snapshot's counters or gauges as columns, as the fast decode path leaves them. Ingest and the client read
+    these directly: building an `Entry` per value cost more than all the rest of a decode. `names` and
+    `identities` are the previous snapshot's very lists while the agent sends the same entries (see
+    `Memo.lists`), and are shared between snapshots: read-only."""
+
+    __slots__ = ("names", "identities", "values", "windows")
+
+    def __init__(self, names: list[str], identities: list[Identity], values: np.ndarray,
+                 windows: list[tuple[int, int] | None] | None = None):
+        self.names = names
+        self.identities = identities
+        self.values = values  # uint64 (counters) or int64 (gauges)
+        self.windows = windows  # per entry, None when no entry has one
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def entries(self) -> list[Entry]:
+        windows = self.windows or [None] * len(self.names)
+        return [Entry(name, found[1], value, None, found[2], found[0], span)
+                for name, found, value, span in zip(self.names, self.identities, self.values.tolist(), windows)]
+
+    @classmethod
+    def of(cls, entries: list[Entry], dtype: type) -> Scalars:
+        windows = [e.window for e in entries]
+        return cls([e.name for e in entries], [(e.metadata, e.key, e.unit) for e in entries],  # type: ignore[misc]
+                   np.array([e.value for e in entries], dtype=dtype),
+                   windows if any(w is not None for w in windows) else None)
+
+
 class Snapshot:
-    version: int  # 1, 2 or 3
-    timestamp_ns: int  # the agent's clock at the start of its sampling pass
-    duration_ns: int | None  # how long the pass took (None for V1)
-    metadata: dict[str, str]
-    counters: list[Entry]
-    gauges: list[Entry]
-    histograms: list[Entry]
-    problems: list[str] = field(default_factory=list)
-    groups: list[Group] = field(default_factory=list)  # V3 only
-    discontinuity: str | None = None  # set by AgentClient: "restart" (counters reset) or "clock" (time went back)
+    """A decoded snapshot. Counters and gauges are lists of `Entry` or, from the fast decode path, `Scalars` that
+    become entries only when `counters`/`gauges` are read (`scalars` reads them as columns either way)."""
+
+    def __init__(self, version: int, timestamp_ns: int, duration_ns: int | None, metadata: dict[str, str],
+                 counters: list[Entry] | Scalars, gauges: list[Entry] | Scalars, histograms: list[Entry],
+                 problems: list[str] | None = None, groups: list[Group] | None = None,
+                 discontinuity: str | None = None):
+        self.version = version  # 1, 2 or 3
+        self.timestamp_ns = timestamp_ns  # the agent's clock at the start of its sampling pass
+        self.duration_ns = duration_ns  # how long the pass took (None for V1)
+        self.metadata = metadata
+        self._scalars: list[list[Entry] | Scalars] = [counters, gauges]
+        self.histograms = histograms
+        self.problems = problems if problems is not None else []
+        self.groups = groups if groups is not None else []  # V3 only
+        # Set by AgentClient: "restart" (counters reset) or "clock" (time went back).
+        self.discontinuity = discontinuity
+
+    def _entries(self, index: int) -> list[Entry]:
+        found = self._scalars[index]
+        if type(found) is Scalars:
+            found = self._scalars[index] = found.entries()
+        return found  # type: ignore[return-value]
+
+    @property
+    def counters(self) -> list[Entry]:
+        return self._entries(0)
+
+    @counters.setter
+    def counters(self, entries: list[Entry]) -> None:
+        self._scalars[0] = entries
+
+    @property
+    def gauges(self) -> list[Entry]:
+        return self._entries(1)
+
+    @gauges.setter
+    def gauges(self, entries: list[Entry]) -> None:
+        self._scalars[1] = entries
+
+    def scalars(self, index: int) -> Scalars:
+        """Counters (0) or gauges (1) as columns; from the entries when they are entries (they may have been
+        changed since)."""
+        found = self._scalars[index]
+        return found if type(found) is Scalars else Scalars.of(found, np.uint64 if index == 0 else np.int64)
 
     @property
     def entries(self) -> list[Entry]:
@@ -126,6 +192,42 @@ Identity = tuple[dict[str, str], SeriesKey, "str | None"]
 IDENTITY_LIMIT = 1 << 17  # hosts churn cgroups forever: start over rather than grow without bound
 
 
+class Memo(dict):
+    """Identities by entry name (see `identity`) and, per kind, the last list of entries resolved (`Resolved`): a
+    snapshot whose names and metadata equal those takes the identities whole, with no Python per entry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists: dict[str, Resolved] = {}
+
+
+class Resolved:
+    """The identities of one list of entries, and what a later list must equal to have the same ones."""
+
+    __slots__ = ("names", "joined", "metadata", "identities")
+
+    def __init__(self, names: list[str], identities: list[Identity]):
+        self.names = names
+        # The names as one string: comparing it costs one pass over the new names, not a cache miss per old one.
+        # Exact when no name holds the separator (then a list of as many names joining to it has the same names).
+        joined = "\0".join(names)
+        self.joined = joined if joined.count("\0") == len(names) - 1 else None
+        self.metadata = [found[0] for found in identities]
+        self.identities = identities
+
+    def matches(self, names: list[Any], metadata: list[Any]) -> bool:
+        if len(names) != len(self.names):
+            return False
+        if self.joined is None:
+            same = names == self.names
+        else:
+            try:
+                same = "\0".join(names) == self.joined
+            except TypeError:  # a name that is not a str
+                return False
+        return same and metadata == self.metadata
+
+
 def identity(memo: dict[Any, Identity], name: Any, metadata: Any) -> Identity | str:
     """The identity of an entry, from `memo` when its metadata is unchanged; a reason when it has none."""
     slot = name if name else ("", metadata.get("metric") if type(metadata) is dict else None)  # V2 externals: ""
@@ -152,8 +254,11 @@ def resolve(name: Any, metadata: Any) -> Identity | str:
     metric = metadata.get("metric") or name
     if not metric:
         return "no metric name (no `metric` key and an empty entry name)"
-    labels = make_labels({k: v for k, v in metadata.items() if k not in PROPERTY_KEYS})
-    return metadata, SeriesKey(metric, labels), metadata.get("unit")
+    # Interned values: a snapshot's metadata is compared with these every tick (see `Memo`), and a value shared by
+    # many entries (a cgroup path, a unit) is then one string that stays in cache, not one per entry.
+    kept = {k: sys.intern(v) for k, v in metadata.items()}
+    labels = make_labels({k: v for k, v in kept.items() if k not in PROPERTY_KEYS})
+    return kept, SeriesKey(metric, labels), kept.get("unit")
 
 
 _LAYOUTS: dict[tuple[int, int], Layout] = {}

@@ -19,7 +19,8 @@ from typing import Any
 import msgpack
 
 from ..model import SeriesKey
-from .pieces import U64, I64, Entry, Group, Identity, Problems, Snapshot, SnapshotError, histogram, identity, window
+from .pieces import (U64, I64, Entry, Group, Identity, Memo, Problems, Snapshot, SnapshotError, histogram, identity,
+                     window)
 
 FNV128_OFFSET = 0x6C62272E07BB014262B821756295C58D
 FNV128_PRIME = 0x0000000001000000000000000000013B
@@ -67,7 +68,7 @@ class SchemaCache:
     def __init__(self, max_entries: int = 2048, max_bytes: int = 64 << 20):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.identities: dict[Any, Identity] = {}
+        self.identities = Memo()
         self._entries: OrderedDict[tuple[str, tuple[int, int]], CachedSchema] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()

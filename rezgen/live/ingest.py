@@ -7,11 +7,11 @@ every append, and series left with no sample in the window are dropped, so memor
 request handlers read.
 
 Speed (a snapshot is ~2,000 entries, every second or faster): counters and gauges are `BlockSeries`, so a
-snapshot's values go into the table in one numpy operation; which slot each entry goes to is planned once and
-reused while the agent sends the same entries in the same order (the decoder hands out the same `SeriesKey`
-objects for unchanged entries, so the check is a list comparison by identity). A snapshot whose entries changed
-gets a new plan (series found by key object identity, else by key); anything a plan cannot express (a key that
-names a histogram among counters, say) takes the entry-by-entry path.
+snapshot's values (read as columns: `Snapshot.scalars`) go into the table in one numpy operation; which slot each
+entry goes to is planned once and reused while the agent sends the same entries in the same order (the decoder
+hands out the very same list of identities for unchanged entries, so the check is by identity). A snapshot whose
+entries changed gets a new plan (series found by key object identity, else by key); anything a plan cannot
+express (a key that names a histogram among counters, say) takes the entry-by-entry path.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..agent.pieces import Scalars
 from ..model import Kind, SeriesKey, SeriesMeta, make_labels
 from ..store import BlockSeries, HistogramSeries, Series, Store, Table
 
 
 SWEEP_EVERY = 64  # snapshots between searches for series that left the window
-_key, _value = operator.attrgetter("key"), operator.attrgetter("value")
+_key = operator.attrgetter("key")
 
 
 class Entry(Protocol):
@@ -40,9 +41,9 @@ class Entry(Protocol):
 
 class Snapshot(Protocol):
     timestamp_ns: int
-    counters: list[Any]
-    gauges: list[Any]
-    histograms: list[Any]
+    histograms: list[Entry]
+
+    def scalars(self, index: int) -> Scalars: ...
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Plan:
     """Where one list of a snapshot's entries (its counters, gauges or histograms) goes, valid while the list has
     the same keys in the same order."""
 
-    keys: list[SeriesKey]
+    keys: list[Any]  # what the list is matched by: its identities (counters, gauges) or keys (histograms)
     series: list[Series | None]  # per entry (None: a histogram without a layout, looked up again each time)
     slots: np.ndarray | None = None  # counters and gauges: the block slot of each entry written
     take: np.ndarray | None = None  # the entries written, when not all of them in order (a key sent twice)
@@ -86,75 +87,70 @@ class Ingest:
             if len(stamps) and snapshot.timestamp_ns <= stamps[-1]:
                 return False
             row = entry.table.append_row(snapshot.timestamp_ns)
-            self._scalars(entry, 0, Kind.COUNTER, snapshot.counters, row)
-            self._scalars(entry, 1, Kind.GAUGE, snapshot.gauges, row)
+            self._scalars(entry, 0, Kind.COUNTER, snapshot.scalars(0), row)
+            self._scalars(entry, 1, Kind.GAUGE, snapshot.scalars(1), row)
             self._histograms(entry, snapshot.histograms, row)
             self.seq += 1
             self.newest_ns = max(self.newest_ns or 0, snapshot.timestamp_ns)
             self._evict(self.newest_ns - self.retention_ns)
             return True
 
-    def _scalars(self, agent: AgentTable, index: int, kind: Kind, items: list[Any], row: int) -> None:
-        if not items:
+    def _scalars(self, agent: AgentTable, index: int, kind: Kind, columns: Scalars, row: int) -> None:
+        if not len(columns):
             return
-        keys = list(map(_key, items))
+        identities = columns.identities
         plan = agent.plans[index]
-        if plan is None or plan.keys != keys:
-            plan = agent.plans[index] = self._plan(agent, kind, items, keys)
+        if plan is None or (plan.keys is not identities and plan.keys != identities):
+            keys = [found[1] for found in identities]
+            plan = agent.plans[index] = self._plan(agent, kind, keys, [found[2] for found in identities], identities)
             if plan is None:
-                self._one_by_one(agent, kind, items, row)
+                for key, found, value in zip(keys, identities, columns.values.tolist()):
+                    series = agent.series.get(key) or self._create(agent, key, kind, found[2])
+                    if series is not None:
+                        series.set(row, float(value))
                 return
-        values = np.array(list(map(_value, items)), dtype=np.float64)  # as float(value), all at once
+        values = columns.values.astype(np.float64)  # as float(value), all at once
         agent.table.block.write_row(plan.slots, values if plan.take is None else values[plan.take])
 
-    def _histograms(self, agent: AgentTable, items: list[Any], row: int) -> None:
+    def _histograms(self, agent: AgentTable, items: list[Entry], row: int) -> None:
         if not items:
             return
         keys = list(map(_key, items))
         plan = agent.plans[2]
         if plan is None or plan.keys != keys:
-            plan = agent.plans[2] = self._plan(agent, Kind.HISTOGRAM, items, keys)
+            plan = agent.plans[2] = self._plan(agent, Kind.HISTOGRAM, keys, [e.unit for e in items],
+                                               keys, [e.layout for e in items])
             assert plan is not None
         for item, series in zip(items, plan.series):
             if series is None:  # no layout when it was planned: try again, as for an unplanned entry
-                series = agent.series.get(item.key) or self._create(agent, item, Kind.HISTOGRAM)
+                series = agent.series.get(item.key) or self._create(agent, item.key, Kind.HISTOGRAM, item.unit,
+                                                                     item.layout)
                 if series is None:
                     continue
             assert isinstance(series, HistogramSeries)
             if len(item.value) == series.layout.buckets:
                 series.set_cumulative(row, item.value)
 
-    def _one_by_one(self, agent: AgentTable, kind: Kind, items: list[Any], row: int) -> None:
-        """Entries of one kind without a plan (the general path: any series class, any mix)."""
-        for item in items:
-            series = agent.series.get(item.key) or self._create(agent, item, kind)
-            if series is None:
-                continue
-            if kind is Kind.HISTOGRAM:
-                assert isinstance(series, HistogramSeries)
-                if len(item.value) == series.layout.buckets:
-                    series.set_cumulative(row, item.value)
-            else:
-                series.set(row, float(item.value))
-
-    def _plan(self, agent: AgentTable, kind: Kind, items: list[Any], keys: list[SeriesKey]) -> Plan | None:
+    def _plan(self, agent: AgentTable, kind: Kind, keys: list[SeriesKey], units: list[str | None], match: list[Any],
+              layouts: list[Any] | None = None) -> Plan | None:
         """The series of each entry (created as needed, in order); None when counters/gauges cannot be written as
-        one block row (an entry whose key names a series kept elsewhere)."""
+        one block row (an entry whose key names a series kept elsewhere). `match` is what later snapshots are
+        compared with to reuse the plan."""
         by_object = agent.by_object
         if len(by_object) > 2 * len(agent.series) + 1024:  # keys the decoder no longer hands out
             by_object.clear()
         series: list[Series | None] = []
-        for key, item in zip(keys, items):
+        for i, key in enumerate(keys):
             found = by_object.get(id(key))
             if found is not None and found[0] is key:
                 series.append(found[1])
                 continue
-            one = agent.series.get(key) or self._create(agent, item, kind)
+            one = agent.series.get(key) or self._create(agent, key, kind, units[i], layouts[i] if layouts else None)
             if one is not None:
                 by_object[id(key)] = (key, one)  # holding the key keeps its id from being reused
             series.append(one)
         if kind is Kind.HISTOGRAM:
-            return Plan(keys, series)
+            return Plan(match, series)
         if not all(type(s) is BlockSeries for s in series):
             return None
         slots = [s.slot for s in series]  # type: ignore[union-attr]
@@ -163,23 +159,23 @@ class Ingest:
             last = {slot: i for i, slot in enumerate(slots)}
             take = np.array(sorted(last.values()), dtype=np.intp)
             slots = [slots[i] for i in take]
-        return Plan(keys, series, np.array(slots, dtype=np.intp), take)
+        return Plan(match, series, np.array(slots, dtype=np.intp), take)
 
-    def _create(self, agent: AgentTable, item: Entry, kind: Kind) -> Series | None:
-        labels = dict(item.key.labels)
+    def _create(self, agent: AgentTable, key: SeriesKey, kind: Kind, unit: str | None, layout: Any = None
+                ) -> Series | None:
+        labels = dict(key.labels)
         if agent.node is not None:
             labels["node"] = agent.node
-        key = SeriesKey(item.key.metric, make_labels(labels))
+        stored = SeriesKey(key.metric, make_labels(labels))
         if kind is Kind.HISTOGRAM:
-            layout = item.layout
             if layout is None:
                 return None
-            meta = SeriesMeta(key, kind, unit=item.unit, grouping_power=layout.grouping_power,
+            meta = SeriesMeta(stored, kind, unit=unit, grouping_power=layout.grouping_power,
                               max_value_power=layout.max_value_power)
             series: Series = HistogramSeries(meta, agent.table)
         else:
-            series = BlockSeries(SeriesMeta(key, kind, unit=item.unit), agent.table)
-        agent.series[item.key] = series
+            series = BlockSeries(SeriesMeta(stored, kind, unit=unit), agent.table)
+        agent.series[key] = series
         self.store.add_series(series)
         return series
 
