@@ -135,7 +135,8 @@ def test_slow_answers_skip_ticks_and_polls_never_overlap(demo: ReplayProcess) ->
         demo.fault("none")
         wait_for(lambda: client.state().status is Status.CONNECTED, what="connected again")
     stats = demo.stats()
-    assert 3 <= slow_requests <= 6  # one poll per 2 ticks (0.4 s); queued ticks would make it one per 0.21 s
+    # One poll per 2 ticks (0.4 s), fewer on a loaded machine; queued ticks would make it one per 0.21 s (~9).
+    assert 1 <= slow_requests <= 6
     assert stats["max_in_flight"] == 1
 
 
