@@ -7,16 +7,19 @@ classic script that hands a payload to `REZGEN.register`, so the same page works
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from importlib.metadata import version
 from typing import Any
 
 import jinja2
+import orjson
 
 from .dashboards import Plot, Section
 from .plots import TimeRange
 
 SINGLE_HOST = "_"
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def plot_summary(plot: Plot) -> dict[str, Any]:
@@ -78,8 +81,13 @@ def render(env: jinja2.Environment, template: str, **context: Any) -> str:
 
 
 def data_script(key: str, payload: dict[str, Any]) -> str:
-    """A classic script registering the payload (JSON is valid JavaScript; json escapes U+2028/2029)."""
-    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    """A classic script registering the payload (JSON is valid JavaScript).
+
+    orjson writes the megabytes of numbers of a site several times faster than `json`; its output is ASCII
+    once the few non-ASCII characters (only ever inside strings) are escaped as `json` would."""
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    if not body.isascii():
+        body = NON_ASCII.sub(lambda match: json.dumps(match.group())[1:-1], body)
     # Label values are untrusted: no "<" may reach a script, should this ever be inlined into HTML.
     return f"REZGEN.register({_safe(json.dumps(key))},{_safe(body)});\n"
 

@@ -8,30 +8,28 @@ only when complete, so a failed build leaves the previous site untouched.
 
 from __future__ import annotations
 
-import re
+import gc
 import shutil
 import tempfile
-from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jinja2
-import promql_parser as pp
 
 from .dashboards import Plot, Section, load_dashboards
-from .model import PROVENANCE_KEYS, Kind
+from .metric_browser import metric_plot, metric_slug, metric_summaries
 from .pages import (SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload,
                     site_context)
 from .plots import TimeRange, plot_data
-from .promql.engine import parse
-from .promql.values import PromQLError
+from .promql.cache import EvalCache
 from .recording.budget import SeriesBudget
+from .recording.prefetch import DecodeAhead
 from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
 from .timeparse import ceil_ms
-
-METRIC_TOP = 10
 
 Progress = Callable[[str], None]
 
@@ -67,7 +65,8 @@ def template_environment(templates: Path | None = None) -> jinja2.Environment:
     default = jinja2.FileSystemLoader(str(resource_dir("templates")))
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(templates))] if templates else []
     loaders += [default, jinja2.PrefixLoader({"default": default}, delimiter=":")]
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined,
+                             bytecode_cache=_bytecode_cache())
     for name in PAGE_TEMPLATES:
         try:
             env.get_template(name)
@@ -78,18 +77,44 @@ def template_environment(templates: Path | None = None) -> jinja2.Environment:
     return env
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept across builds (compiling them costs a build ~0.1 s): Jinja's cache in a private
+    directory of the temporary directory, keyed by each template's source, so an edited template is compiled
+    again. None where that directory cannot be made."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
                templates: Path | None = None, progress: Progress | None = None, served: bool = False
                ) -> BuildReport:
     """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`."""
     sections = load_dashboards(dashboards)
-    env = template_environment(templates)
-    output = Path(output)
+    budget = SeriesBudget(recording)
+    # The payloads are millions of small lists that live until written; the cyclic collector would walk them
+    # over and over (a tenth of a build), and a build makes hardly any cycles.
+    gc.disable()
+    try:
+        # A recording whose decoded series all stay loaded is decoded ahead, beside the evaluation; a long one's
+        # memory is bounded by `budget` instead.
+        queries = [plot.query for section in sections for plot in section.plots]
+        with nullcontext() if budget.active else DecodeAhead(recording, queries):
+            env = template_environment(templates)
+            env.globals["served"] = served
+            report = _build(recording, sections, budget, env, Path(output), progress or (lambda _: None))
+    finally:
+        gc.enable()
+    return report
+
+
+def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
+           output: Path, progress: Progress) -> BuildReport:
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        env.globals["served"] = served
-        report = _render(recording, sections, env, work, progress or (lambda _: None))
+        report = _render(recording, sections, budget, env, work, progress)
         _swap(work, output)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -109,8 +134,8 @@ def _swap(work: Path, output: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _render(recording: Recording, sections: list[Section], env: jinja2.Environment, work: Path,
-            progress: Progress) -> BuildReport:
+def _render(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
+            work: Path, progress: Progress) -> BuildReport:
     report = BuildReport(work)
     start, end = recording.time_range
     span = TimeRange(ceil_ms(start), end, recording.interval_ns)
@@ -120,28 +145,16 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
         if host in (".", "..") or "/" in host or "\\" in host or "\0" in host:
             raise RecordingError(f"{recording.path}: node name {host!r} cannot be used as a host directory")
     events = _events(recording)
-    budget = SeriesBudget(recording)
-    built: list[tuple[Section, dict[str, Any]]] = []
-    for number, section in enumerate(sections, 1):
-        progress(f"[{number}/{len(sections)}] {section.title}: {len(section.plots)} plots")
-        payloads: dict[str, dict[str, Any]] = {}
-        for host in hosts:
-            scope = (("node", host),) if host != SINGLE_HOST else ()
-            payloads[host] = {}
-            for plot in section.plots:
-                budget.before(plot.query, scope)
-                if (data := plot_data(recording.store, plot, span, scope)) is not None:
-                    payloads[host][plot.id] = data
-        with_data = {pid for payload in payloads.values() for pid in payload}
-        if not with_data:
-            continue
-        for host, payload in payloads.items():
-            _write_data(work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
-                        section_payload(section, payload, span, events))
-        context = section_context(section, with_data, absent_plots(section, recording.store) - with_data)
-        report.plots += len(with_data)
-        report.missing += len(context["missing"])
-        built.append((section, context))
+    # Charts share evaluated pieces when the decoded series all stay loaded (see `budget`).
+    build = _Build(recording, work, hosts, span, events, budget, None if budget.active else EvalCache())
+    try:
+        built = _sections(build, sections, report, progress)
+        progress("metric browser")
+        metrics = _metric_pages(build)
+    except BaseException:
+        build.finish(check=False)
+        raise
+    build.finish()
     site = site_context(recording.path.name, start, end,
                         [(s, sum(len(g["plots"]) for g in c["groups"])) for s, c in built], hosts)
     for index, (section, context) in enumerate(built):
@@ -149,8 +162,6 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
         _write_page(env, "section.html", work / name, site=site, page=section_page(section), section=context,
                     events=events)
         report.pages.append(name)
-    progress("metric browser")
-    metrics = _metric_pages(recording, work, hosts, span, budget)
     _write_page(env, "metrics.html", work / "metrics.html", site=site, events=events, metrics=metrics,
                 page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
     _write_page(env, "system.html", work / "system.html", site=site, events=events,
@@ -165,6 +176,68 @@ def _render(recording: Recording, sections: list[Section], env: jinja2.Environme
     return report
 
 
+@dataclass
+class _Build:
+    """What the data files of a build are computed from, and where they go."""
+
+    recording: Recording
+    work: Path
+    hosts: list[str]
+    span: TimeRange
+    events: list[dict[str, Any]]
+    budget: SeriesBudget
+    cache: EvalCache | None
+    # Data files are written by a thread of their own (writing does not hold the GIL) while the next charts are
+    # computed.
+    _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "rezgen-write"))
+    _writes: list[Future[int]] = field(default_factory=list)
+
+    def write_data(self, path: Path, key: str, payload: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writes.append(self._writer.submit(path.write_text, data_script(key, payload), encoding="utf-8"))
+
+    def finish(self, check: bool = True) -> None:
+        """Wait for the data files; with `check`, the first that could not be written raises its error."""
+        self._writer.shutdown(wait=True, cancel_futures=not check)
+        for write in self._writes if check else ():
+            write.result()
+
+    def scopes(self) -> Iterator[tuple[str, tuple[tuple[str, str], ...]]]:
+        """(host, the labels that select its series) per host."""
+        for host in self.hosts:
+            yield host, (("node", host),) if host != SINGLE_HOST else ()
+
+    def plot_data(self, plot: Plot, scope: tuple[tuple[str, str], ...], coarse_only: bool = False
+                  ) -> dict[str, Any] | None:
+        self.budget.before(plot.query, scope)
+        return plot_data(self.recording.store, plot, self.span, scope, coarse_only=coarse_only, cache=self.cache)
+
+
+def _sections(build: _Build, sections: list[Section], report: BuildReport, progress: Progress
+              ) -> list[tuple[Section, dict[str, Any]]]:
+    """Each section's data files; (section, template context) of those with data."""
+    built: list[tuple[Section, dict[str, Any]]] = []
+    for number, section in enumerate(sections, 1):
+        progress(f"[{number}/{len(sections)}] {section.title}: {len(section.plots)} plots")
+        payloads: dict[str, dict[str, Any]] = {}
+        for host, scope in build.scopes():
+            payloads[host] = {}
+            for plot in section.plots:
+                if (data := build.plot_data(plot, scope)) is not None:
+                    payloads[host][plot.id] = data
+        with_data = {pid for payload in payloads.values() for pid in payload}
+        if not with_data:
+            continue
+        for host, payload in payloads.items():
+            build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
+                             section_payload(section, payload, build.span, build.events))
+        context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
+        report.plots += len(with_data)
+        report.missing += len(context["missing"])
+        built.append((section, context))
+    return built
+
+
 def _events(recording: Recording) -> list[dict[str, Any]]:
     out = []
     for event in recording.footer.events:
@@ -176,102 +249,27 @@ def _events(recording: Recording) -> list[dict[str, Any]]:
     return out
 
 
-def default_query(metric: str, kind: Kind) -> tuple[str, str]:
-    """The metric browser's chart for a metric: (kind of plot, query).
-
-    Counters are charted as `irate` (the change between consecutive samples, what Rezolus shows; `rate` over
-    5 minutes would ramp up through the first minutes of a recording). A name that is not a PromQL identifier
-    (e.g. `ringline/bytes/received`) is selected as `{__name__="..."}`."""
-    selector = _selector(metric)
-    if kind is Kind.HISTOGRAM:
-        return "percentiles", selector
-    if kind is Kind.COUNTER:
-        return "multi", f"irate({selector}[5m])"
-    return "multi", selector
-
-
-def metric_plot(name: str, kind: Kind, unit: str | None, description: str | None) -> Plot:
-    """The metric browser's chart of a metric (see default_query)."""
-    plot_kind, query = default_query(name, kind)
-    return Plot(id=f"metric-{metric_slug(name)}", title=name, query=query, unit=_unit_of(unit, kind),
-                kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP, description=description)
-
-
-def _selector(metric: str) -> str:
-    try:
-        tree = parse(metric)
-    except PromQLError:
-        tree = None
-    if isinstance(tree, pp.VectorSelector) and tree.name == metric and tree.offset is None and tree.at is None:
-        return metric
-    quoted = metric.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'{{__name__="{quoted}"}}'
-
-
-def _metric_pages(recording: Recording, work: Path, hosts: list[str], span: TimeRange,
-                  budget: SeriesBudget | None = None) -> list[dict[str, Any]]:
+def _metric_pages(build: _Build) -> list[dict[str, Any]]:
     """One data file per metric and host with its default chart at the coarsest level only (the browser's chart
     does not zoom into detail; the dashboards do). Each metric's series are released once its chart is written,
     so a long recording's build does not end up holding every column it has."""
-    budget = budget or SeriesBudget(recording)
+    span = build.span
     out = []
-    for metric in _metric_summaries(recording):
+    for metric in metric_summaries(build.recording):
         name, kind = metric["name"], metric["kind"]
         plot = metric_plot(name, kind, metric["unit"], metric["description"])
         query = plot.query
-        for host in hosts:
-            scope = (("node", host),) if host != SINGLE_HOST else ()
-            budget.before(query, scope)
-            data = plot_data(recording.store, plot, span, scope, coarse_only=True)
-            _write_data(work / "data" / host / "metrics" / f"{metric_slug(name)}.js", f"{host}/metrics/{name}",
-                        {"name": name, "query": query, "plot": data,
-                         "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
-                                   "step": span.step_ns // 1_000_000}})
-        budget.release({name})
+        for host, scope in build.scopes():
+            data = build.plot_data(plot, scope, coarse_only=True)
+            build.write_data(build.work / "data" / host / "metrics" / f"{metric_slug(name)}.js",
+                             f"{host}/metrics/{name}",
+                             {"name": name, "query": query, "plot": data,
+                              "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
+                                        "step": span.step_ns // 1_000_000}})
+        build.budget.release({name})
         del metric["kind"]
         out.append({**metric, "query": query, "data": f"data/{{host}}/metrics/{metric_slug(name)}.js"})
     return out
-
-
-def _metric_summaries(recording: Recording) -> list[dict[str, Any]]:
-    """The metric table's rows, as `rezgen inspect` lists them (name, type, unit, series, description, label
-    counts, provenance), from the field metadata alone: `describe_recording` also reads every histogram column
-    to check its list lengths, which costs a build a second pass over the largest columns; a malformed column
-    is reported by the loader when its chart is computed."""
-    metrics: dict[str, dict[str, Any]] = {}
-    label_values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for column in recording.columns:
-        meta = column.meta
-        entry = metrics.setdefault(meta.key.metric, {
-            "name": meta.key.metric, "type": meta.kind.value, "kind": meta.kind, "unit": meta.unit, "series": 0,
-            "description": meta.description or recording.footer.describe(meta.key.metric),
-        })
-        entry["series"] += 1
-        for key, value in meta.key.labels:
-            label_values[meta.key.metric][key].add(value)
-    for name, entry in metrics.items():
-        labels = label_values[name]
-        entry["labels"] = {k: len(v) for k, v in sorted(labels.items()) if k not in PROVENANCE_KEYS}
-        entry["provenance"] = {k: sorted(v) for k, v in sorted(labels.items()) if k in PROVENANCE_KEYS}
-    return [metrics[name] for name in sorted(metrics)]
-
-
-def _unit_of(unit: str | None, kind: Kind) -> str:
-    """The chart unit for a metric's default query (a counter is charted as a per-second rate)."""
-    if kind is Kind.COUNTER:
-        return {"nanoseconds": "time", "bytes": "datarate"}.get(unit or "", "rate")
-    return {"nanoseconds": "time", "bytes": "bytes", "percentage": "percentage", "Hz": "frequency",
-            "bytes/second": "datarate"}.get(unit or "", "count")
-
-
-def metric_slug(name: str) -> str:
-    """A metric's data file name (metric names may hold characters a path should not)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-
-
-def _write_data(path: Path, key: str, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(data_script(key, payload), encoding="utf-8")
 
 
 def _write_page(env: jinja2.Environment, template: str, path: Path, **context: Any) -> None:

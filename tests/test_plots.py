@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from rezgen import decimate, plots
+from rezgen import decimate, evaluation, levels, percentiles, plots
 from rezgen.dashboards import Plot, load_dashboards
 from rezgen.model import Kind
 from rezgen.plots import TimeRange, plot_data, round_significant
 from rezgen.promql.engine import parse
 from rezgen.recording.reader import open_recording
-from rezgen.site import default_query
+from rezgen.metric_browser import default_query
 from rezgen.timeparse import ceil_ms
 from shared import shared_recording
 
@@ -91,7 +91,7 @@ def test_rounded_values_print_with_at_most_seven_significant_digits():
 
 def test_numbers_are_exact_at_full_resolution_and_whole_values_are_integers():
     row = np.array([1.0, 0.1 + 0.2, np.nan, np.inf, 3e15, 2.0**60])
-    out = plots._numbers(row)
+    out = levels.numbers(row)
     assert out[0] == 1 and isinstance(out[0], int)
     assert out[1] == 0.1 + 0.2  # not rounded
     assert out[2] is None and out[3] is None
@@ -111,8 +111,8 @@ def test_percentiles_of_the_used_buckets_follow_the_rank_rule_of_quantile_rows(u
     rates[:20] = 0  # steps without observations
     dense = np.zeros((300, layout.buckets))
     dense[:, used] = rates
-    got = plots._quantiles(rates, used, layout.highs)
-    for row, (_, q) in zip(got, plots.QUANTILES):
+    got = percentiles.percentiles_of(rates, used, layout.highs)
+    for row, (_, q) in zip(got, percentiles.QUANTILES):
         assert np.array_equal(row, quantile_rows(dense, q, layout.highs), equal_nan=True)
 
 
@@ -140,7 +140,7 @@ def test_chunked_evaluation_gives_the_same_payload_as_one_chunk(demo, monkeypatc
     chosen.append(Plot(id="top", title="top", query="irate(softirq[5m])", unit="rate", kind="multi", width="full",
                        log=False, top=3, description=""))
     whole = [plot_data(demo.store, p, span) for p in chosen]
-    monkeypatch.setattr(plots, "CHUNK_STEPS", 37)  # chunks that do not line up with anything
+    monkeypatch.setattr(evaluation, "CHUNK_STEPS", 37)  # chunks that do not line up with anything
     monkeypatch.setattr(plots, "CACHE_CELLS", 100)  # top-k: the "Other" row from a second evaluation
     assert [plot_data(demo.store, p, span) for p in chosen] == whole
     assert whole[-1] is not None and whole[-1]["names"][-1] == plots.OTHER and len(whole[-1]["names"]) == 4
@@ -151,8 +151,8 @@ def test_chunked_evaluation_gives_the_same_payload_as_one_chunk(demo, monkeypatc
 def test_percentile_rates_from_the_sparse_deltas_equal_the_engines(c16, query):
     span = _span(c16)
     tree = parse(f"sum(irate({query}[5m]))")
-    fast = list(plots._bucket_rates(c16.store, query, span, ()))
-    engine = list(plots._engine_bucket_rates(c16.store, tree, span, ()))
+    fast = list(percentiles.bucket_rates(c16.store, query, span, ()))
+    engine = list(percentiles.engine_bucket_rates(c16.store, tree, span, ()))
     assert len(fast) == len(engine) >= 1
     for (f0, ft, fused, frates, flayout), (e0, et, eused, erates, elayout) in zip(fast, engine):
         assert f0 == e0 and np.array_equal(ft, et) and flayout == elayout
@@ -171,7 +171,7 @@ def test_percentiles_match_histogram_quantile_of_the_engine(c16):
                 top=5, description="")
     payload = plot_data(c16.store, plot, span)
     (level,) = payload["levels"]
-    for row, (_, q) in zip(level["values"], plots.QUANTILES):
+    for row, (_, q) in zip(level["values"], percentiles.QUANTILES):
         result = range_query(c16.store, f"histogram_quantile({q}, sum(irate(syscall_latency[5m])))",
                              span.start_ns, span.end_ns, span.step_ns)
         (series,) = result.series

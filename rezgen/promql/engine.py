@@ -17,8 +17,10 @@ import promql_parser as pp
 from ..model import Labels
 from ..store import HistogramSeries, Store
 from . import aggregations, binops, functions, rangefuncs
+from .cache import matrix_key, parse, without_histograms
 from .result import SeriesResult
 from .selectors import Context, duration_ns, instant_vector, range_vector, shifted_times
+from .sparse import summed_histogram_irate
 from .values import (NAME, Matrix, PromQLError, RangeSeries, Sample, Scalar, String, Value, Vector, drop_name,
                      type_name)
 
@@ -29,14 +31,6 @@ RANGE_FUNCTIONS = {"rate", "increase", "delta", "irate", "idelta", "changes", "r
                    "absent_over_time", "present_over_time", "quantile_over_time"}
 
 functions.register_extensions()
-
-
-def parse(expr: str) -> pp.Expr:
-    try:
-        return pp.parse(expr)
-    except (ValueError, TypeError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-        raise PromQLError(f"invalid query: {message}") from None
 
 
 @dataclass
@@ -196,6 +190,15 @@ class Evaluator:
 
     def _call(self, node: pp.Call) -> Value:
         name = node.func.name
+        cache = self.ctx.cache
+        if cache is not None and len(node.args) == 1 and isinstance(node.args[0], pp.MatrixSelector):
+            # rate(x[5m]) and the like: the same for every query of a build that has it (histograms aside: a
+            # dense array of buckets per series is too big to keep)
+            key = ("call", name, matrix_key(node.args[0]), self.ctx.key())
+            return cache.get(key, lambda: self._apply(name, node), keep=without_histograms)
+        return self._apply(name, node)
+
+    def _apply(self, name: str, node: pp.Call) -> Value:
         args = [self.eval(arg) for arg in node.args]
         if name.endswith("_over_time") or name in RANGE_FUNCTIONS:
             return _unique(self._range_function(name, node, args))
@@ -244,6 +247,10 @@ class Evaluator:
 
     def _aggregate(self, node: pp.AggregateExpr) -> Vector:
         op = str(node.op)
+        if op == "sum" and node.modifier is None and node.param is None:
+            summed = summed_histogram_irate(self.ctx, node.expr)
+            if summed is not None:
+                return summed
         vector = self.eval(node.expr)
         if not isinstance(vector, Vector):
             raise PromQLError(f"{op}() expects an instant vector")

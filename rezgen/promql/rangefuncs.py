@@ -18,12 +18,33 @@ NS = 1e9
 def _windowed(matrix: Matrix, minimum: int) -> Iterator[tuple[RangeSeries, np.ndarray, np.ndarray, np.ndarray]]:
     """Per series, the steps whose window holds at least `minimum` samples (mask `ok`) and those windows'
     sample slices [lo, hi); series with no such step are skipped."""
-    for series in matrix.series:
-        lo = np.searchsorted(series.times, matrix.times - matrix.range_ns, side="right")
-        hi = np.searchsorted(series.times, matrix.times, side="right")
+    for group, lo, hi, ok in _shared_windows(matrix, minimum):
+        for series in group:
+            yield series, lo, hi, ok
+
+
+def _shared_windows(matrix: Matrix, minimum: int
+                    ) -> Iterator[tuple[list[RangeSeries], np.ndarray, np.ndarray, np.ndarray]]:
+    """`_windowed` for runs of consecutive series that share one times array (the series of a table with a
+    sample in every row), whose windows are found once."""
+    for group in _runs(matrix.series):
+        times = group[0].times
+        lo = np.searchsorted(times, matrix.times - matrix.range_ns, side="right")
+        hi = np.searchsorted(times, matrix.times, side="right")
         ok = hi - lo >= minimum
         if ok.any():
-            yield series, lo[ok], hi[ok], ok
+            yield group, lo[ok], hi[ok], ok
+
+
+def _runs(series: list[RangeSeries]) -> Iterator[list[RangeSeries]]:
+    run: list[RangeSeries] = []
+    for s in series:
+        if run and s.times is not run[0].times:
+            yield run
+            run = []
+        run.append(s)
+    if run:
+        yield run
 
 
 def _reset_corrected(values: np.ndarray) -> np.ndarray:
@@ -78,17 +99,24 @@ def extrapolated(matrix: Matrix, kind: str) -> Vector:
 def instant(matrix: Matrix, kind: str) -> Vector:
     """`irate` and `idelta`: the last two samples of each window."""
     out = Vector()
-    for series, _, hi, ok in _windowed(matrix, 2):
+    for group, _, hi, ok in _shared_windows(matrix, 2):
         a, b = hi - 2, hi - 1
-        if series.histogram is not None:
-            delta = series.histogram.delta(b)  # rows between two consecutive samples hold no entries
-        else:
-            va, vb = series.values[a], series.values[b]
-            delta = np.where(vb < va, vb, vb - va) if kind == "irate" else vb - va
+        seconds = (group[0].times[b] - group[0].times[a]) / NS
+        if group[0].histogram is not None:
+            for series in group:
+                delta = series.histogram.delta(b)  # rows between two consecutive samples hold no entries
+                out.series.append(_sample(series, ok, delta / seconds[:, None] if kind == "irate" else delta))
+            continue
+        # The group's series at once, one row each: the same arithmetic as series by series.
+        values = np.stack([series.values for series in group]) if len(group) > 1 else group[0].values[None, :]
+        va, vb = values[:, a], values[:, b]
+        delta = np.where(vb < va, vb, vb - va) if kind == "irate" else vb - va
         if kind == "irate":
-            seconds = (series.times[b] - series.times[a]) / NS
-            delta = delta / (seconds[:, None] if delta.ndim == 2 else seconds)
-        out.series.append(_sample(series, ok, delta))
+            delta = delta / seconds
+        full = np.zeros((len(group), len(ok)))
+        full[:, ok] = delta
+        out.series.extend(Sample(drop_name(series.labels), full[i], ok.copy(), series.layout)
+                          for i, series in enumerate(group))
     return out
 
 

@@ -10,13 +10,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Hashable
 
 import numpy as np
 import promql_parser as pp
 
 from ..model import Labels
 from ..store import HistogramSeries, Series, Store
-from .values import NAME, Matrix, PromQLError, RangeSeries, Sample, Vector, label_value
+from .cache import EvalCache, selector_key, times_key, without_histograms
+from .values import NAME, Matrix, PromQLError, RangeSeries, Sample, Vector
 
 LOOKBACK_NS = 5 * 60 * 1_000_000_000
 
@@ -30,6 +32,11 @@ class Context:
     lookback_ns: int = LOOKBACK_NS
     # Labels every selected series must carry when it has them at all: how a page shows one host of several.
     scope: tuple[tuple[str, str], ...] = ()
+    cache: EvalCache | None = None  # shared by the queries of a build
+
+    def key(self) -> Hashable:
+        """What decides an expression's value besides the expression (the store aside)."""
+        return times_key(self.times), self.start_ns, self.end_ns, self.lookback_ns, self.scope
 
 
 def duration_ns(delta: timedelta | None) -> int:
@@ -95,22 +102,54 @@ def _candidate_names(selector: pp.VectorSelector, branches: list[list[pp.Matcher
 
 def select(store: Store, selector: pp.VectorSelector, scope: tuple[tuple[str, str], ...] = ()) -> list[Series]:
     """Stored series that satisfy the selector's matchers (any `or` branch) and the scope."""
+    return [series for series, _ in select_labelled(store, selector, scope)]
+
+
+def select_labelled(store: Store, selector: pp.VectorSelector, scope: tuple[tuple[str, str], ...] = (),
+                    cache: EvalCache | None = None) -> list[tuple[Series, Labels]]:
+    """`select`, each series with its labels (`series_labels`)."""
     branches = selector.matchers.or_matchers or [selector.matchers.matchers]
     names = _candidate_names(selector, branches)
-    candidates = [s for name in sorted(names) for s in store.series_of(name)] if names is not None else list(store)
-    return [
-        series for series in candidates
-        if all(series.key.label(key) in (None, value) for key, value in scope)
-        and any(all(_matches(m, label_value(series_labels(series), m.name)) for m in branch) for branch in branches)
-    ]
+    candidates = [c for name in sorted(names) for c in _labelled(store, name, cache)] if names is not None \
+        else _labelled(store, None, cache)
+    return [(series, labels) for series, labels, values in candidates
+            if (not scope or all(series.key.label(key) in (None, value) for key, value in scope))
+            and any(all(_matches(m, values.get(m.name, "")) for m in branch) for branch in branches)]
+
+
+def _labelled(store: Store, name: str | None, cache: EvalCache | None
+              ) -> list[tuple[Series, Labels, dict[str, str]]]:
+    """A metric's series (all series for None) with their labels, as a tuple and as a dict to match against."""
+    def compute() -> list[tuple[Series, Labels, dict[str, str]]]:
+        out = []
+        for series in store.series_of(name) if name is not None else store:
+            labels = series_labels(series)
+            out.append((series, labels, dict(reversed(labels))))  # the first of a repeated name wins
+        return out
+
+    return compute() if cache is None else cache.get(("labelled", name), compute)
+
+
+def select_cached(store: Store, selector: pp.VectorSelector, scope: tuple[tuple[str, str], ...],
+                  cache: EvalCache | None) -> list[tuple[Series, Labels]]:
+    """`select_labelled`, once per build when there is a cache."""
+    if cache is None:
+        return select_labelled(store, selector, scope)
+    return cache.get(("select", selector_key(selector), scope), lambda: select_labelled(store, selector, scope, cache))
 
 
 def instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
+    if ctx.cache is None:
+        return _instant_vector(ctx, selector)
+    return ctx.cache.get(("instant", selector_key(selector), ctx.key()), lambda: _instant_vector(ctx, selector),
+                         keep=without_histograms)
+
+
+def _instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
     times = shifted_times(ctx, selector.offset, selector.at)
     lo, hi = int(times.min()) - ctx.lookback_ns, int(times.max())
     out = Vector()
-    for series in select(ctx.store, selector, ctx.scope):
-        labels = series_labels(series)
+    for series, labels in select_cached(ctx.store, selector, ctx.scope, ctx.cache):
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
             idx, present = _latest(window.times, times, ctx.lookback_ns)
@@ -139,12 +178,17 @@ def range_vector(ctx: Context, matrix: pp.MatrixSelector) -> Matrix:
     times = shifted_times(ctx, selector.offset, selector.at)
     lo, hi = int(times.min()) - range_ns, int(times.max())
     series_out: list[RangeSeries] = []
-    for series in select(ctx.store, selector, ctx.scope):
-        labels = series_labels(series)
+    stamps_of: dict[int, np.ndarray] = {}
+    for series, labels in select_cached(ctx.store, selector, ctx.scope, ctx.cache):
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
             series_out.append(RangeSeries(labels, window.times, histogram=window, layout=series.layout))
-        else:
-            t, v = series.points(lo, hi)
-            series_out.append(RangeSeries(labels, t, values=v))
+            continue
+        table = series.table
+        if id(table) not in stamps_of:
+            stamps_of[id(table)] = table.timestamps[table.rows_between(lo, hi)]
+        t, v = series.points(lo, hi)
+        # A series with a sample in every row of the window shares its table's times: functions window them once.
+        series_out.append(RangeSeries(labels, stamps_of[id(table)] if len(t) == len(stamps_of[id(table)]) else t,
+                                      values=v))
     return Matrix(series_out, range_ns, times)

@@ -12,11 +12,10 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..histogram import Layout, LayoutError
@@ -26,6 +25,7 @@ from ..store import HistogramSeries, Series, Store, Table
 from .footer import Footer, parse_footer
 
 HISTOGRAM_BATCH_ROWS = 1024
+SCALAR_READ_BYTES = 16 * 2**20  # decoded counters and gauges one read may produce (a metric is never split)
 RESERVED_COLUMNS = ("timestamp", "duration")
 
 
@@ -58,47 +58,58 @@ class Recording:
         by_metric: dict[str, list[Column]] = defaultdict(list)
         for column in columns:
             by_metric[column.meta.key.metric].append(column)
-        for group in by_metric.values():
-            scalar = [c for c in group if c.meta.kind is not Kind.HISTOGRAM]
-            for column in group:
+        self.scalar_groups = list(self._read_groups(by_metric.values()))
+        group_of = {id(c): group for group in self.scalar_groups for c in group}
+        for metric in by_metric.values():
+            for column in metric:
                 if column.meta.kind is Kind.HISTOGRAM:
                     self.store.add_series(HistogramSeries(column.meta, self.table, self.histogram_loader(column)))
                 else:
-                    self.store.add_series(Series(column.meta, self.table, self.scalar_loader(column, scalar)))
+                    self.store.add_series(Series(column.meta, self.table,
+                                                 self.scalar_loader(column, group_of[id(column)])))
 
     @property
     def time_range(self) -> tuple[int, int]:
         ts = self.table.timestamps
         return int(ts[0]), int(ts[-1])
 
-    def _read(self, names: list[str]) -> pa.Table:
+    def _read_groups(self, metrics: Iterable[list[Column]]) -> Iterator[list[Column]]:
+        """The counters and gauges decoded together: whole metrics, several of them while their values stay within
+        `SCALAR_READ_BYTES` (one Parquet read has a cost of its own, and a build reads every metric)."""
+        group: list[Column] = []
+        for columns in metrics:
+            scalar = [c for c in columns if c.meta.kind is not Kind.HISTOGRAM]
+            if group and (len(group) + len(scalar)) * self.rows * 8 > SCALAR_READ_BYTES:
+                yield group
+                group = []
+            group += scalar
+        if group:
+            yield group
+
+    def read_scalars(self, columns: list[Column], parquet: pq.ParquetFile | None = None) -> dict[int, np.ndarray]:
+        """Decode counter and gauge columns in one read (through `parquet`, from another thread): float64 values
+        in time order, by column index."""
         try:
-            return self._parquet.read(columns=names, use_threads=False)
+            table = (parquet or self._parquet).read(columns=sorted({c.name for c in columns}), use_threads=False)
         except (OSError, pa.ArrowException) as exc:
             raise RecordingError(f"{self.path}: cannot read columns: {_first_line(exc)}") from None
+        positions: dict[tuple[str, int], int] = {}
+        seen: Counter[str] = Counter()
+        for i, name in enumerate(table.column_names):
+            positions[(name, seen[name])] = i
+            seen[name] += 1
+        return {c.index: self._rows(_to_float(table.column(positions[(c.name, c.occurrence)]))) for c in columns}
 
     def scalar_loader(self, column: Column, siblings: list[Column]) -> Callable[[], np.ndarray]:
-        """Decodes a counter or gauge column when called, and hands its siblings their values on the way."""
-        # Decoding one metric's columns together costs one Parquet read instead of one per series.
+        """Decodes a counter or gauge column when called, and hands its siblings (the columns read with it) their
+        values on the way."""
         def load() -> np.ndarray:
-            names = sorted({c.name for c in siblings})
-            table = self._read(names)
-            positions: dict[tuple[str, int], int] = {}
-            seen: Counter[str] = Counter()
-            for i, name in enumerate(table.column_names):
-                positions[(name, seen[name])] = i
-                seen[name] += 1
-            mine = None
+            values = self.read_scalars(siblings)
             for sibling in siblings:
-                values = self._rows(_to_float(table.column(positions[(sibling.name, sibling.occurrence)])))
-                if sibling is column:
-                    mine = values
-                else:
-                    series = self.store.get(self.table, sibling.meta.key)
-                    if series is not None:
-                        series.provide(values)
-            assert mine is not None
-            return mine
+                series = self.store.get(self.table, sibling.meta.key) if sibling is not column else None
+                if series is not None:
+                    series.provide(values[sibling.index])
+            return values[column.index]
 
         return load
 
@@ -110,8 +121,7 @@ class Recording:
         for column in [c for c in self.columns if c.meta.kind is Kind.HISTOGRAM]:
             buckets = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0).buckets
             for batch in self._batches(column):
-                lengths = pc.list_value_length(batch).fill_null(buckets).to_numpy(zero_copy_only=False)
-                if np.any(lengths != buckets):
+                if np.any(_list_lengths(batch, _valid(batch), buckets) != buckets):
                     self._reject(column, f"histogram rows do not have {buckets} buckets")
                     break
 
@@ -122,19 +132,25 @@ class Recording:
         if series is not None:
             self.store.remove_series([series])
 
-    def _batches(self, column: Column):
-        for batch in self._parquet.iter_batches(batch_size=HISTOGRAM_BATCH_ROWS, columns=[column.name],
-                                                use_threads=False):
+    def reopen(self) -> pq.ParquetFile:
+        """A second handle on the file (its parsed footer shared), for reading from another thread."""
+        return pq.ParquetFile(self.path, metadata=self._parquet.metadata)
+
+    def _batches(self, column: Column, parquet: pq.ParquetFile | None = None):
+        source = parquet or self._parquet
+        for batch in source.iter_batches(batch_size=HISTOGRAM_BATCH_ROWS, columns=[column.name], use_threads=False):
             matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
             yield batch.column(matches[column.occurrence])
 
-    def histogram_loader(self, column: Column) -> Callable[[], HistogramColumn]:
-        """Decodes a histogram column when called, in row batches straight into sparse deltas."""
+    def histogram_loader(self, column: Column, parquet: Callable[[], pq.ParquetFile] | None = None
+                         ) -> Callable[[], HistogramColumn]:
+        """Decodes a histogram column when called, in row batches straight into sparse deltas (through the handle
+        `parquet` gives, when reading from another thread)."""
         def load() -> HistogramColumn:
             layout = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0)
             hist = HistogramColumn(layout.buckets)
             blocks: list[tuple[np.ndarray, np.ndarray]] = []
-            for lists in self._batches(column):
+            for lists in self._batches(column, parquet() if parquet else None):
                 decoded = _dense_lists(lists, layout.buckets)
                 if decoded is None:
                     # A malformed column is dropped with a warning; the rest of the recording stays usable.
@@ -160,19 +176,40 @@ class Recording:
         return load
 
 
+# Arrays are taken apart with numpy rather than pyarrow.compute, whose import alone costs a build ~50 ms.
+
 def _to_float(array: pa.ChunkedArray) -> np.ndarray:
-    return array.to_numpy().astype(np.float64) if array.null_count == 0 else \
-        array.cast(pa.float64()).fill_null(np.nan).to_numpy()
+    """Float64 values; integers with nulls come out of Arrow as float64 with NaN for the nulls."""
+    return array.to_numpy().astype(np.float64)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    """The array's validity as a bool mask."""
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + len(array)].astype(bool)
+
+
+def _list_lengths(lists: pa.Array, present: np.ndarray, buckets: int) -> np.ndarray:
+    """Length of each list; null rows count as `buckets` long (they are absent, not malformed)."""
+    lengths = np.diff(lists.offsets.to_numpy())
+    lengths[~present] = buckets
+    return lengths
 
 
 def _dense_lists(lists: pa.Array, buckets: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Present-row mask and the (present rows, buckets) uint64 matrix of a list<uint64> batch; None if malformed."""
-    present = lists.is_valid().to_numpy(zero_copy_only=False)
-    lengths = pc.list_value_length(lists).fill_null(buckets).to_numpy(zero_copy_only=False)
-    if np.any(lengths != buckets):
+    present = _valid(lists)
+    if np.any(_list_lengths(lists, present, buckets) != buckets):
         return None
-    values = lists.flatten().to_numpy(zero_copy_only=False)
-    return present, values.reshape(-1, buckets)
+    starts = lists.offsets.to_numpy()[:-1][present]
+    values = lists.values.to_numpy(zero_copy_only=False)
+    if len(starts) == 0 or starts[-1] - starts[0] == (len(starts) - 1) * buckets:  # back to back: a view
+        flat = values[starts[0] : starts[0] + len(starts) * buckets] if len(starts) else values[:0]
+    else:  # a null row may still own a range of values: take the present rows' ranges only
+        flat = np.concatenate([values[start : start + buckets] for start in starts])
+    return present, flat.reshape(-1, buckets)
 
 
 def _interval_ns(footer: Footer, timestamps: np.ndarray) -> int:

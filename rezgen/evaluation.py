@@ -1,0 +1,111 @@
+"""A plot's query evaluated over a time range in chunks of steps (the first half of `plots`).
+
+Each step of a PromQL expression depends only on samples at or before it, so the chunks together are the range
+query (as `promql.engine.evaluate_range`), and a long range never holds more than a chunk of values per series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import promql_parser as pp
+
+from .model import Labels
+from .promql.cache import EvalCache
+from .promql.engine import Evaluator
+from .promql.selectors import Context
+from .promql.values import Matrix, PromQLError, Scalar, String, Vector, type_name
+from .store import HistogramSeries, Store
+
+CHUNK_STEPS = 4096  # steps evaluated at once (at most)
+SCALAR_CELLS = 1_000_000  # steps x counters/gauges a chunk's evaluation may hold (at least 256 steps)
+CHUNK_CELLS = 4_000_000  # steps x buckets of one dense histogram array per chunk
+
+Scope = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class TimeRange:
+    start_ns: int
+    end_ns: int
+    step_ns: int
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.arange(self.start_ns, self.end_ns + 1, self.step_ns, dtype=np.int64)
+
+
+def coverage(store: Store, times: np.ndarray, max_gap_ns: int) -> np.ndarray:
+    """True at steps with a sample of any table in (t - max_gap, t]."""
+    covered = np.zeros(len(times), dtype=bool)
+    for table in store.tables:
+        stamps = table.timestamps
+        if len(stamps) == 0:
+            continue
+        idx = np.searchsorted(stamps, times, side="right") - 1
+        covered |= (idx >= 0) & (stamps[np.maximum(idx, 0)] > times - max_gap_ns)
+    return covered
+
+
+def evaluate_chunks(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, cache: EvalCache | None = None
+                    ) -> Iterator[tuple[int, np.ndarray, Any]]:
+    """(first step, chunk times, value) per chunk. Every series the query reads holds its chunk of values at once
+    (a histogram a dense (steps x buckets) array), so chunks are sized by all the series the query may read, not
+    by the widest histogram alone."""
+    times = span.times
+    scalars, cells = _selected_size(store, tree)
+    chunk = min(CHUNK_STEPS, max(256, SCALAR_CELLS // max(1, scalars)))
+    if cells:
+        chunk = max(16, min(chunk, CHUNK_CELLS // cells))
+    for first in range(0, len(times), chunk):
+        ctx = Context(store, times[first : first + chunk], span.start_ns, span.end_ns, scope=scope, cache=cache)
+        yield first, ctx.times, Evaluator(ctx).eval(tree)
+
+
+def _selected_size(store: Store, tree: pp.Expr) -> tuple[int, int]:
+    """(counters and gauges, histogram buckets summed over histograms) the expression's selectors may read,
+    judged by metric name alone."""
+    seen: dict[int, int] = {}
+    for selector in plot_selectors(tree):
+        for series in store.series_of(selector.name) if selector.name else store:
+            seen[id(series)] = series.layout.buckets if isinstance(series, HistogramSeries) else 0
+    return sum(1 for cells in seen.values() if cells == 0), sum(seen.values())
+
+
+def plot_selectors(node: Any) -> Iterator[pp.VectorSelector]:
+    """Every vector selector of a parsed expression (those inside range selectors too)."""
+    if isinstance(node, pp.VectorSelector):
+        yield node
+        return
+    if isinstance(node, pp.MatrixSelector):
+        yield node.vector_selector
+        return
+    for name in ("expr", "lhs", "rhs", "param"):
+        child = getattr(node, name, None)
+        if isinstance(child, pp.Expr):
+            yield from plot_selectors(child)
+    for child in getattr(node, "args", None) or []:
+        yield from plot_selectors(child)
+
+
+def chunk_rows(value: Any, steps: int) -> dict[Labels, np.ndarray]:
+    """The rows of one chunk's result: values at present steps, NaN elsewhere."""
+    if isinstance(value, Scalar):
+        return {(): np.asarray(value.values, dtype=np.float64)}
+    if isinstance(value, (String, Matrix)):
+        raise PromQLError(f"invalid expression type \"{type_name(value)}\" for range query, must be a scalar or "
+                          "an instant vector")
+    assert isinstance(value, Vector)
+    out: dict[Labels, np.ndarray] = {}
+    for sample in value.series:
+        if sample.is_histogram:
+            raise PromQLError("the result holds histograms: wrap it in histogram_quantile(), histogram_count(), "
+                              "histogram_sum(), histogram_avg() or histogram_heatmap()")
+        if sample.present.any():
+            row = out.get(sample.labels)
+            if row is None:
+                row = out[sample.labels] = np.full(steps, np.nan)
+            row[sample.present] = sample.values[sample.present]
+    return out

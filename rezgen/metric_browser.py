@@ -1,0 +1,86 @@
+"""The metric browser's charts: every metric of a recording with a default query (the dashboards chart only the
+metrics they name), and the rows of its metric table."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+import promql_parser as pp
+
+from .dashboards import Plot
+from .model import PROVENANCE_KEYS, Kind
+from .promql.engine import parse
+from .promql.values import PromQLError
+from .recording.reader import Recording
+
+METRIC_TOP = 10
+
+
+def default_query(metric: str, kind: Kind) -> tuple[str, str]:
+    """The metric browser's chart for a metric: (kind of plot, query).
+
+    Counters are charted as `irate` (the change between consecutive samples, what Rezolus shows; `rate` over
+    5 minutes would ramp up through the first minutes of a recording). A name that is not a PromQL identifier
+    (e.g. `ringline/bytes/received`) is selected as `{__name__="..."}`."""
+    selector = _selector(metric)
+    if kind is Kind.HISTOGRAM:
+        return "percentiles", selector
+    if kind is Kind.COUNTER:
+        return "multi", f"irate({selector}[5m])"
+    return "multi", selector
+
+
+def metric_plot(name: str, kind: Kind, unit: str | None, description: str | None) -> Plot:
+    """The metric browser's chart of a metric (see default_query)."""
+    plot_kind, query = default_query(name, kind)
+    return Plot(id=f"metric-{metric_slug(name)}", title=name, query=query, unit=_unit_of(unit, kind),
+                kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP, description=description)
+
+
+def _selector(metric: str) -> str:
+    try:
+        tree = parse(metric)
+    except PromQLError:
+        tree = None
+    if isinstance(tree, pp.VectorSelector) and tree.name == metric and tree.offset is None and tree.at is None:
+        return metric
+    quoted = metric.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{{__name__="{quoted}"}}'
+
+
+def metric_summaries(recording: Recording) -> list[dict[str, Any]]:
+    """The metric table's rows, as `rezgen inspect` lists them (name, type, unit, series, description, label
+    counts, provenance), from the field metadata alone: `describe_recording` also reads every histogram column
+    to check its list lengths, which costs a build a second pass over the largest columns; a malformed column
+    is reported by the loader when its chart is computed."""
+    metrics: dict[str, dict[str, Any]] = {}
+    label_values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for column in recording.columns:
+        meta = column.meta
+        entry = metrics.setdefault(meta.key.metric, {
+            "name": meta.key.metric, "type": meta.kind.value, "kind": meta.kind, "unit": meta.unit, "series": 0,
+            "description": meta.description or recording.footer.describe(meta.key.metric),
+        })
+        entry["series"] += 1
+        for key, value in meta.key.labels:
+            label_values[meta.key.metric][key].add(value)
+    for name, entry in metrics.items():
+        labels = label_values[name]
+        entry["labels"] = {k: len(v) for k, v in sorted(labels.items()) if k not in PROVENANCE_KEYS}
+        entry["provenance"] = {k: sorted(v) for k, v in sorted(labels.items()) if k in PROVENANCE_KEYS}
+    return [metrics[name] for name in sorted(metrics)]
+
+
+def _unit_of(unit: str | None, kind: Kind) -> str:
+    """The chart unit for a metric's default query (a counter is charted as a per-second rate)."""
+    if kind is Kind.COUNTER:
+        return {"nanoseconds": "time", "bytes": "datarate"}.get(unit or "", "rate")
+    return {"nanoseconds": "time", "bytes": "bytes", "percentage": "percentage", "Hz": "frequency",
+            "bytes/second": "datarate"}.get(unit or "", "count")
+
+
+def metric_slug(name: str) -> str:
+    """A metric's data file name (metric names may hold characters a path should not)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)

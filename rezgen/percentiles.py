@@ -1,0 +1,196 @@
+"""Percentile plots: p50..p99.99 and the bucket heatmap of `sum(irate(H[5m]))` for a histogram selector H.
+
+They are computed straight from the stored sparse bucket deltas, which gives the numbers the PromQL engine gives,
+without a dense (steps x buckets) array per series; any other expression goes through the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import numpy as np
+import promql_parser as pp
+
+from . import decimate
+from .evaluation import CHUNK_CELLS, Scope, TimeRange, coverage, evaluate_chunks
+from .histogram import Layout
+from .levels import numbers
+from .promql.cache import EvalCache, parse
+from .promql.selectors import duration_ns, select_cached
+from .promql.sparse import histogram_irates
+from .promql.values import Vector
+from .store import HistogramSeries, Store
+
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("p99.99", 0.9999))
+QUANTILE_VALUES = np.array([q for _, q in QUANTILES])
+SPARSE_CHUNK_STEPS = 1024  # steps of bucket rates gathered at once from the sparse deltas (entries ~ steps x series)
+HEAT_COLUMNS = 500  # columns of a percentile plot's bucket heatmap (at most)
+HEAT_CELLS = 10_000  # cells holding a count in a bucket heatmap (at most; columns are merged to fit)
+HEAT_CELLS_COARSE = 4_000  # the same for a coarse-only plot (the metric browser)
+HEAT_DIGITS = 4  # significant digits of bucket heatmap cells averaged over several steps
+IRATE_RANGE_NS = 5 * 60 * 1_000_000_000
+
+
+def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coarse_only: bool,
+                    cache: EvalCache | None = None
+                    ) -> tuple[list[str], list[decimate.RowReducer], dict[str, Any] | None] | None:
+    """p50..p99.99 and the bucket heatmap of sum(irate(query[5m])), from one pass over the bucket rates."""
+    times = span.times
+    steps = len(times)
+    base = decimate.finest_bucket(steps, 2, coarse_only=coarse_only)
+    rows = [decimate.RowReducer(steps, base) for _ in QUANTILES]
+    stride = max(1, math.ceil(steps / HEAT_COLUMNS))
+    # Heatmap sums per chunk over the chunk's used buckets only: a dense (columns x buckets) array of a
+    # 7,424-bucket histogram would be mostly zeros.
+    heat_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    layout: Layout | None = None
+    max_gap = 2 * store.interval_ns + 1
+    for first, chunk_times, used, rates, chunk_layout in bucket_rates(store, query, span, scope, cache):
+        layout = chunk_layout
+        quantiles = percentiles_of(rates, used, layout.highs)
+        quantiles[:, ~coverage(store, chunk_times, max_gap)] = np.nan
+        for row, values in zip(rows, quantiles):
+            row.feed(values)
+        if len(used):
+            columns = (first + np.arange(len(chunk_times))) // stride
+            starts = np.flatnonzero(np.diff(columns, prepend=columns[0] - 1))
+            heat_parts.append((columns[starts], used, np.add.reduceat(rates, starts, axis=0)))
+    if layout is None or all(row.empty for row in rows):
+        return None
+    cells = HEAT_CELLS_COARSE if coarse_only else HEAT_CELLS
+    heatmap = _bucket_heatmap(heat_parts, math.ceil(steps / stride), stride, layout, times, cells)
+    return [name for name, _ in QUANTILES], rows, heatmap
+
+
+def percentiles_of(rates: np.ndarray, used: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    """(len(QUANTILES), steps) percentiles of per-step bucket rates given for the `used` buckets only (the others
+    are empty), by the rule of `histogram.quantile_rows`: the upper edge of the first bucket whose running sum
+    reaches q x total; NaN where a step has no observation."""
+    out = np.full((len(QUANTILES), rates.shape[0]), np.nan)
+    if rates.size == 0:
+        return out
+    total = rates.sum(axis=1)
+    ok = total > 0
+    if not ok.any():
+        return out
+    running = np.cumsum(rates[ok], axis=1)
+    # A relative slack absorbs the rounding of summed rates (as in quantile_rows). Every q is > 0, so a running
+    # sum that reaches the target is positive, and running sums never decrease: the first bucket reaching the
+    # target is the number of buckets below it.
+    targets = QUANTILE_VALUES[:, None] * total[ok][None, :] * (1 - 1e-12)
+    if running.shape[1] <= 256:
+        first = np.stack([(running < target[:, None]).sum(axis=1) for target in targets])
+    else:  # wide rows (g=7 histograms): a binary search per row beats comparing every bucket
+        first = np.empty(targets.shape, dtype=np.int64)
+        for row in range(running.shape[0]):
+            first[:, row] = np.searchsorted(running[row], targets[:, row], side="left")
+    out[:, ok] = highs[used][np.minimum(first, running.shape[1] - 1)]
+    return out
+
+
+def bucket_rates(store: Store, query: str, span: TimeRange, scope: Scope, cache: EvalCache | None = None
+                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, Layout]]:
+    """Per chunk of steps: (first step, times, used buckets, (steps, used) bucket rates, layout) of
+    sum(irate(query[5m])); steps where no series has a rate are zero."""
+    tree = parse(f"sum(irate({query}[5m]))")
+    selector = _plain_selector(tree)
+    series = [s for s, _ in select_cached(store, selector, scope, cache)] if selector is not None else None
+    if series is None or not all(isinstance(s, HistogramSeries) for s in series) \
+            or len({s.layout.grouping_power for s in series}) > 1:
+        yield from engine_bucket_rates(store, tree, span, scope, cache)  # the engine decides (or says what is wrong)
+        return
+    if not series:
+        return
+    layout = max((s.layout for s in series), key=lambda lay: lay.buckets)
+    times = span.times
+    chunk = max(16, min(SPARSE_CHUNK_STEPS, CHUNK_CELLS // layout.buckets))
+    for first in range(0, len(times), chunk):
+        chunk_times = times[first : first + chunk]
+        steps_at, buckets_at, rates_at = [], [], []
+        for s in series:
+            found = histogram_irates(s, chunk_times, IRATE_RANGE_NS, cache)
+            if found is not None:
+                steps_at.append(found[0])
+                buckets_at.append(found[1])
+                rates_at.append(found[2])
+        if not steps_at:
+            yield first, chunk_times, np.zeros(0, dtype=np.int64), np.zeros((len(chunk_times), 0)), layout
+            continue
+        step_of, bucket_of = np.concatenate(steps_at), np.concatenate(buckets_at)
+        seen = np.zeros(layout.buckets, dtype=bool)  # np.unique without its sort: buckets are small integers
+        seen[bucket_of] = True
+        used = np.flatnonzero(seen)
+        column = (np.cumsum(seen) - 1)[bucket_of]
+        # bincount adds in input order, series after series: the same sums as the engine's `sum`.
+        dense = np.bincount(step_of * len(used) + column, weights=np.concatenate(rates_at),
+                            minlength=len(chunk_times) * len(used)).reshape(len(chunk_times), len(used))
+        yield first, chunk_times, used, dense, layout
+
+
+def _plain_selector(tree: pp.Expr) -> pp.VectorSelector | None:
+    """The selector of `sum(irate(selector[5m]))` when the expression is exactly that, else None."""
+    if not (isinstance(tree, pp.AggregateExpr) and str(tree.op) == "sum" and tree.modifier is None
+            and tree.param is None):
+        return None
+    call = tree.expr
+    if not (isinstance(call, pp.Call) and call.func.name == "irate" and len(call.args) == 1
+            and isinstance(call.args[0], pp.MatrixSelector)):
+        return None
+    matrix = call.args[0]
+    selector = matrix.vector_selector
+    if duration_ns(matrix.range) != IRATE_RANGE_NS or selector.offset is not None or selector.at is not None:
+        return None
+    return selector
+
+
+def engine_bucket_rates(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, cache: EvalCache | None = None
+                        ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, Layout]]:
+    for first, times, value in evaluate_chunks(store, tree, span, scope, cache):
+        assert isinstance(value, Vector)
+        for sample in value.series:
+            assert sample.layout is not None
+            dense = np.where(sample.present[:, None], sample.values, 0.0)
+            used = np.flatnonzero(dense.any(axis=0))
+            yield first, times, used, dense[:, used], sample.layout
+
+
+def _bucket_heatmap(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], columns: int, stride: int,
+                    layout: Layout, times: np.ndarray, max_cells: int) -> dict[str, Any] | None:
+    """Per-bucket rates over time (mean over `stride` steps per column), limited to the buckets that ever hold a
+    count; neighbouring columns are merged until at most `max_cells` cells hold a count (the cells are the bulk
+    of a site, and the browser draws each one). `parts` are (columns, buckets, sums) of the chunks."""
+    if not parts:
+        return None
+    if len(parts) == 1 and len(parts[0][0]) == columns:  # one chunk: its sums are the table
+        used, sums = parts[0][1], parts[0][2]
+    else:
+        used = np.unique(np.concatenate([buckets for _, buckets, _ in parts]))
+        sums = np.zeros((columns, len(used)))
+        for at, buckets, part in parts:
+            sums[np.ix_(at, np.searchsorted(used, buckets))] += part
+    nonzero = sums.any(axis=0)
+    used, sums = used[nonzero], sums[:, nonzero]
+    if len(used) == 0:
+        return None
+    merge = 1
+    while True:
+        merged = sums if merge == 1 else _merge_columns(sums, merge)
+        if np.count_nonzero(merged) <= max_cells or len(merged) == 1:
+            break
+        merge = max(merge + 1, math.ceil(merge * np.count_nonzero(merged) / max_cells))
+    stride *= merge
+    cells = merged / stride
+    ti, bi = np.nonzero(cells)
+    rates = numbers(cells[ti, bi], HEAT_DIGITS if stride > 1 else None)
+    return {
+        "t": (times[::stride] // 1_000_000).tolist(),
+        "edges": layout.highs[used].tolist(),
+        "cells": [list(cell) for cell in zip(ti.tolist(), bi.tolist(), rates)],  # [column, bucket row, rate]
+        "max": float(cells.max()),
+    }
+
+
+def _merge_columns(sums: np.ndarray, factor: int) -> np.ndarray:
+    """Sum each `factor` consecutive rows of a (columns, buckets) array (the last group may be shorter)."""
+    return np.add.reduceat(sums, np.arange(0, len(sums), factor), axis=0)
