@@ -10,6 +10,7 @@ $(BIN)/rezgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q rezgen  # bytecode now, as a wheel install does (PYTHONDONTWRITEBYTECODE may be set)
 	touch $@
 
 demo: $(BIN)/rezgen
