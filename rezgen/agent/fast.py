@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .pieces import U64, Entry, Identity, Memo, Resolved, Scalars, Snapshot, identity, layout_of
+from .pieces import Entry, Identity, Memo, Resolved, Scalars, Snapshot, identity, layout_of, time_pair, window
 
 # Real snapshots: ≤ ~3,000 entries of ≤ ~10 labels, histograms of 496 (gp=3) to 7,424 (gp=7) buckets, cgroup
 # paths ≤ 4 KiB. Array and map lengths are also bounded by the body size (msgpack checks a header against it).
@@ -38,8 +38,8 @@ def decode_fast(payload: bytes, memo: Memo) -> Snapshot | None:
         version, duration, metadata, lists = 1, None, body[1], body[2:]
     else:
         return None
-    timestamp = _pair(body[0])
-    duration_ns = _pair(duration) if version > 1 else None
+    timestamp = time_pair(body[0])
+    duration_ns = time_pair(duration) if version > 1 else None
     if timestamp is None or (version > 1 and duration_ns is None):
         return None
     for key, value in metadata.items():
@@ -51,22 +51,6 @@ def decode_fast(payload: bytes, memo: Memo) -> Snapshot | None:
     if gauges is None or not _histograms_fast(memo, lists[2], histograms):
         return None
     return Snapshot(version, timestamp, duration_ns, metadata, counters, gauges, histograms)
-
-
-def _pair(value: Any) -> int | None:
-    """`time_pair` for tuples."""
-    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
-            and 0 <= value[0] < U64 and 0 <= value[1] < 1_000_000_000:
-        return value[0] * 1_000_000_000 + value[1]
-    return None
-
-
-def _span(value: Any) -> tuple[int, int] | None:
-    """`window` for tuples."""
-    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
-            and 0 <= value[0] < U64 and 0 <= value[1] < U64:
-        return value
-    return None
 
 
 def _identity_fast(memo: Memo, name: Any, metadata: Any) -> Identity | None:
@@ -98,7 +82,7 @@ def _scalars_fast(memo: Memo, kind: str, items: Any, typecode: str) -> Scalars |
     if lengths != {3}:
         if not lengths <= {3, 4}:
             return None
-        windows = [_span(item[3]) if len(item) == 4 else None for item in items]
+        windows = [window(item[3]) if len(item) == 4 else None for item in items]
         if sum(map(len, items)) - 3 * len(items) != len(windows) - windows.count(None):
             return None  # an invalid window
     if set(map(type, values)) != {int}:  # a bool or float, say
@@ -136,7 +120,7 @@ def _histograms_fast(memo: Memo, items: Any, out: list[Entry]) -> bool:
             span = None
         elif len(item) == 4:
             name, value, metadata, span = item
-            span = _span(span)
+            span = window(span)
             if span is None:
                 return False
         else:

@@ -171,15 +171,16 @@ def kind_name(value: Any) -> str:
 
 
 def time_pair(value: Any) -> int | None:
-    """`[secs u64, nanos u32]` (SystemTime and Duration alike) in nanoseconds; None if malformed."""
-    if type(value) is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+    """`[secs u64, nanos u32]` (SystemTime and Duration alike) in nanoseconds; None if malformed. A msgpack array
+    may be decoded as a list or, on the fast path, a tuple."""
+    if type(value) in (list, tuple) and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
             and 0 <= value[0] < U64 and 0 <= value[1] < 1_000_000_000:
         return value[0] * 1_000_000_000 + value[1]
     return None
 
 
 def window(value: Any) -> tuple[int, int] | None:
-    if type(value) is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+    if type(value) in (list, tuple) and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
             and 0 <= value[0] < U64 and 0 <= value[1] < U64:
         return value[0], value[1]
     return None
