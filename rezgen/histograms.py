@@ -125,7 +125,7 @@ class HistogramColumn:
         self._index.drop_front(drop)
         self._count.drop_front(drop)
 
-    def _entry_rows(self, lo_row: int, hi_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def entry_rows(self, lo_row: int, hi_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Entries of kept rows lo_row < r <= hi_row as (row, bucket, count)."""
         ends = self._ends.view()
         base = self._index.dropped
@@ -139,7 +139,7 @@ class HistogramColumn:
         return rows, self._index.view()[start:stop].astype(np.int64), self._count.view()[start:stop]
 
     def _dense_sum(self, lo_row: int, hi_row: int) -> np.ndarray:
-        _, buckets, counts = self._entry_rows(lo_row, hi_row)
+        _, buckets, counts = self.entry_rows(lo_row, hi_row)
         return np.bincount(buckets, weights=counts, minlength=self.buckets)
 
     def prefix(self, rows: np.ndarray) -> np.ndarray:
@@ -147,7 +147,7 @@ class HistogramColumn:
         out = np.zeros((len(rows), self.buckets))
         if len(rows) < 2:
             return out
-        entry_rows, buckets, counts = self._entry_rows(int(rows[0]), int(rows[-1]))
+        entry_rows, buckets, counts = self.entry_rows(int(rows[0]), int(rows[-1]))
         group = np.searchsorted(rows, entry_rows, side="left")
         flat = np.bincount(group * self.buckets + buckets, weights=counts, minlength=len(rows) * self.buckets)
         np.cumsum(flat.reshape(len(rows), self.buckets), axis=0, out=out)

@@ -47,7 +47,7 @@ def _irates(series: HistogramSeries, times: np.ndarray, range_ns: int) -> Irates
     b = hi[ok] - 1
     seconds = (stamps[b] - stamps[b - 1]) / NS
     rows = window.rows[b]
-    entry_rows, buckets, counts = window.column._entry_rows(int(rows[0]) - 1, int(rows[-1]))
+    entry_rows, buckets, counts = window.column.entry_rows(int(rows[0]) - 1, int(rows[-1]))
     start = np.searchsorted(entry_rows, rows, side="left")
     lengths = np.searchsorted(entry_rows, rows, side="right") - start
     total = int(lengths.sum())
