@@ -8,7 +8,6 @@ only when complete, so a failed build leaves the previous site untouched.
 
 from __future__ import annotations
 
-import gc
 import shutil
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +19,7 @@ from typing import Any, Callable, Iterator
 import jinja2
 
 from .dashboards import Plot, Section, load_dashboards
+from .gcpause import paused_gc
 from .metric_browser import metric_plot, metric_slug, metric_summaries
 from .pages import (SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload,
                     site_context)
@@ -95,18 +95,14 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
     budget = SeriesBudget(recording)
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
-    gc.disable()
-    try:
+    with paused_gc():
         # A recording whose decoded series all stay loaded is decoded ahead, beside the evaluation; a long one's
         # memory is bounded by `budget` instead.
         queries = [plot.query for section in sections for plot in section.plots]
         with nullcontext() if budget.active else DecodeAhead(recording, queries):
             env = template_environment(templates)
             env.globals["served"] = served
-            report = _build(recording, sections, budget, env, Path(output), progress or (lambda _: None))
-    finally:
-        gc.enable()
-    return report
+            return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None))
 
 
 def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,

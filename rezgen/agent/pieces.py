@@ -6,12 +6,10 @@ Each validator returns the value or, for a bad piece, a short reason (a str) tha
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import sys
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -21,22 +19,6 @@ from ..model import PROPERTY_KEYS, SeriesKey, make_labels
 U64 = 1 << 64
 I64 = 1 << 63
 MAX_PROBLEMS = 50
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection inside: for code that makes thousands of short-lived objects without cycles
-    (a decoded snapshot: ~6,000 containers), where collections that keep traversing them cost more than the work
-    itself (2x for c16's agent snapshots). Refcounting still frees everything. Nesting and other threads are safe:
-    only the call that found collection enabled enables it again."""
-    enabled = gc.isenabled()
-    if enabled:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class SnapshotError(Exception):

@@ -10,7 +10,7 @@ type-checked, and a bad piece — an entry, a histogram whose bucket count does 
 powers, a V3 group with a wrong arity or hash, a group whose schema is unknown — is dropped and reported in
 `Snapshot.problems` while the rest survives.
 
-Speed: no cyclic GC runs during a decode (see `pieces.paused_gc`). V1/V2 bodies are first tried by `fast`
+Speed: no cyclic GC runs during a decode (see `gcpause.paused_gc`). V1/V2 bodies are first tried by `fast`
 (one `msgpack.unpackb`, counters and gauges checked and kept as columns); anything unusual there makes it give
 up, and the careful path below (one streaming msgpack pass, every piece checked and reported) decodes the body
 instead, so results and messages are the careful path's. Identities are memoised by entry name and by whole
@@ -25,8 +25,9 @@ from typing import Any
 import msgpack
 
 from .fast import FAST_HEADERS, LIMITS, decode_fast
+from ..gcpause import paused_gc
 from .pieces import (I64, U64, Entry, Group, Identity, Memo, Problems, Snapshot, SnapshotError, histogram, identity,
-                     kind_name, paused_gc, time_pair, window)
+                     kind_name, time_pair, window)
 from .schema import SchemaCache, _Context, decode_groups
 
 __all__ = ["decode", "Entry", "Group", "Snapshot", "SnapshotError", "SchemaCache"]

@@ -42,7 +42,7 @@ class TopK:
         keep = self._members(store, plot, span, scope, oldest_ns)
         if not keep:
             return plot_data(store, plot, span, scope)
-        (level,) = data["levels"][-1:]
+        level = data["levels"][-1]  # a live update spans few steps: one level
         kept = [i for i, name in enumerate(data["names"]) if name in keep]
         rest = [i for i, name in enumerate(data["names"]) if name not in keep]
         rows = np.array([[np.nan if v is None else v for v in level["values"][i]] for i in rest], dtype=np.float64)
