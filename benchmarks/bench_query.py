@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from common import measure, recording
+from common import measure_pair, recording
 
 QUANTILES = (0.5, 0.9, 0.99, 0.999, 0.9999)
 OVERVIEW = [
@@ -54,14 +54,11 @@ pq.ParquetFile(sys.argv[1]).read()
 
 def main() -> None:
     path = str(recording(sys.argv[1] if len(sys.argv) > 1 else "c16.parquet"))
-    floor_wall, floor_rss, floor_runs = measure(PYARROW, path)
-    wall, rss, runs = measure(REZGEN, path, *OVERVIEW)
+    floor, rezgen = measure_pair((PYARROW, path), (REZGEN, path, *OVERVIEW))
     print(f"recording: {path}  ({len(OVERVIEW)} overview queries)")
-    print(f"pyarrow read   median {floor_wall:.3f} s  runs {' '.join(f'{w:.3f}' for w in floor_runs)}  "
-          f"peak RSS {floor_rss:.0f} MB")
-    print(f"rezgen query   median {wall:.3f} s  runs {' '.join(f'{w:.3f}' for w in runs)}  peak RSS {rss:.0f} MB")
-    print(f"ratio {wall / floor_wall:.2f}x (goal <= 1.5)  rezgen RSS {rss:.0f} MB (goal <= 300)")
-
+    print(f"pyarrow read   median {floor.wall:.3f} s  runs {floor.walls()}  peak RSS {floor.rss:.0f} MB")
+    print(f"rezgen query   median {rezgen.wall:.3f} s  runs {rezgen.walls()}  peak RSS {rezgen.rss:.0f} MB")
+    print(f"ratio {rezgen.wall / floor.wall:.2f}x (goal <= 1.5)  rezgen RSS {rezgen.rss:.0f} MB (goal <= 300)")
 
 if __name__ == "__main__":
     main()

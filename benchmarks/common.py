@@ -6,7 +6,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,20 +22,65 @@ def recording(name: str) -> Path:
     return path
 
 
-def run_child(code: str, *args: str) -> tuple[float, float]:
-    """Run `python -c code args` in a fresh process; returns (wall seconds, peak RSS in MB)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"benchmark child failed: {code[:60]}...")
-    return wall, usage.ru_maxrss / 1024
+# Prepended to a child's code: at exit it writes its own peak RSS and that of the children it waited for (the
+# build's decoding process), which wait4 would report as the larger of the two rather than their sum.
+PEAKS = """
+import atexit, os, resource
+def _peaks():
+    with open(os.environ["REZGEN_BENCH_PEAKS"], "w") as out:
+        out.write(" ".join(str(resource.getrusage(who).ru_maxrss) for who in (resource.RUSAGE_SELF,
+                                                                          resource.RUSAGE_CHILDREN)))
+atexit.register(_peaks)
+"""
 
 
-def measure(code: str, *args: str, runs: int = 5) -> tuple[float, float, list[float]]:
-    """Median wall time and maximum peak RSS over `runs` fresh processes (after one discarded warm-up)."""
-    run_child(code, *args)
-    results = [run_child(code, *args) for _ in range(runs)]
-    walls = [w for w, _ in results]
-    return statistics.median(walls), max(r for _, r in results), walls
+@dataclass
+class Run:
+    wall: float  # seconds
+    rss: float  # MB: peak RSS of the process plus that of its children (an upper bound: shared pages count twice)
+    children_rss: float  # MB: the children's part
+
+
+def run_child(code: str, *args: str) -> Run:
+    """Run `python -c code args` in a fresh process."""
+    with tempfile.NamedTemporaryFile("r") as peaks:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", PEAKS + code, *args], cwd=ROOT,
+                                env={**os.environ, "REZGEN_BENCH_PEAKS": peaks.name})
+        _, status, _ = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"benchmark child failed: {code[:60]}...")
+        own, children = (int(kb) / 1024 for kb in peaks.read().split())
+    return Run(wall, own + children, children)
+
+
+@dataclass
+class Measured:
+    runs: list[Run]
+
+    @property
+    def wall(self) -> float:
+        """Median wall time."""
+        return statistics.median(run.wall for run in self.runs)
+
+    @property
+    def rss(self) -> float:
+        """Largest peak RSS."""
+        return max(run.rss for run in self.runs)
+
+    @property
+    def children_rss(self) -> float:
+        return max(run.children_rss for run in self.runs)
+
+    def walls(self) -> str:
+        return " ".join(f"{run.wall:.3f}" for run in self.runs)
+
+
+def measure_pair(floor: tuple[str, ...], subject: tuple[str, ...], runs: int = 5) -> tuple[Measured, Measured]:
+    """`runs` fresh processes of each of two `(code, *args)`, taken in turns after one discarded warm-up of each,
+    so that a machine whose speed drifts (a shared VM's does, by tens of percent over minutes) weighs on both."""
+    run_child(*floor)
+    run_child(*subject)
+    pairs = [(run_child(*floor), run_child(*subject)) for _ in range(runs)]
+    return Measured([a for a, _ in pairs]), Measured([b for _, b in pairs])

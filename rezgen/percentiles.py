@@ -186,7 +186,7 @@ def _bucket_heatmap(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], colu
     return {
         "t": (times[::stride] // 1_000_000).tolist(),
         "edges": layout.highs[used].tolist(),
-        "cells": [list(cell) for cell in zip(ti.tolist(), bi.tolist(), rates)],  # [column, bucket row, rate]
+        "cells": list(zip(ti.tolist(), bi.tolist(), rates)),  # [column, bucket row, rate]; tuples are JSON arrays
         "max": float(cells.max()),
     }
 

@@ -26,7 +26,7 @@ from .pages import (SINGLE_HOST, absent_plots, data_script, render, section_cont
 from .plots import TimeRange, plot_data
 from .promql.cache import EvalCache
 from .recording.budget import SeriesBudget
-from .recording.prefetch import DecodeAhead
+from .recording.prefetch import DecodeAhead, Task
 from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
 from .timeparse import ceil_ms
@@ -93,16 +93,12 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
     """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`."""
     sections = load_dashboards(dashboards)
     budget = SeriesBudget(recording)
+    env = template_environment(templates)
+    env.globals["served"] = served
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
-        # A recording whose decoded series all stay loaded is decoded ahead, beside the evaluation; a long one's
-        # memory is bounded by `budget` instead.
-        queries = [plot.query for section in sections for plot in section.plots]
-        with nullcontext() if budget.active else DecodeAhead(recording, queries):
-            env = template_environment(templates)
-            env.globals["served"] = served
-            return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None))
+        return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None))
 
 
 def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
@@ -143,14 +139,24 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     events = _events(recording)
     # Charts share evaluated pieces when the decoded series all stay loaded (see `budget`).
     build = _Build(recording, work, hosts, span, events, budget, None if budget.active else EvalCache())
-    try:
-        built = _sections(build, sections, report, progress)
-        progress("metric browser")
-        metrics = _metric_pages(build)
-    except BaseException:
-        build.finish(check=False)
-        raise
-    build.finish()
+    # Such a recording is also decoded ahead, beside the evaluation of the sections, by a decoder that then
+    # helps with the metric browser (see `prefetch`); a long one's memory is bounded by `budget` instead.
+    queries = [plot.query for section in sections for plot in section.plots]
+    metrics, metric_tasks = _metric_browser(build)
+    ahead = None if budget.active else DecodeAhead(recording, queries, metric_tasks, flush=build.finish)
+    with ahead or nullcontext():
+        try:
+            built = _sections(build, sections, report, progress)
+            progress("metric browser")
+            if ahead:
+                ahead.run_tasks()
+            else:
+                for _, task in metric_tasks:
+                    task()
+        except BaseException:
+            build.finish(check=False)
+            raise
+        build.finish()
     site = site_context(recording.path.name, start, end,
                         [(s, sum(len(g["plots"]) for g in c["groups"])) for s, c in built], hosts)
     for index, (section, context) in enumerate(built):
@@ -245,27 +251,29 @@ def _events(recording: Recording) -> list[dict[str, Any]]:
     return out
 
 
-def _metric_pages(build: _Build) -> list[dict[str, Any]]:
-    """One data file per metric and host with its default chart at the coarsest level only (the browser's chart
-    does not zoom into detail; the dashboards do). Each metric's series are released once its chart is written,
-    so a long recording's build does not end up holding every column it has."""
-    span = build.span
-    out = []
+def _metric_browser(build: _Build) -> tuple[list[dict[str, Any]], list[Task]]:
+    """The metric browser's table, and a task per metric that writes its data file per host: its default chart at
+    the coarsest level only (the browser's chart does not zoom into detail; the dashboards do). Each metric's
+    series are released once its chart is written, so a long recording's build does not end up holding every
+    column it has."""
+    rows, tasks = [], []
     for metric in metric_summaries(build.recording):
-        name, kind = metric["name"], metric["kind"]
+        name, kind = metric.pop("name"), metric.pop("kind")
         plot = metric_plot(name, kind, metric["unit"], metric["description"])
-        query = plot.query
-        for host, scope in build.scopes():
-            data = build.plot_data(plot, scope, coarse_only=True)
-            build.write_data(build.work / "data" / host / "metrics" / f"{metric_slug(name)}.js",
-                             f"{host}/metrics/{name}",
-                             {"name": name, "query": query, "plot": data,
-                              "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
-                                        "step": span.step_ns // 1_000_000}})
-        build.budget.release({name})
-        del metric["kind"]
-        out.append({**metric, "query": query, "data": f"data/{{host}}/metrics/{metric_slug(name)}.js"})
-    return out
+        rows.append({"name": name, **metric, "query": plot.query,
+                     "data": f"data/{{host}}/metrics/{metric_slug(name)}.js"})
+        tasks.append((frozenset({name}), lambda name=name, plot=plot: _metric_data(build, name, plot)))
+    return rows, tasks
+
+
+def _metric_data(build: _Build, name: str, plot: Plot) -> None:
+    span = build.span
+    for host, scope in build.scopes():
+        build.write_data(build.work / "data" / host / "metrics" / f"{metric_slug(name)}.js", f"{host}/metrics/{name}",
+                         {"name": name, "query": plot.query, "plot": build.plot_data(plot, scope, coarse_only=True),
+                          "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
+                                    "step": span.step_ns // 1_000_000}})
+    build.budget.release({name})
 
 
 def _write_page(env: jinja2.Environment, template: str, path: Path, **context: Any) -> None:

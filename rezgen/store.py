@@ -239,6 +239,11 @@ class HistogramSeries(Series):
             self._hist_loader = None
         return self._hist
 
+    def provide(self, hist: HistogramColumn) -> None:  # type: ignore[override]
+        """Hand over the decoded deltas (decoded ahead, elsewhere)."""
+        if self._hist is None:
+            self._hist, self._hist_loader = hist, None
+
     def unload(self, loader: Callable[[], HistogramColumn]) -> None:  # type: ignore[override]
         """Forget the decoded deltas (a recording can load them again); used to bound memory."""
         self._hist, self._hist_loader = None, loader

@@ -1,82 +1,317 @@
-"""Decode a recording's columns ahead of need, in a background thread.
+"""Decode a recording's columns ahead of need, beside the build's evaluation of its charts.
 
-Decoding Parquet is most of what reading a recording costs (histogram columns above all: lists of thousands of
-buckets per row), and pyarrow decodes without holding the GIL: one thread decoding beside the main thread's
-evaluation of the charts puts the second core to work. Counters and gauges come first (the first charts need
-them), then histograms in the order the build first names their metrics; a chart that needs a histogram the
-thread has not started on decodes it itself rather than wait behind the others. Only for recordings whose
-decoded series all stay loaded (see `budget`): what the thread decodes is kept until the build ends.
+Decoding Parquet is most of what reading a recording costs (histogram columns above all: lists of hundreds of
+buckets per row). The work is a list of items in the order the build's queries first name their metrics: counters
+and gauges in their read groups, histograms a column at a time. A background decoder takes the items in order;
+the build, needing a column whose item the decoder has not taken yet, takes that item and decodes it itself
+rather than wait. Each item is taken once (`_Claims`).
+
+Where the process may fork safely (Linux, and no other Python thread: the `rezgen build` command) the decoder is a
+child process, which sends what it decodes back through a pipe. A decoding thread does the same work, but it needs
+the GIL between Arrow's calls while the evaluation holds it: each hand-over waits up to the interpreter's switch
+interval, the decoding took twice its CPU time, and the build waited on it. The child keeps what it decoded, and
+then helps with the build's last part (`tasks`, each naming the metrics it reads): it runs the tasks whose
+metrics it holds, from the front, while the caller runs the others from the back. Elsewhere (the rebuilds of
+`rezgen serve`, inside a threaded server) a thread decodes and the caller runs every task.
+
+Whatever becomes of the decoder (the child killed, say), a column it did not deliver is decoded by whoever needs
+it, and a task it did not finish is run by the caller. Only for recordings whose decoded series all stay loaded
+(see `budget`): what is decoded ahead is kept until the build ends.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
+import pickle
+import signal
+import sys
+import threading
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable
-
-import numpy as np
+from concurrent.futures import Future
+from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 from ..evaluation import plot_selectors
-from ..histograms import HistogramColumn
 from ..model import Kind
-from ..promql.engine import parse
+from ..promql.cache import parse
 from ..promql.values import PromQLError
-from ..store import HistogramSeries
-from .reader import Column, Recording
+from .reader import Column, Recording, RecordingError
+
+Work = list[tuple[bool, list[Column]]]  # items: (histogram?, columns decoded together), in decoding order
+Delivery = list[tuple[int, Any, "str | None"]]  # (column index, decoded value, or None and an error message)
+Task = tuple[frozenset[str], Callable[[], None]]  # (the metrics it reads, what it does)
+
+
+class _Undelivered(Exception):
+    """The decoder stopped before this: whoever needs it does it."""
 
 
 class DecodeAhead:
-    """Decodes the recording's columns in the background; a context manager that stops the thread."""
+    """Decodes the recording's columns in the background; a context manager that stops the decoder."""
 
-    def __init__(self, recording: Recording, queries: Iterable[str]):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rezgen-decode")
-        handle = self._pool.submit(recording.reopen)  # the thread reads through its own file handle
-        store, table = recording.store, recording.table
-        for group in recording.scalar_groups:
-            decoded = self._pool.submit(lambda group=group: recording.read_scalars(group, handle.result()))
-            for column in group:
-                series = store.get(table, column.meta.key)
-                if series is not None and not series.loaded:
-                    series.unload(_taking(decoded, column.index))
-        for column in need_order(recording, queries):
-            series = store.get(table, column.meta.key)
-            if isinstance(series, HistogramSeries) and not series.loaded:
-                background = recording.histogram_loader(column, handle.result)
-                series.unload(_waiting(self._pool.submit(background), recording.histogram_loader(column)))
+    def __init__(self, recording: Recording, queries: Iterable[str], tasks: Sequence[Task] = (),
+                 flush: Callable[[], None] = lambda: None, fork: bool | None = None):
+        self._recording = recording
+        self._work = _work(recording, queries)
+        self._tasks = tasks
+        self._flush = flush  # what a task wrote is complete once this returns
+        self._items = _Claims(len(self._work))
+        self._taken_tasks = _Claims(len(tasks))
+        self._futures: dict[int, Future[Any]] = {}
+        self._inline: dict[int, Callable[[], Any]] = {}
+        self._tasks_done: Future[None] = Future()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        for item, (histogram, columns) in enumerate(self._work):
+            for column in columns:
+                future: Future[Any] = Future()
+                self._futures[column.index] = future
+                self._inline[column.index] = recording.histogram_loader(column) if histogram else \
+                    recording.scalar_loader(column, columns)
+                self._series(column).unload(self._loader(item, future, self._inline[column.index]))
+        self._columns = {column.index: column for _, columns in self._work for column in columns}
+        self._child: int | None = None
+        if fork if fork is not None else _may_fork():
+            target, args = self._receive, (self._fork(),)
+        else:
+            self._tasks_done.set_result(None)  # a thread takes no task
+            target, args = self._decode_here, ()
+        self._thread = threading.Thread(target=target, args=args, name="rezgen-decode", daemon=True)
+        self._thread.start()
+
+    @property
+    def child(self) -> int | None:
+        """The decoding child process's pid; None when a thread decodes."""
+        return self._child
+
+    def run_tasks(self) -> None:
+        """Run the tasks the child does not: from the back, every one not taken yet; then wait for the child's
+        (or run them, should the child not finish them)."""
+        for index in reversed(range(len(self._tasks))):
+            if self._taken_tasks.take(index, _Claims.CALLER):
+                self._tasks[index][1]()
+        try:
+            self._tasks_done.result()
+        except _Undelivered:
+            for index in self._taken_tasks.taken_by(_Claims.DECODER):
+                self._tasks[index][1]()
 
     def __enter__(self) -> DecodeAhead:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._stop.set()
+        if self._child is not None:
+            _end(self._child)
+        self._thread.join()
+        self._abandon()
+        self._items.close()
+        self._taken_tasks.close()
+
+    def _loader(self, item: int, future: Future[Any], inline: Callable[[], Any]) -> Callable[[], Any]:
+        def load() -> Any:
+            if not future.done() and self._items.take(item, _Claims.CALLER):
+                return inline()
+            try:
+                return future.result()
+            except _Undelivered:
+                return inline()
+
+        return load
+
+    def _series(self, column: Column) -> Any:
+        return self._recording.store.get(self._recording.table, column.meta.key)
+
+    def _decode(self, deliver: Callable[[Delivery], None]) -> None:
+        parquet = self._recording.reopen()  # a handle of its own: the build reads through the recording's
+        for item, (histogram, columns) in enumerate(self._work):
+            if self._stop.is_set():
+                return
+            if not self._items.take(item, _Claims.DECODER):
+                continue
+            try:
+                if histogram:
+                    hist = self._recording.histogram_loader(columns[0], lambda: parquet)()
+                    deliver([(columns[0].index, hist, None)])
+                else:
+                    values = self._recording.read_scalars(columns, parquet)
+                    deliver([(index, column, None) for index, column in values.items()])
+            except RecordingError as exc:
+                deliver([(column.index, None, str(exc)) for column in columns])
+
+    # ---- a thread ------------------------------------------------------------------------------------------------
+
+    def _decode_here(self) -> None:
+        try:
+            self._decode(self._deliver)
+        finally:
+            self._abandon()
+
+    def _deliver(self, delivery: Delivery) -> None:
+        with self._lock:
+            for index, value, error in delivery:
+                future = self._futures[index]
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(RecordingError(error))
+
+    def _abandon(self) -> None:
+        with self._lock:
+            for future in [*self._futures.values(), self._tasks_done]:
+                if not future.done():
+                    future.set_exception(_Undelivered())
+
+    # ---- a child process, and the caller's thread that receives what it sends -----------------------------------
+
+    def _fork(self) -> BinaryIO:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: decode, send, and leave without running the parent's exit handlers
+            code = 1
+            try:
+                os.close(read)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
+                with os.fdopen(write, "wb") as pipe:
+                    self._child_main(pipe)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        self._child = pid
+        return os.fdopen(read, "rb")
+
+    def _child_main(self, pipe: BinaryIO) -> None:
+        warned = len(self._recording.warnings)
+
+        def send(kind: str, payload: Any) -> None:
+            nonlocal warned
+            # The parent's copy of the recording does not see the warnings decoding adds here.
+            pickle.dump((kind, payload, self._recording.warnings[warned:]), pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            pipe.flush()
+            warned = len(self._recording.warnings)
+
+        def keep_and_send(delivery: Delivery) -> None:
+            for index, value, _ in delivery:  # kept for the tasks
+                if value is not None:
+                    self._series(self._columns[index]).provide(value)
+            send("columns", delivery)
+
+        # Nothing resolves the futures in here: a series the tasks read that was not decoded here decodes itself.
+        for index, column in self._columns.items():
+            self._series(column).unload(self._inline[index])
+        self._decode(keep_and_send)
+        store = self._recording.store
+        try:
+            for index, (metrics, task) in enumerate(self._tasks):
+                held = all(series.loaded for name in metrics for series in store.series_of(name))
+                if held and self._taken_tasks.take(index, _Claims.DECODER):
+                    task()
+            self._flush()
+        except Exception:
+            return  # the caller runs them again, and reports what goes wrong
+        send("tasks done", None)
+
+    def _receive(self, pipe: BinaryIO) -> None:
+        with pipe:
+            while True:
+                try:
+                    kind, payload, warnings = pickle.load(pipe)
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    break  # the child is done, or gone
+                self._recording.warnings.extend(warnings)
+                if kind == "columns":
+                    self._deliver(payload)
+                else:
+                    self._tasks_done.set_result(None)
+        self._abandon()
 
 
-def _taking(decoded: Future[dict[int, np.ndarray]], index: int) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        return decoded.result().pop(index)  # the series keeps its own copy: do not hold the group's twice
+class _Claims:
+    """Who took which of a list of items: a byte per item in memory shared with the child process (or thread),
+    changed under a lock that works across processes (a pipe holding one token byte)."""
 
-    return load
+    FREE, DECODER, CALLER = 0, 1, 2
+
+    def __init__(self, count: int):
+        self._state = mmap.mmap(-1, max(1, count))  # anonymous and shared: the child writes the parent's bytes
+        self._token = os.pipe()
+        os.write(self._token[1], b"t")
+        self._closed = False
+        self._local = threading.Lock()  # against `close` from another thread of this process
+
+    def take(self, index: int, who: int) -> bool:
+        """Take the item if no one has (and the claims are still open); whether `who` got it."""
+        with self._local:
+            if self._closed:
+                return False
+            os.read(self._token[0], 1)
+            try:
+                free = self._state[index] == self.FREE
+                if free:
+                    self._state[index] = who
+            finally:
+                os.write(self._token[1], b"t")
+            return free
+
+    def taken_by(self, who: int) -> list[int]:
+        with self._local:
+            return [index for index, state in enumerate(self._state[:]) if state == who]  # bytes: ints
+
+    def close(self) -> None:
+        with self._local:
+            self._closed = True
+            self._state.close()
+            for fd in self._token:
+                os.close(fd)
 
 
-def _waiting(future: Future[HistogramColumn], inline: Callable[[], HistogramColumn]) -> Callable[[], HistogramColumn]:
-    def load() -> HistogramColumn:
-        return inline() if future.cancel() else future.result()
-
-    return load
+def _may_fork() -> bool:
+    """Forking is safe where no other Python thread may hold a lock the child would need."""
+    return sys.platform == "linux" and threading.active_count() == 1
 
 
-def need_order(recording: Recording, queries: Iterable[str]) -> list[Column]:
-    """The histogram columns in the order the queries first name their metrics, then the others in metric order."""
+def _end(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def _work(recording: Recording, queries: Iterable[str]) -> Work:
+    """What to decode, in the order the queries first name the metrics (then the rest): counters and gauges in
+    their read groups, histograms a column at a time. Only what is not loaded yet."""
+    store, table = recording.store, recording.table
+    unloaded = [c for c in recording.columns if (s := store.get(table, c.meta.key)) is not None and not s.loaded]
     by_metric: dict[str, list[Column]] = defaultdict(list)
-    for column in recording.columns:
-        if column.meta.kind is Kind.HISTOGRAM:
-            by_metric[column.meta.key.metric].append(column)
+    for column in unloaded:
+        by_metric[column.meta.key.metric].append(column)
+    group_of = {id(c): i for i, group in enumerate(recording.scalar_groups) for c in group}
+    wanted = {id(c) for c in unloaded}
+    work: Work = []
+    taken: set[int] = set()
+    for metric in need_order(by_metric, queries):
+        for column in by_metric[metric]:
+            if column.meta.kind is Kind.HISTOGRAM:
+                work.append((True, [column]))
+            elif group_of[id(column)] not in taken:
+                taken.add(group_of[id(column)])
+                work.append((False, [c for c in recording.scalar_groups[group_of[id(column)]] if id(c) in wanted]))
+    return work
+
+
+def need_order(metrics: Iterable[str], queries: Iterable[str]) -> list[str]:
+    """The metrics in the order the queries first name them, then the others in name order."""
+    known = set(metrics)
     order: dict[str, None] = {}
     for query in queries:
         try:
             names = [selector.name for selector in plot_selectors(parse(query))]
         except PromQLError:
             continue  # the chart reports it
-        order.update((name, None) for name in names if name in by_metric)
-    order.update((name, None) for name in sorted(by_metric))
-    return [column for name in order for column in by_metric[name]]
+        order.update((name, None) for name in names if name in known)
+    order.update((name, None) for name in sorted(known))
+    return list(order)

@@ -18,13 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..gcpause import paused_gc
 from ..histogram import Layout, LayoutError
 from ..histograms import HistogramColumn
 from ..model import PROPERTY_KEYS, Kind, SeriesKey, SeriesMeta, make_labels
 from ..store import HistogramSeries, Series, Store, Table
 from .footer import Footer, parse_footer
 
-HISTOGRAM_BATCH_ROWS = 1024
+# Rows of a histogram column decoded at once: about this many bytes of buckets, so a batch stays small (and in
+# cache) whatever the layout: a fixed row count would make a grouping power 7 histogram's batch 15 times as large.
+HISTOGRAM_BATCH_BYTES = 512 * 2**10
 SCALAR_READ_BYTES = 16 * 2**20  # decoded counters and gauges one read may produce (a metric is never split)
 RESERVED_COLUMNS = ("timestamp", "duration")
 
@@ -119,7 +122,7 @@ class Recording:
     def check_histograms(self) -> None:
         """Read every histogram column's list lengths (not its values) and drop columns of the wrong length."""
         for column in [c for c in self.columns if c.meta.kind is Kind.HISTOGRAM]:
-            buckets = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0).buckets
+            buckets = _layout(column).buckets
             for batch in self._batches(column):
                 if np.any(_list_lengths(batch, _valid(batch), buckets) != buckets):
                     self._reject(column, f"histogram rows do not have {buckets} buckets")
@@ -138,7 +141,9 @@ class Recording:
 
     def _batches(self, column: Column, parquet: pq.ParquetFile | None = None):
         source = parquet or self._parquet
-        for batch in source.iter_batches(batch_size=HISTOGRAM_BATCH_ROWS, columns=[column.name], use_threads=False):
+        buckets = _layout(column).buckets
+        rows = max(16, HISTOGRAM_BATCH_BYTES // (8 * buckets))
+        for batch in source.iter_batches(batch_size=rows, columns=[column.name], use_threads=False):
             matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
             yield batch.column(matches[column.occurrence])
 
@@ -147,7 +152,7 @@ class Recording:
         """Decodes a histogram column when called, in row batches straight into sparse deltas (through the handle
         `parquet` gives, when reading from another thread)."""
         def load() -> HistogramColumn:
-            layout = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0)
+            layout = _layout(column)
             hist = HistogramColumn(layout.buckets)
             blocks: list[tuple[np.ndarray, np.ndarray]] = []
             for lists in self._batches(column, parquet() if parquet else None):
@@ -212,6 +217,10 @@ def _dense_lists(lists: pa.Array, buckets: int) -> tuple[np.ndarray, np.ndarray]
     return present, flat.reshape(-1, buckets)
 
 
+def _layout(column: Column) -> Layout:
+    return Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0)
+
+
 def _interval_ns(footer: Footer, timestamps: np.ndarray) -> int:
     if footer.interval_ms:
         return int(round(footer.interval_ms * 1e6))
@@ -227,7 +236,12 @@ def _first_line(exc: BaseException) -> str:
 
 def open_recording(path: str | os.PathLike[str]) -> Recording:
     """Open a recording: footer, schema and timestamps now, series values lazily. Raises RecordingError."""
-    path = Path(path)
+    # Thousands of columns make tens of thousands of objects and no cycles: collections would only walk them.
+    with paused_gc():
+        return _open(Path(path))
+
+
+def _open(path: Path) -> Recording:
     parquet = _open_parquet(path)
     schema = parquet.schema_arrow
     footer = parse_footer(parquet.metadata.metadata)

@@ -1,0 +1,151 @@
+"""Decoding ahead (`recording.prefetch.DecodeAhead`): whether a child process or a thread decodes, and whatever
+becomes of the decoder, every series of the build reads exactly the values of the file, as read independently
+by tests/rawparquet.py (plain pyarrow)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from rawparquet import RawRecording
+from rezgen.recording.prefetch import DecodeAhead, need_order
+from rezgen.recording.reader import Recording, open_recording
+from rezgen.store import HistogramSeries
+from siterecordings import write_two_hosts
+from test_reader import counter, histogram, write
+
+QUERIES = ['histogram_quantile(0.99, sum(irate(syscall_latency{op="write"}[5m])))', "sum(irate(cpu_usage[5m]))"]
+
+
+@pytest.fixture
+def two_hosts(tmp_path):
+    return write_two_hosts(tmp_path / "two.parquet").path
+
+
+def assert_holds_the_files_values(recording: Recording, raw: RawRecording) -> None:
+    by_index = {c.index: c for c in raw.metric_columns}
+    stamps = raw.timestamps
+    for column in recording.columns:
+        series = recording.store.get(recording.table, column.meta.key)
+        expected = by_index[column.index]
+        if isinstance(series, HistogramSeries):
+            present, dense = raw.histogram(expected)
+            window = series.window(int(stamps[0]) - 1, int(stamps[-1]))
+            assert np.array_equal(window.times, stamps[present]), column.name
+            got = window.cumulative(np.arange(len(window.times)))
+            assert np.array_equal(got, dense[present].astype(np.float64)), column.name
+        else:
+            values = raw.values(expected)
+            times, got = series.points()
+            assert np.array_equal(times, stamps[~np.isnan(values)]), column.name
+            assert np.array_equal(got, values[~np.isnan(values)]), column.name
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["child process", "thread"])
+def test_every_series_decoded_ahead_holds_the_values_of_the_file(two_hosts, fork):
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, fork=fork) as ahead:
+        assert (ahead.child is not None) == fork
+        assert_holds_the_files_values(recording, RawRecording(two_hosts))
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["child process", "thread"])
+def test_series_the_decoder_never_delivered_decode_themselves(two_hosts, fork, monkeypatch):
+    monkeypatch.setattr(DecodeAhead, "_decode", lambda *args: None)
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, fork=fork):
+        assert_holds_the_files_values(recording, RawRecording(two_hosts))
+
+
+def test_series_whose_child_process_was_killed_decode_themselves(two_hosts, monkeypatch):
+    monkeypatch.setattr(DecodeAhead, "_decode", lambda *args: os.kill(os.getpid(), signal.SIGKILL))  # in the child
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, fork=True):
+        assert_holds_the_files_values(recording, RawRecording(two_hosts))
+
+
+def test_series_left_when_the_decoder_stops_decode_themselves(two_hosts):
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, fork=True):
+        pass  # the build ended (or failed) before reading anything
+    assert_holds_the_files_values(recording, RawRecording(two_hosts))
+
+
+def test_a_column_the_child_skips_reaches_the_parent_as_a_warning(tmp_path):
+    # g=2, m=5 means 16 buckets; these rows have 12: decoding drops the column with a warning.
+    path = write(tmp_path / "short.parquet", [
+        counter("ok", [0, 1, 2]),
+        histogram("short:buckets", [[0] * 12, [1] * 12, [2] * 12], metric="short"),
+    ])
+    recording = open_recording(path)
+    with DecodeAhead(recording, ["short"], fork=True):
+        series = next(s for s in recording.store if isinstance(s, HistogramSeries))
+        assert len(series.window().times) == 0
+    assert any("'short:buckets'" in w and "16 buckets" in w for w in recording.warnings)
+
+
+def test_a_child_process_is_only_forked_where_no_other_thread_runs(two_hosts):
+    recording = open_recording(two_hosts)
+    started, release = threading.Event(), threading.Event()
+    other = threading.Thread(target=lambda: (started.set(), release.wait()))
+    other.start()
+    started.wait()
+    try:
+        with DecodeAhead(recording, QUERIES) as ahead:
+            assert ahead.child is None
+    finally:
+        release.set()
+        other.join()
+
+
+def test_metrics_are_decoded_in_the_order_the_queries_first_name_them_then_by_name():
+    queries = ["sum(irate(c[5m])) / sum(a)", "rate(unknown[1m])", "not a query (", "b + c"]
+    assert need_order(["d", "b", "c", "a", "e"], queries) == ["c", "a", "b", "d", "e"]
+
+
+def marking_tasks(path, count: int, fails_in_child: bool = False) -> list:
+    """Tasks that each append their number and process to a file (tasks may run in the child process)."""
+    parent = os.getpid()
+
+    def task(number: int) -> None:
+        if fails_in_child and os.getpid() != parent:
+            raise RuntimeError("a task failing in the child")
+        time.sleep(0.01)
+        with open(path, "a") as out:
+            out.write(f"{number} {os.getpid()}\n")
+
+    return [(frozenset({"cpu_usage"}), lambda n=n: task(n)) for n in range(count)]
+
+
+def runs(path) -> list[tuple[int, int]]:
+    return [tuple(map(int, line.split())) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["child process", "thread"])
+def test_every_task_runs_exactly_once(two_hosts, tmp_path, fork):
+    marks = tmp_path / "marks"
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, marking_tasks(marks, 50), fork=fork) as ahead:
+        time.sleep(0.5)  # a child decodes this small file at once, and then takes tasks from the front
+        ahead.run_tasks()
+        done = runs(marks)  # all written by the time run_tasks returns
+    assert sorted(number for number, _ in done) == list(range(50))
+    if fork:
+        assert {pid for _, pid in done} == {os.getpid(), ahead.child}
+        assert done[0] == (0, ahead.child)
+    else:
+        assert {pid for _, pid in done} == {os.getpid()}
+
+
+def test_tasks_that_fail_in_the_child_are_run_by_the_caller(two_hosts, tmp_path):
+    marks = tmp_path / "marks"
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, marking_tasks(marks, 50, fails_in_child=True), fork=True) as ahead:
+        time.sleep(0.5)  # the child has taken a task, and failed
+        ahead.run_tasks()
+    assert sorted(runs(marks)) == [(number, os.getpid()) for number in range(50)]
