@@ -13,6 +13,7 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -26,7 +27,7 @@ from .pages import (SINGLE_HOST, absent_plots, data_script, render, section_cont
 from .plots import TimeRange, plot_data
 from .promql.cache import EvalCache
 from .recording.budget import SeriesBudget
-from .recording.prefetch import DecodeAhead, Task
+from .recording.prefetch import DecodeAhead, Task, run_in_order
 from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
 from .timeparse import ceil_ms
@@ -139,24 +140,30 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     events = _events(recording)
     # Charts share evaluated pieces when the decoded series all stay loaded (see `budget`).
     build = _Build(recording, work, hosts, span, events, budget, None if budget.active else EvalCache())
-    # Such a recording is also decoded ahead, beside the evaluation of the sections, by a decoder that then
-    # helps with the metric browser (see `prefetch`); a long one's memory is bounded by `budget` instead.
-    queries = [plot.query for section in sections for plot in section.plots]
+    # The data files are written by tasks: a section's, then a metric's for the metric browser. For a recording
+    # whose series all stay loaded, a child process decodes them ahead and then takes tasks too (see `prefetch`);
+    # a long one's memory is bounded by `budget` instead.
     metrics, metric_tasks = _metric_browser(build)
-    ahead = None if budget.active else DecodeAhead(recording, queries, metric_tasks, flush=build.finish)
+    tasks = [partial(_section, build, section) for section in sections] + metric_tasks
+
+    def announce(index: int) -> None:
+        if index < len(sections):
+            progress(f"[{index + 1}/{len(sections)}] {sections[index].title}: {len(sections[index].plots)} plots")
+        elif index == len(sections):
+            progress("metric browser")
+
+    queries = [plot.query for section in sections for plot in section.plots]
+    ahead = None if budget.active else DecodeAhead(recording, queries, tasks, flush=build.flush)
     with ahead or nullcontext():
         try:
-            built = _sections(build, sections, report, progress)
-            progress("metric browser")
-            if ahead:
-                ahead.run_tasks()
-            else:
-                for _, task in metric_tasks:
-                    task()
+            results = ahead.run_tasks(announce) if ahead else run_in_order(tasks, announce)
         except BaseException:
             build.finish(check=False)
             raise
         build.finish()
+    built = [(section, result[0]) for section, result in zip(sections, results) if result is not None]
+    report.plots = sum(result[1] for result in results[: len(sections)] if result is not None)
+    report.missing = sum(len(context["missing"]) for _, context in built)
     site = site_context(recording.path.name, start, end,
                         [(s, sum(len(g["plots"]) for g in c["groups"])) for s, c in built], hosts)
     for index, (section, context) in enumerate(built):
@@ -198,11 +205,17 @@ class _Build:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writes.append(self._writer.submit(path.write_text, data_script(key, payload), encoding="utf-8"))
 
-    def finish(self, check: bool = True) -> None:
-        """Wait for the data files; with `check`, the first that could not be written raises its error."""
-        self._writer.shutdown(wait=True, cancel_futures=not check)
-        for write in self._writes if check else ():
+    def flush(self) -> None:
+        """Wait for the data files written so far; the first that could not be written raises its error."""
+        writes, self._writes = self._writes, []
+        for write in writes:
             write.result()
+
+    def finish(self, check: bool = True) -> None:
+        """Wait for the data files and stop the writer; with `check`, as `flush`."""
+        self._writer.shutdown(wait=True, cancel_futures=not check)
+        if check:
+            self.flush()
 
     def scopes(self) -> Iterator[tuple[str, tuple[tuple[str, str], ...]]]:
         """(host, the labels that select its series) per host."""
@@ -215,29 +228,23 @@ class _Build:
         return plot_data(self.recording.store, plot, self.span, scope, coarse_only=coarse_only, cache=self.cache)
 
 
-def _sections(build: _Build, sections: list[Section], report: BuildReport, progress: Progress
-              ) -> list[tuple[Section, dict[str, Any]]]:
-    """Each section's data files; (section, template context) of those with data."""
-    built: list[tuple[Section, dict[str, Any]]] = []
-    for number, section in enumerate(sections, 1):
-        progress(f"[{number}/{len(sections)}] {section.title}: {len(section.plots)} plots")
-        payloads: dict[str, dict[str, Any]] = {}
-        for host, scope in build.scopes():
-            payloads[host] = {}
-            for plot in section.plots:
-                if (data := build.plot_data(plot, scope)) is not None:
-                    payloads[host][plot.id] = data
-        with_data = {pid for payload in payloads.values() for pid in payload}
-        if not with_data:
-            continue
-        for host, payload in payloads.items():
-            build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
-                             section_payload(section, payload, build.span, build.events))
-        context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
-        report.plots += len(with_data)
-        report.missing += len(context["missing"])
-        built.append((section, context))
-    return built
+def _section(build: _Build, section: Section) -> tuple[dict[str, Any], int] | None:
+    """Writes the section's data file per host: (template context, how many plots have data), or None when none
+    has."""
+    payloads: dict[str, dict[str, Any]] = {}
+    for host, scope in build.scopes():
+        payloads[host] = {}
+        for plot in section.plots:
+            if (data := build.plot_data(plot, scope)) is not None:
+                payloads[host][plot.id] = data
+    with_data = {pid for payload in payloads.values() for pid in payload}
+    if not with_data:
+        return None
+    for host, payload in payloads.items():
+        build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
+                         section_payload(section, payload, build.span, build.events))
+    return section_context(section, with_data, absent_plots(section, build.recording.store) - with_data), \
+        len(with_data)
 
 
 def _events(recording: Recording) -> list[dict[str, Any]]:
@@ -262,7 +269,7 @@ def _metric_browser(build: _Build) -> tuple[list[dict[str, Any]], list[Task]]:
         plot = metric_plot(name, kind, metric["unit"], metric["description"])
         rows.append({"name": name, **metric, "query": plot.query,
                      "data": f"data/{{host}}/metrics/{metric_slug(name)}.js"})
-        tasks.append((frozenset({name}), lambda name=name, plot=plot: _metric_data(build, name, plot)))
+        tasks.append(partial(_metric_data, build, name, plot))
     return rows, tasks
 
 

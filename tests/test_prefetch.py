@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rawparquet import RawRecording
-from rezgen.recording.prefetch import DecodeAhead, need_order
+from rezgen.recording.prefetch import DecodeAhead, need_order, run_in_order
 from rezgen.recording.reader import Recording, open_recording
 from rezgen.store import HistogramSeries
 from siterecordings import write_two_hosts
@@ -46,27 +46,57 @@ def assert_holds_the_files_values(recording: Recording, raw: RawRecording) -> No
             assert np.array_equal(got, values[~np.isnan(values)]), column.name
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["child process", "thread"])
-def test_every_series_decoded_ahead_holds_the_values_of_the_file(two_hosts, fork):
+def test_a_thread_decodes_every_series_ahead_of_the_caller(two_hosts, monkeypatch):
     recording = open_recording(two_hosts)
-    with DecodeAhead(recording, QUERIES, fork=fork) as ahead:
-        assert (ahead.child is not None) == fork
+    with DecodeAhead(recording, QUERIES, fork=False) as ahead:
+        assert ahead.child is None
+        time.sleep(0.5)  # the thread has decoded this small file: the caller decodes nothing
+        refuse_to_decode(monkeypatch)
         assert_holds_the_files_values(recording, RawRecording(two_hosts))
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["child process", "thread"])
-def test_series_the_decoder_never_delivered_decode_themselves(two_hosts, fork, monkeypatch):
-    monkeypatch.setattr(DecodeAhead, "_decode", lambda *args: None)
+def test_columns_the_child_decodes_for_its_tasks_reach_the_caller_decoded(two_hosts, monkeypatch):
     recording = open_recording(two_hosts)
-    with DecodeAhead(recording, QUERIES, fork=fork):
+
+    def read_everything() -> int:  # the only task: the child takes it, as it takes tasks from the back
+        return sum(len(series.points()[0]) for series in recording.store)
+
+    with DecodeAhead(recording, QUERIES, [read_everything], fork=True) as ahead:
+        assert ahead.child is not None
+        time.sleep(0.5)
+        refuse_to_decode(monkeypatch)  # here, in the caller
         assert_holds_the_files_values(recording, RawRecording(two_hosts))
+        assert ahead.run_tasks() == [sum(len(series.points()[0]) for series in recording.store)]
 
 
-def test_series_whose_child_process_was_killed_decode_themselves(two_hosts, monkeypatch):
-    monkeypatch.setattr(DecodeAhead, "_decode", lambda *args: os.kill(os.getpid(), signal.SIGKILL))  # in the child
+def refuse_to_decode(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(Recording, "read_scalars", refuse)
+    monkeypatch.setattr(Recording, "_batches", refuse)
+
+
+def test_series_a_child_never_delivered_decode_themselves(two_hosts, monkeypatch):
+    monkeypatch.setattr(DecodeAhead, "_child_main", lambda self, pipe: None)
     recording = open_recording(two_hosts)
     with DecodeAhead(recording, QUERIES, fork=True):
         assert_holds_the_files_values(recording, RawRecording(two_hosts))
+
+
+def test_series_a_thread_never_delivered_decode_themselves(two_hosts, monkeypatch):
+    monkeypatch.setattr(DecodeAhead, "_decode_ahead", lambda self: self._abandon())
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, fork=False):
+        assert_holds_the_files_values(recording, RawRecording(two_hosts))
+
+
+def test_series_whose_child_process_was_killed_decode_themselves(two_hosts, tmp_path, monkeypatch):
+    monkeypatch.setattr(DecodeAhead, "_child_main", lambda self, pipe: os.kill(os.getpid(), signal.SIGKILL))
+    recording = open_recording(two_hosts)
+    with DecodeAhead(recording, QUERIES, marking_tasks(tmp_path / "marks", 5), fork=True) as ahead:
+        assert_holds_the_files_values(recording, RawRecording(two_hosts))
+        assert ahead.run_tasks() == [(number, os.getpid()) for number in range(5)]
 
 
 def test_series_left_when_the_decoder_stops_decode_themselves(two_hosts):
@@ -109,17 +139,19 @@ def test_metrics_are_decoded_in_the_order_the_queries_first_name_them_then_by_na
 
 
 def marking_tasks(path, count: int, fails_in_child: bool = False) -> list:
-    """Tasks that each append their number and process to a file (tasks may run in the child process)."""
+    """Tasks that each append their number and process to a file and return them (tasks may run in the child
+    process)."""
     parent = os.getpid()
 
-    def task(number: int) -> None:
+    def task(number: int) -> tuple[int, int]:
         if fails_in_child and os.getpid() != parent:
             raise RuntimeError("a task failing in the child")
         time.sleep(0.01)
         with open(path, "a") as out:
             out.write(f"{number} {os.getpid()}\n")
+        return number, os.getpid()
 
-    return [(frozenset({"cpu_usage"}), lambda n=n: task(n)) for n in range(count)]
+    return [lambda n=n: task(n) for n in range(count)]
 
 
 def runs(path) -> list[tuple[int, int]]:
@@ -127,17 +159,20 @@ def runs(path) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("fork", [True, False], ids=["child process", "thread"])
-def test_every_task_runs_exactly_once(two_hosts, tmp_path, fork):
+def test_every_task_runs_exactly_once_and_its_result_comes_back_in_order(two_hosts, tmp_path, fork):
     marks = tmp_path / "marks"
     recording = open_recording(two_hosts)
+    announced = []
     with DecodeAhead(recording, QUERIES, marking_tasks(marks, 50), fork=fork) as ahead:
-        time.sleep(0.5)  # a child decodes this small file at once, and then takes tasks from the front
-        ahead.run_tasks()
+        time.sleep(0.5)  # a child decodes this small file at once, and then takes tasks from the back
+        results = ahead.run_tasks(announced.append)
         done = runs(marks)  # all written by the time run_tasks returns
-    assert sorted(number for number, _ in done) == list(range(50))
+    assert sorted(done) == sorted(results)
+    assert [number for number, _ in results] == list(range(50))
+    assert announced == [number for number, pid in results if pid == os.getpid()]
     if fork:
         assert {pid for _, pid in done} == {os.getpid(), ahead.child}
-        assert done[0] == (0, ahead.child)
+        assert results[-1] == (49, ahead.child)
     else:
         assert {pid for _, pid in done} == {os.getpid()}
 
@@ -147,5 +182,11 @@ def test_tasks_that_fail_in_the_child_are_run_by_the_caller(two_hosts, tmp_path)
     recording = open_recording(two_hosts)
     with DecodeAhead(recording, QUERIES, marking_tasks(marks, 50, fails_in_child=True), fork=True) as ahead:
         time.sleep(0.5)  # the child has taken a task, and failed
-        ahead.run_tasks()
-    assert sorted(runs(marks)) == [(number, os.getpid()) for number in range(50)]
+        results = ahead.run_tasks()
+    assert sorted(runs(marks)) == results == [(number, os.getpid()) for number in range(50)]
+
+
+def test_run_in_order_runs_and_announces_every_task_here(tmp_path):
+    announced = []
+    results = run_in_order(marking_tasks(tmp_path / "marks", 5), announced.append)
+    assert results == [(number, os.getpid()) for number in range(5)] and announced == list(range(5))

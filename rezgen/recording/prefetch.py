@@ -1,22 +1,22 @@
-"""Decode a recording's columns ahead of need, beside the build's evaluation of its charts.
+"""Decode a recording's columns ahead of need, and share the build's work with a second process.
 
 Decoding Parquet is most of what reading a recording costs (histogram columns above all: lists of hundreds of
-buckets per row). The work is a list of items in the order the build's queries first name their metrics: counters
-and gauges in their read groups, histograms a column at a time. A background decoder takes the items in order;
-the build, needing a column whose item the decoder has not taken yet, takes that item and decodes it itself
-rather than wait. Each item is taken once (`_Claims`).
+buckets per row). The columns are items of work in the order the build's queries first name their metrics:
+counters and gauges in their read groups, histograms a column at a time. Each item is decoded once, by whoever
+takes it first (`_Claims`); a series whose item someone else took waits for it to be delivered.
 
-Where the process may fork safely (Linux, and no other Python thread: the `rezgen build` command) the decoder is a
-child process, which sends what it decodes back through a pipe. A decoding thread does the same work, but it needs
-the GIL between Arrow's calls while the evaluation holds it: each hand-over waits up to the interpreter's switch
-interval, the decoding took twice its CPU time, and the build waited on it. The child keeps what it decoded, and
-then helps with the build's last part (`tasks`, each naming the metrics it reads): it runs the tasks whose
-metrics it holds, from the front, while the caller runs the others from the back. Elsewhere (the rebuilds of
-`rezgen serve`, inside a threaded server) a thread decodes and the caller runs every task.
+Where the process may fork safely (Linux, and no other Python thread: the `rezgen build` command) a child process
+shares the build: the caller runs the build's tasks (its sections, then its metric charts) from the front, the
+child from the back, each decoding what its tasks read, until the two meet. What the child decodes first it sends
+to the caller (who may need it later); what the caller took first the child decodes again for itself. The child
+sends each task's result back. A decoding thread would do that work on the same core, but it needs the GIL
+between Arrow's calls while the evaluation holds it: each hand-over waits up to the interpreter's switch interval,
+and the decoding took twice its CPU time. Elsewhere (the rebuilds of `rezgen serve`, inside a threaded server) a
+thread decodes the items in order ahead of the caller, who runs every task.
 
-Whatever becomes of the decoder (the child killed, say), a column it did not deliver is decoded by whoever needs
-it, and a task it did not finish is run by the caller. Only for recordings whose decoded series all stay loaded
-(see `budget`): what is decoded ahead is kept until the build ends.
+Whatever becomes of the child (killed, say), a column it did not deliver is decoded by the caller when needed, and
+a task it did not finish is run by the caller. Only for recordings whose decoded series all stay loaded (see
+`budget`): everything decoded is kept until the build ends.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .reader import Column, Recording, RecordingError
 
 Work = list[tuple[bool, list[Column]]]  # items: (histogram?, columns decoded together), in decoding order
 Delivery = list[tuple[int, Any, "str | None"]]  # (column index, decoded value, or None and an error message)
-Task = tuple[frozenset[str], Callable[[], None]]  # (the metrics it reads, what it does)
+Task = Callable[[], Any]  # a part of the build; its result is picklable
 
 
 class _Undelivered(Exception):
@@ -47,7 +47,8 @@ class _Undelivered(Exception):
 
 
 class DecodeAhead:
-    """Decodes the recording's columns in the background; a context manager that stops the decoder."""
+    """Decodes the recording's columns in the background (and shares `tasks`); a context manager that stops the
+    child process or thread."""
 
     def __init__(self, recording: Recording, queries: Iterable[str], tasks: Sequence[Task] = (),
                  flush: Callable[[], None] = lambda: None, fork: bool | None = None):
@@ -60,6 +61,7 @@ class DecodeAhead:
         self._futures: dict[int, Future[Any]] = {}
         self._inline: dict[int, Callable[[], Any]] = {}
         self._tasks_done: Future[None] = Future()
+        self._results: dict[int, Any] = {}  # of the tasks the child ran
         self._lock = threading.Lock()
         self._stop = threading.Event()
         for item, (histogram, columns) in enumerate(self._work):
@@ -75,7 +77,7 @@ class DecodeAhead:
             target, args = self._receive, (self._fork(),)
         else:
             self._tasks_done.set_result(None)  # a thread takes no task
-            target, args = self._decode_here, ()
+            target, args = self._decode_ahead, ()
         self._thread = threading.Thread(target=target, args=args, name="rezgen-decode", daemon=True)
         self._thread.start()
 
@@ -84,17 +86,24 @@ class DecodeAhead:
         """The decoding child process's pid; None when a thread decodes."""
         return self._child
 
-    def run_tasks(self) -> None:
-        """Run the tasks the child does not: from the back, every one not taken yet; then wait for the child's
-        (or run them, should the child not finish them)."""
-        for index in reversed(range(len(self._tasks))):
+    def run_tasks(self, announce: Callable[[int], None] = lambda index: None) -> list[Any]:
+        """The tasks' results, in order. This runs every task not taken yet, from the front (announcing each),
+        while the child takes them from the back; then it waits for the child's results (or runs those tasks
+        itself, should the child not finish them)."""
+        results: dict[int, Any] = {}
+        for index, task in enumerate(self._tasks):
             if self._taken_tasks.take(index, _Claims.CALLER):
-                self._tasks[index][1]()
+                announce(index)
+                results[index] = task()
         try:
             self._tasks_done.result()
         except _Undelivered:
-            for index in self._taken_tasks.taken_by(_Claims.DECODER):
-                self._tasks[index][1]()
+            pass
+        results.update(self._results)
+        for index in self._taken_tasks.taken_by(_Claims.DECODER):
+            if index not in results:
+                results[index] = self._tasks[index]()
+        return [results[index] for index in range(len(self._tasks))]
 
     def __enter__(self) -> DecodeAhead:
         return self
@@ -122,28 +131,26 @@ class DecodeAhead:
     def _series(self, column: Column) -> Any:
         return self._recording.store.get(self._recording.table, column.meta.key)
 
-    def _decode(self, deliver: Callable[[Delivery], None]) -> None:
-        parquet = self._recording.reopen()  # a handle of its own: the build reads through the recording's
-        for item, (histogram, columns) in enumerate(self._work):
-            if self._stop.is_set():
-                return
-            if not self._items.take(item, _Claims.DECODER):
-                continue
-            try:
-                if histogram:
-                    hist = self._recording.histogram_loader(columns[0], lambda: parquet)()
-                    deliver([(columns[0].index, hist, None)])
-                else:
-                    values = self._recording.read_scalars(columns, parquet)
-                    deliver([(index, column, None) for index, column in values.items()])
-            except RecordingError as exc:
-                deliver([(column.index, None, str(exc)) for column in columns])
+    def _decoded(self, item: int, parquet: Any = None) -> Delivery:
+        """Decode an item: its columns' values, or their error."""
+        histogram, columns = self._work[item]
+        try:
+            if histogram:
+                return [(columns[0].index, self._recording.histogram_loader(columns[0], lambda: parquet)(), None)]
+            return [(index, values, None) for index, values in self._recording.read_scalars(columns, parquet).items()]
+        except RecordingError as exc:
+            return [(column.index, None, str(exc)) for column in columns]
 
     # ---- a thread ------------------------------------------------------------------------------------------------
 
-    def _decode_here(self) -> None:
+    def _decode_ahead(self) -> None:
         try:
-            self._decode(self._deliver)
+            parquet = self._recording.reopen()  # a handle of its own: the caller reads through the recording's
+            for item in range(len(self._work)):
+                if self._stop.is_set():
+                    return
+                if self._items.take(item, _Claims.DECODER):
+                    self._deliver(self._decoded(item, parquet))
         finally:
             self._abandon()
 
@@ -169,7 +176,7 @@ class DecodeAhead:
     def _fork(self) -> BinaryIO:
         read, write = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: decode, send, and leave without running the parent's exit handlers
+        if pid == 0:  # the child: work, send, and leave without running the parent's exit handlers
             code = 1
             try:
                 os.close(read)
@@ -193,26 +200,36 @@ class DecodeAhead:
             pipe.flush()
             warned = len(self._recording.warnings)
 
-        def keep_and_send(delivery: Delivery) -> None:
-            for index, value, _ in delivery:  # kept for the tasks
-                if value is not None:
-                    self._series(self._columns[index]).provide(value)
-            send("columns", delivery)
-
-        # Nothing resolves the futures in here: a series the tasks read that was not decoded here decodes itself.
-        for index, column in self._columns.items():
-            self._series(column).unload(self._inline[index])
-        self._decode(keep_and_send)
-        store = self._recording.store
-        try:
-            for index, (metrics, task) in enumerate(self._tasks):
-                held = all(series.loaded for name in metrics for series in store.series_of(name))
-                if held and self._taken_tasks.take(index, _Claims.DECODER):
-                    task()
-            self._flush()
-        except Exception:
-            return  # the caller runs them again, and reports what goes wrong
+        # Nothing resolves the futures in here: every series decodes itself, and sends what nobody took yet.
+        for item, (_, columns) in enumerate(self._work):
+            for column in columns:
+                self._series(column).unload(self._child_loader(item, column.index, send))
+        for index in reversed(range(len(self._tasks))):
+            if not self._taken_tasks.take(index, _Claims.DECODER):
+                break  # the caller took the rest
+            try:
+                result = self._tasks[index]()
+                self._flush()
+            except Exception:
+                return  # the caller runs it again, and reports what goes wrong
+            send("task", (index, result))
         send("tasks done", None)
+
+    def _child_loader(self, item: int, index: int, send: Callable[[str, Any], None]) -> Callable[[], Any]:
+        def load() -> Any:
+            mine = self._items.take(item, _Claims.DECODER)
+            delivery = self._decoded(item)
+            for other, value, _ in delivery:  # the siblings read with it, too
+                if other != index and value is not None:
+                    self._series(self._columns[other]).provide(value)
+            if mine:
+                send("columns", delivery)
+            value, error = next((value, error) for other, value, error in delivery if other == index)
+            if error is not None:
+                raise RecordingError(error)
+            return value
+
+        return load
 
     def _receive(self, pipe: BinaryIO) -> None:
         with pipe:
@@ -224,6 +241,9 @@ class DecodeAhead:
                 self._recording.warnings.extend(warnings)
                 if kind == "columns":
                     self._deliver(payload)
+                elif kind == "task":
+                    index, result = payload
+                    self._results[index] = result
                 else:
                     self._tasks_done.set_result(None)
         self._abandon()
@@ -266,6 +286,15 @@ class _Claims:
             self._state.close()
             for fd in self._token:
                 os.close(fd)
+
+
+def run_in_order(tasks: Sequence[Task], announce: Callable[[int], None] = lambda index: None) -> list[Any]:
+    """The tasks' results, each run here in turn."""
+    results = []
+    for index, task in enumerate(tasks):
+        announce(index)
+        results.append(task())
+    return results
 
 
 def _may_fork() -> bool:
