@@ -31,6 +31,8 @@ from collections import defaultdict
 from concurrent.futures import Future
 from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
+import pyarrow.parquet as pq
+
 from ..evaluation import plot_selectors
 from ..model import Kind
 from ..promql.cache import parse
@@ -131,7 +133,7 @@ class DecodeAhead:
     def _series(self, column: Column) -> Any:
         return self._recording.store.get(self._recording.table, column.meta.key)
 
-    def _decoded(self, item: int, parquet: Any = None) -> Delivery:
+    def _decoded(self, item: int, parquet: pq.ParquetFile) -> Delivery:
         """Decode an item: its columns' values, or their error."""
         histogram, columns = self._work[item]
         try:
@@ -201,9 +203,10 @@ class DecodeAhead:
             warned = len(self._recording.warnings)
 
         # Nothing resolves the futures in here: every series decodes itself, and sends what nobody took yet.
+        parquet = self._recording.reopen()  # not the parent's handle: an open file's position is shared
         for item, (_, columns) in enumerate(self._work):
             for column in columns:
-                self._series(column).unload(self._child_loader(item, column.index, send))
+                self._series(column).unload(self._child_loader(item, column.index, parquet, send))
         for index in reversed(range(len(self._tasks))):
             if not self._taken_tasks.take(index, _Claims.DECODER):
                 break  # the caller took the rest
@@ -215,10 +218,11 @@ class DecodeAhead:
             send("task", (index, result))
         send("tasks done", None)
 
-    def _child_loader(self, item: int, index: int, send: Callable[[str, Any], None]) -> Callable[[], Any]:
+    def _child_loader(self, item: int, index: int, parquet: pq.ParquetFile, send: Callable[[str, Any], None]
+                      ) -> Callable[[], Any]:
         def load() -> Any:
             mine = self._items.take(item, _Claims.DECODER)
-            delivery = self._decoded(item)
+            delivery = self._decoded(item, parquet)
             for other, value, _ in delivery:  # the siblings read with it, too
                 if other != index and value is not None:
                     self._series(self._columns[other]).provide(value)
