@@ -27,7 +27,7 @@ from .pages import (SINGLE_HOST, absent_plots, data_script, render, section_cont
 from .plots import TimeRange, plot_data
 from .promql.cache import EvalCache
 from .recording.budget import SeriesBudget
-from .recording.prefetch import DecodeAhead, Task, run_in_order
+from .recording.prefetch import DecodeAhead, Task, need_order, run_in_order
 from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
 from .timeparse import ceil_ms
@@ -144,7 +144,11 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     # whose series all stay loaded, a child process decodes them ahead and then takes tasks too (see `prefetch`);
     # a long one's memory is bounded by `budget` instead.
     metrics, metric_tasks = _metric_browser(build)
-    tasks = [partial(_section, build, section) for section in sections] + metric_tasks
+    queries = [plot.query for section in sections for plot in section.plots]
+    # The metric charts in the order the sections first read their metrics, the others last: the caller, taking
+    # tasks from the front, charts what its sections decoded; the child, from the back, what no section reads.
+    tasks = [partial(_section, build, section) for section in sections] + \
+        [metric_tasks[name] for name in need_order(metric_tasks, queries)]
 
     def announce(index: int) -> None:
         if index < len(sections):
@@ -152,7 +156,6 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
         elif index == len(sections):
             progress("metric browser")
 
-    queries = [plot.query for section in sections for plot in section.plots]
     ahead = None if budget.active else DecodeAhead(recording, queries, tasks, flush=build.flush)
     with ahead or nullcontext():
         try:
@@ -258,18 +261,18 @@ def _events(recording: Recording) -> list[dict[str, Any]]:
     return out
 
 
-def _metric_browser(build: _Build) -> tuple[list[dict[str, Any]], list[Task]]:
-    """The metric browser's table, and a task per metric that writes its data file per host: its default chart at
+def _metric_browser(build: _Build) -> tuple[list[dict[str, Any]], dict[str, Task]]:
+    """The metric browser's table, and per metric a task that writes its data file per host: its default chart at
     the coarsest level only (the browser's chart does not zoom into detail; the dashboards do). Each metric's
     series are released once its chart is written, so a long recording's build does not end up holding every
     column it has."""
-    rows, tasks = [], []
+    rows, tasks = [], {}
     for metric in metric_summaries(build.recording):
         name, kind = metric.pop("name"), metric.pop("kind")
         plot = metric_plot(name, kind, metric["unit"], metric["description"])
         rows.append({"name": name, **metric, "query": plot.query,
                      "data": f"data/{{host}}/metrics/{metric_slug(name)}.js"})
-        tasks.append(partial(_metric_data, build, name, plot))
+        tasks[name] = partial(_metric_data, build, name, plot)
     return rows, tasks
 
 
