@@ -28,7 +28,7 @@ from .footer import Footer, parse_footer
 # Rows of a histogram column decoded at once: about this many bytes of buckets, so a batch stays small (and in
 # cache) whatever the layout: a fixed row count would make a grouping power 7 histogram's batch 15 times as large.
 HISTOGRAM_BATCH_BYTES = 512 * 2**10
-SCALAR_READ_BYTES = 16 * 2**20  # decoded counters and gauges one read may produce (a metric is never split)
+SCALAR_READ_BYTES = 1 * 2**20  # decoded counters and gauges one read may produce (a metric is never split)
 RESERVED_COLUMNS = ("timestamp", "duration")
 
 
