@@ -25,9 +25,9 @@ from ..model import PROPERTY_KEYS, Kind, SeriesKey, SeriesMeta, make_labels
 from ..store import HistogramSeries, Series, Store, Table
 from .footer import Footer, parse_footer
 
-# Rows of a histogram column decoded at once: about this many bytes of buckets, so a batch stays small (and in
-# cache) whatever the layout: a fixed row count would make a grouping power 7 histogram's batch 15 times as large.
-HISTOGRAM_BATCH_BYTES = 512 * 2**10
+# Rows of a histogram column decoded at once: about this many bytes of buckets, whatever the layout (a fixed row
+# count would make a grouping power 7 histogram's batch 15 times as large as a grouping power 3 one's).
+HISTOGRAM_BATCH_BYTES = 2 * 2**20
 SCALAR_READ_BYTES = 1 * 2**20  # decoded counters and gauges one read may produce (a metric is never split)
 RESERVED_COLUMNS = ("timestamp", "duration")
 
