@@ -3,7 +3,7 @@
 Decoding Parquet is most of what reading a recording costs (histogram columns above all: lists of hundreds of
 buckets per row). The columns are items of work in the order the build's queries first name their metrics:
 counters and gauges in their read groups, histograms a column at a time. Each item is decoded once, by whoever
-takes it first (`_Claims`); a series whose item someone else took waits for it to be delivered.
+takes it first (`claims`); a series whose item someone else took waits for it to be delivered.
 
 Where the process may fork safely (Linux, and no other Python thread: the `rezgen build` command) a child process
 shares the build: the caller runs the build's tasks (its sections, then its metric charts) from the front, the
@@ -21,7 +21,6 @@ a task it did not finish is run by the caller. Only for recordings whose decoded
 
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import signal
@@ -37,11 +36,13 @@ from ..evaluation import plot_selectors
 from ..model import Kind
 from ..promql.cache import parse
 from ..promql.values import PromQLError
+from .claims import Claims
 from .reader import Column, Recording, RecordingError
 
 Work = list[tuple[bool, list[Column]]]  # items: (histogram?, columns decoded together), in decoding order
 Delivery = list[tuple[int, Any, "str | None"]]  # (column index, decoded value, or None and an error message)
 Task = Callable[[], Any]  # a part of the build; its result is picklable
+DECODER, CALLER = 1, 2  # who took an item or a task
 
 
 class _Undelivered(Exception):
@@ -58,8 +59,8 @@ class DecodeAhead:
         self._work = _work(recording, queries)
         self._tasks = tasks
         self._flush = flush  # what a task wrote is complete once this returns
-        self._items = _Claims(len(self._work))
-        self._taken_tasks = _Claims(len(tasks))
+        self._items = Claims(len(self._work))
+        self._taken_tasks = Claims(len(tasks))
         self._futures: dict[int, Future[Any]] = {}
         self._inline: dict[int, Callable[[], Any]] = {}
         self._tasks_done: Future[None] = Future()
@@ -94,7 +95,7 @@ class DecodeAhead:
         itself, should the child not finish them)."""
         results: dict[int, Any] = {}
         for index, task in enumerate(self._tasks):
-            if self._taken_tasks.take(index, _Claims.CALLER):
+            if self._taken_tasks.take(index, CALLER):
                 announce(index)
                 results[index] = task()
         try:
@@ -102,7 +103,7 @@ class DecodeAhead:
         except _Undelivered:
             pass
         results.update(self._results)
-        for index in self._taken_tasks.taken_by(_Claims.DECODER):
+        for index in self._taken_tasks.taken_by(DECODER):
             if index not in results:
                 results[index] = self._tasks[index]()
         return [results[index] for index in range(len(self._tasks))]
@@ -121,7 +122,7 @@ class DecodeAhead:
 
     def _loader(self, item: int, future: Future[Any], inline: Callable[[], Any]) -> Callable[[], Any]:
         def load() -> Any:
-            if not future.done() and self._items.take(item, _Claims.CALLER):
+            if not future.done() and self._items.take(item, CALLER):
                 return inline()
             try:
                 return future.result()
@@ -151,7 +152,7 @@ class DecodeAhead:
             for item in range(len(self._work)):
                 if self._stop.is_set():
                     return
-                if self._items.take(item, _Claims.DECODER):
+                if self._items.take(item, DECODER):
                     self._deliver(self._decoded(item, parquet))
         finally:
             self._abandon()
@@ -208,7 +209,7 @@ class DecodeAhead:
             for column in columns:
                 self._series(column).unload(self._child_loader(item, column.index, parquet, send))
         for index in reversed(range(len(self._tasks))):
-            if not self._taken_tasks.take(index, _Claims.DECODER):
+            if not self._taken_tasks.take(index, DECODER):
                 break  # the caller took the rest
             try:
                 result = self._tasks[index]()
@@ -221,7 +222,7 @@ class DecodeAhead:
     def _child_loader(self, item: int, index: int, parquet: pq.ParquetFile, send: Callable[[str, Any], None]
                       ) -> Callable[[], Any]:
         def load() -> Any:
-            mine = self._items.take(item, _Claims.DECODER)
+            mine = self._items.take(item, DECODER)
             delivery = self._decoded(item, parquet)
             for other, value, _ in delivery:  # the siblings read with it, too
                 if other != index and value is not None:
@@ -251,45 +252,6 @@ class DecodeAhead:
                 else:
                     self._tasks_done.set_result(None)
         self._abandon()
-
-
-class _Claims:
-    """Who took which of a list of items: a byte per item in memory shared with the child process (or thread),
-    changed under a lock that works across processes (a pipe holding one token byte)."""
-
-    FREE, DECODER, CALLER = 0, 1, 2
-
-    def __init__(self, count: int):
-        self._state = mmap.mmap(-1, max(1, count))  # anonymous and shared: the child writes the parent's bytes
-        self._token = os.pipe()
-        os.write(self._token[1], b"t")
-        self._closed = False
-        self._local = threading.Lock()  # against `close` from another thread of this process
-
-    def take(self, index: int, who: int) -> bool:
-        """Take the item if no one has (and the claims are still open); whether `who` got it."""
-        with self._local:
-            if self._closed:
-                return False
-            os.read(self._token[0], 1)
-            try:
-                free = self._state[index] == self.FREE
-                if free:
-                    self._state[index] = who
-            finally:
-                os.write(self._token[1], b"t")
-            return free
-
-    def taken_by(self, who: int) -> list[int]:
-        with self._local:
-            return [index for index, state in enumerate(self._state[:]) if state == who]  # bytes: ints
-
-    def close(self) -> None:
-        with self._local:
-            self._closed = True
-            self._state.close()
-            for fd in self._token:
-                os.close(fd)
 
 
 def run_in_order(tasks: Sequence[Task], announce: Callable[[int], None] = lambda index: None) -> list[Any]:
