@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
-from importlib.metadata import version
 from typing import Any
 
 import jinja2
 import orjson
 
+from . import __version__
 from .dashboards import Plot, Section
 from .plots import TimeRange
 
@@ -64,7 +64,7 @@ def site_context(title: str, start_ns: int, end_ns: int, sections: list[tuple[Se
                       "count": count} for i, (s, count) in enumerate(sections)],
         "pages": [{"href": "metrics.html", "title": "Metrics"}, {"href": "system.html", "title": "System"}],
         "hosts": hosts if hosts != [SINGLE_HOST] else [],
-        "generator": f"rezgen {version('rezgen')}",
+        "generator": f"rezgen {__version__}",
     }
 
 

@@ -6,7 +6,6 @@ an installed wheel carries the same files as the packages `rezgen.default_dashbo
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 
 
@@ -14,4 +13,6 @@ def resource_dir(name: str) -> Path:
     checkout = Path(__file__).resolve().parent.parent / name
     if checkout.is_dir():
         return checkout
+    import importlib.resources  # here: its import costs every command 10 ms, and a checkout does not need it
+
     return Path(str(importlib.resources.files(f"rezgen.default_{name}")))
