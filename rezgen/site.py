@@ -159,6 +159,7 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     ahead = None if budget.active else DecodeAhead(recording, queries, tasks, flush=build.flush)
     with ahead or nullcontext():
         try:
+            build.copy_static()  # after the fork: the writer's thread must not exist yet then
             results = ahead.run_tasks(announce) if ahead else run_in_order(tasks, announce)
         except BaseException:
             build.finish(check=False)
@@ -184,7 +185,6 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
         # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
         shutil.copyfile(work / "metrics.html", work / "index.html")
         report.pages.append("index.html")
-    shutil.copytree(resource_dir("templates") / "static", work / "static")
     return report
 
 
@@ -202,7 +202,11 @@ class _Build:
     # Data files are written by a thread of their own (writing does not hold the GIL) while the next charts are
     # computed.
     _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "rezgen-write"))
-    _writes: list[Future[int]] = field(default_factory=list)
+    _writes: list[Future[Any]] = field(default_factory=list)
+
+    def copy_static(self) -> None:
+        self._writes.append(self._writer.submit(shutil.copytree, resource_dir("templates") / "static",
+                                                self.work / "static"))
 
     def write_data(self, path: Path, key: str, payload: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
