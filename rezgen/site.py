@@ -106,6 +106,7 @@ def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, 
            output: Path, progress: Progress) -> BuildReport:
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    work.chmod(0o755)  # mkdtemp's is 0700: the site is meant to be published (a web server reads it as another user)
     try:
         report = _render(recording, sections, budget, env, work, progress)
         _swap(work, output)
