@@ -80,7 +80,7 @@ def bench_c16(cache: Path, runs: int) -> Path:
     print(f"(a) c16.parquet ({Path(path).stat().st_size / 1e6:.1f} MB on disk), runs taken in turns")
     print(f"    pyarrow read   median {floor.wall:.3f} s  runs {floor.walls()}  peak RSS {floor.rss:.0f} MB")
     print(f"    rezgen build   median {build.wall:.3f} s  runs {build.walls()}  peak RSS {build.rss:.0f} MB "
-          f"(of which its decoding process {build.children_rss:.0f} MB)")
+          f"(of which its child process {build.children_rss:.0f} MB)")
     print(f"    time ratio {ratio:.2f}x (goal <= {GOAL_RATIO:g})  {verdict(ratio <= GOAL_RATIO)}")
     print(f"    peak RSS {build.rss:.0f} MB (goal <= {GOAL_RSS_MB})  {verdict(build.rss <= GOAL_RSS_MB)}")
     size, disk = site_bytes(out)
