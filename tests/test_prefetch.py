@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +193,31 @@ def test_run_in_order_runs_and_announces_every_task_here(tmp_path):
     announced = []
     results = run_in_order(marking_tasks(tmp_path / "marks", 5), announced.append)
     assert results == [(number, os.getpid()) for number in range(5)] and announced == list(range(5))
+
+
+KILLED_PARENT = """
+import sys, time
+from rezgen.recording.prefetch import DecodeAhead
+from rezgen.recording.reader import open_recording
+recording = open_recording(sys.argv[1])
+with DecodeAhead(recording, [], [lambda: time.sleep(60)], fork=True) as ahead:
+    print(ahead.child, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_the_child_process_dies_with_a_parent_killed_outright(two_hosts):
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(two_hosts)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    for _ in range(100):
+        try:
+            if ") Z " in Path(f"/proc/{child}/stat").read_text():  # dead, not reaped yet
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the child outlived its parent")

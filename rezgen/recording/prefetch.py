@@ -21,6 +21,7 @@ a task it did not finish is run by the caller. Only for recordings whose decoded
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
@@ -43,6 +44,7 @@ Work = list[tuple[bool, list[Column]]]  # items: (histogram?, columns decoded to
 Delivery = list[tuple[int, Any, "str | None"]]  # (column index, decoded value, or None and an error message)
 Task = Callable[[], Any]  # a part of the build; its result is picklable
 DECODER, CALLER = 1, 2  # who took an item or a task
+PR_SET_PDEATHSIG = 1  # prctl(2), Linux
 
 
 class _Undelivered(Exception):
@@ -178,12 +180,14 @@ class DecodeAhead:
 
     def _fork(self) -> BinaryIO:
         read, write = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: work, send, and leave without running the parent's exit handlers
             code = 1
             try:
                 os.close(read)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
+                _die_with(parent)
                 with os.fdopen(write, "wb") as pipe:
                     self._child_main(pipe)
                 code = 0
@@ -266,6 +270,13 @@ def run_in_order(tasks: Sequence[Task], announce: Callable[[int], None] = lambda
 def _may_fork() -> bool:
     """Forking is safe where no other Python thread may hold a lock the child would need."""
     return sys.platform == "linux" and threading.active_count() == 1
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (a parent killed outright cannot end it)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os._exit(1)
 
 
 def _end(pid: int) -> None:
