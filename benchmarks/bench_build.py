@@ -1,6 +1,6 @@
 """Static-site benchmarks: build time and memory against a bare pyarrow read, a day-long build, first paint.
 
-    .venv/bin/python benchmarks/bench_build.py [--only c16,day,paint] [--runs 3] [--cache DIR]
+    .venv/bin/python benchmarks/bench_build.py [--only c16,day,paint] [--runs 7] [--cache DIR]
 
 (a) `rezgen build` of c16.parquet vs `pq.ParquetFile(p).read()`, each in fresh processes (interpreter start and
     imports included), taken in turns, median of --runs after a discarded warm-up; peak RSS of the process plus
@@ -166,7 +166,7 @@ def bench_paint(site: Path, runs: int = 5) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="c16,day,paint", help="comma-separated: c16, day, paint")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs of (a) after the warm-up")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of (a) after the warm-up")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("REZGEN_BENCH_CACHE", "/tmp/rezgen-bench")))
     args = parser.parse_args()
     parts = set(args.only.split(","))
