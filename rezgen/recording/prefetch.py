@@ -92,9 +92,9 @@ class DecodeAhead:
         return self._child
 
     def run_tasks(self, announce: Callable[[int], None] = lambda index: None) -> list[Any]:
-        """The tasks' results, in order. This runs every task not taken yet, from the front (announcing each),
-        while the child takes them from the back; then it waits for the child's results (or runs those tasks
-        itself, should the child not finish them)."""
+        """The tasks' results, in order. This runs every task not taken yet, from the front, while the child takes
+        them from the back; then it waits for the child's results (or runs those tasks itself, should the child
+        not finish them). Each task is announced as it starts here, the child's as their results are taken."""
         results: dict[int, Any] = {}
         for index, task in enumerate(self._tasks):
             if self._taken_tasks.take(index, CALLER):
@@ -104,10 +104,9 @@ class DecodeAhead:
             self._tasks_done.result()
         except _Undelivered:
             pass
-        results.update(self._results)
         for index in self._taken_tasks.taken_by(DECODER):
-            if index not in results:
-                results[index] = self._tasks[index]()
+            announce(index)
+            results[index] = self._results[index] if index in self._results else self._tasks[index]()
         return [results[index] for index in range(len(self._tasks))]
 
     def __enter__(self) -> DecodeAhead:
