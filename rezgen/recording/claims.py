@@ -7,10 +7,14 @@ the process holding it die, plus a thread lock within each process (record locks
 
 from __future__ import annotations
 
-import fcntl
 import mmap
 import tempfile
 import threading
+
+try:
+    import fcntl
+except ImportError:  # Windows: no fork either, so the claims are only ever shared by threads
+    fcntl = None  # type: ignore[assignment]
 
 
 class Claims:
@@ -27,13 +31,15 @@ class Claims:
         with self._local:
             if self._closed:
                 return False
-            fcntl.lockf(self._file, fcntl.LOCK_EX)
+            if fcntl is not None:
+                fcntl.lockf(self._file, fcntl.LOCK_EX)
             try:
                 free = self._state[index] == self.FREE
                 if free:
                     self._state[index] = who
             finally:
-                fcntl.lockf(self._file, fcntl.LOCK_UN)
+                if fcntl is not None:
+                    fcntl.lockf(self._file, fcntl.LOCK_UN)
             return free
 
     def taken_by(self, who: int) -> list[int]:
