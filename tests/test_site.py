@@ -27,8 +27,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -37,7 +39,7 @@ import numpy as np
 import pytest
 
 from rawparquet import RawRecording
-from shared import REPO_ROOT, unavailable
+from shared import REPO_ROOT, shared_recording, unavailable
 from siterecordings import HOSTILE_NAMES, HOSTS, write_hostile_cgroups, write_nodes, write_two_hosts
 
 NS = 1_000_000_000
@@ -391,6 +393,56 @@ def test_a_failed_build_says_why_in_one_line_and_leaves_the_previous_site(two_si
     assert len(lines) == 1 and lines[0].startswith("rezgen: "), f"{bad}: stderr is {done.stderr!r}"
     assert tree_digest(site) == before, f"{bad}: the previous site changed"
     assert sorted(os.listdir(parent)) == ["site"], f"{bad}: left beside the site: {os.listdir(parent)}"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:  # field 4: the parent's pid
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_ctrl_c_ends_a_build_and_its_second_process_leaving_the_previous_site(two_site, tmp_path):
+    recording = shared_recording("c16.parquet")  # long enough a build to be caught half-way
+    parent = tmp_path / "out"
+    parent.mkdir()
+    site = parent / "site"
+    shutil.copytree(two_site, site)
+    before = tree_digest(site)
+    build = subprocess.Popen([sys.executable, "-m", "rezgen", "build", str(recording), "-o", str(site), "-q"],
+                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: list[int] = []
+    for _ in range(400):  # until the build has forked its second process
+        children = _children(build.pid)
+        if children or build.poll() is not None:
+            break
+        time.sleep(0.01)
+    assert children, "the build did not fork"
+    build.send_signal(signal.SIGINT)
+    _, stderr = build.communicate(timeout=30)
+    assert build.returncode == 130 and stderr.strip() == "rezgen: aborted", stderr
+    assert tree_digest(site) == before
+    assert sorted(os.listdir(parent)) == ["site"], os.listdir(parent)
+    for _ in range(100):
+        if not any(_alive(child) for child in children):
+            break
+        time.sleep(0.05)
+    assert not any(_alive(child) for child in children), "the second process outlived the build"
 
 
 # -- user dashboards and templates ------------------------------------------------------------------------------
