@@ -29,6 +29,7 @@ import sys
 import threading
 from collections import defaultdict
 from concurrent.futures import Future
+from functools import partial
 from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 import pyarrow.parquet as pq
@@ -64,19 +65,16 @@ class DecodeAhead:
         self._items = Claims(len(self._work))
         self._taken_tasks = Claims(len(tasks))
         self._futures: dict[int, Future[Any]] = {}
-        self._inline: dict[int, Callable[[], Any]] = {}
         self._tasks_done: Future[None] = Future()
         self._results: dict[int, Any] = {}  # of the tasks the child ran
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        for item, (histogram, columns) in enumerate(self._work):
+        self._columns = {column.index: column for _, columns in self._work for column in columns}
+        for item, (_, columns) in enumerate(self._work):
             for column in columns:
                 future: Future[Any] = Future()
                 self._futures[column.index] = future
-                self._inline[column.index] = recording.histogram_loader(column) if histogram else \
-                    recording.scalar_loader(column, columns)
-                self._series(column).unload(self._loader(item, future, self._inline[column.index]))
-        self._columns = {column.index: column for _, columns in self._work for column in columns}
+                self._series(column).unload(self._loader(item, column.index, future))
         self._child: int | None = None
         if fork if fork is not None else _may_fork():
             target, args = self._receive, (self._fork(),)
@@ -121,26 +119,46 @@ class DecodeAhead:
         self._items.close()
         self._taken_tasks.close()
 
-    def _loader(self, item: int, future: Future[Any], inline: Callable[[], Any]) -> Callable[[], Any]:
+    def _loader(self, item: int, index: int, future: Future[Any]) -> Callable[[], Any]:
+        """The caller's: decodes the item when no one has taken it, else waits for it (or decodes it after all,
+        should it not come)."""
         def load() -> Any:
             if not future.done() and self._items.take(item, CALLER):
-                return inline()
+                return self._load(item, index, None)
             try:
                 return future.result()
             except _Undelivered:
-                return inline()
+                return self._load(item, index, None)
 
         return load
+
+    def _load(self, item: int, index: int, parquet: pq.ParquetFile | None,
+              send: Callable[[str, Any], None] | None = None) -> Any:
+        """Decode an item (through `parquet`, else the recording's own handle) and `send` it; the column's values,
+        its siblings (the counters and gauges read with it) handed theirs."""
+        delivery = self._decoded(item, parquet)
+        if send is not None:
+            send("columns", delivery)
+        found: tuple[Any, str | None] = (None, None)
+        for other, value, error in delivery:
+            if other == index:
+                found = (value, error)
+            elif value is not None:
+                self._series(self._columns[other]).provide(value)
+        if found[1] is not None:
+            raise RecordingError(found[1])
+        return found[0]
 
     def _series(self, column: Column) -> Any:
         return self._recording.store.get(self._recording.table, column.meta.key)
 
-    def _decoded(self, item: int, parquet: pq.ParquetFile) -> Delivery:
+    def _decoded(self, item: int, parquet: pq.ParquetFile | None) -> Delivery:
         """Decode an item: its columns' values, or their error."""
         histogram, columns = self._work[item]
         try:
             if histogram:
-                return [(columns[0].index, self._recording.histogram_loader(columns[0], lambda: parquet)(), None)]
+                handle = (lambda: parquet) if parquet is not None else None
+                return [(columns[0].index, self._recording.histogram_loader(columns[0], handle)(), None)]
             return [(index, values, None) for index, values in self._recording.read_scalars(columns, parquet).items()]
         except RecordingError as exc:
             return [(column.index, None, str(exc)) for column in columns]
@@ -210,7 +228,7 @@ class DecodeAhead:
         parquet = self._recording.reopen()  # not the parent's handle: an open file's position is shared
         for item, (_, columns) in enumerate(self._work):
             for column in columns:
-                self._series(column).unload(self._child_loader(item, column.index, parquet, send))
+                self._series(column).unload(partial(self._child_load, item, column.index, parquet, send))
         for index in reversed(range(len(self._tasks))):
             if not self._taken_tasks.take(index, DECODER):
                 break  # the caller took the rest
@@ -222,22 +240,9 @@ class DecodeAhead:
             send("task", (index, result))
         send("tasks done", None)
 
-    def _child_loader(self, item: int, index: int, parquet: pq.ParquetFile, send: Callable[[str, Any], None]
-                      ) -> Callable[[], Any]:
-        def load() -> Any:
-            mine = self._items.take(item, DECODER)
-            delivery = self._decoded(item, parquet)
-            for other, value, _ in delivery:  # the siblings read with it, too
-                if other != index and value is not None:
-                    self._series(self._columns[other]).provide(value)
-            if mine:
-                send("columns", delivery)
-            value, error = next((value, error) for other, value, error in delivery if other == index)
-            if error is not None:
-                raise RecordingError(error)
-            return value
-
-        return load
+    def _child_load(self, item: int, index: int, parquet: pq.ParquetFile, send: Callable[[str, Any], None]) -> Any:
+        """The child's: decodes the item, and sends it to the caller unless the caller took it first."""
+        return self._load(item, index, parquet, send if self._items.take(item, DECODER) else None)
 
     def _receive(self, pipe: BinaryIO) -> None:
         with pipe:
