@@ -166,11 +166,11 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
             build.finish(check=False)
             raise
         build.finish()
-    built = [(section, result[0]) for section, result in zip(sections, results) if result is not None]
-    report.plots = sum(result[1] for result in results[: len(sections)] if result is not None)
+    built = [(section, context) for section, context in zip(sections, results) if context is not None]
+    counts = [(section, sum(len(group["plots"]) for group in context["groups"])) for section, context in built]
+    report.plots = sum(count for _, count in counts)
     report.missing = sum(len(context["missing"]) for _, context in built)
-    site = site_context(recording.path.name, start, end,
-                        [(s, sum(len(g["plots"]) for g in c["groups"])) for s, c in built], hosts)
+    site = site_context(recording.path.name, start, end, counts, hosts)
     for index, (section, context) in enumerate(built):
         name = "index.html" if index == 0 else f"{section.route}.html"
         _write_page(env, "section.html", work / name, site=site, page=section_page(section), section=context,
@@ -236,9 +236,8 @@ class _Build:
         return plot_data(self.recording.store, plot, self.span, scope, coarse_only=coarse_only, cache=self.cache)
 
 
-def _section(build: _Build, section: Section) -> tuple[dict[str, Any], int] | None:
-    """Writes the section's data file per host: (template context, how many plots have data), or None when none
-    has."""
+def _section(build: _Build, section: Section) -> dict[str, Any] | None:
+    """Writes the section's data file per host; its template context, or None when no plot has data."""
     payloads: dict[str, dict[str, Any]] = {}
     for host, scope in build.scopes():
         payloads[host] = {}
@@ -251,8 +250,7 @@ def _section(build: _Build, section: Section) -> tuple[dict[str, Any], int] | No
     for host, payload in payloads.items():
         build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
                          section_payload(section, payload, build.span, build.events))
-    return section_context(section, with_data, absent_plots(section, build.recording.store) - with_data), \
-        len(with_data)
+    return section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
 
 
 def _events(recording: Recording) -> list[dict[str, Any]]:
