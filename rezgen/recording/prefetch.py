@@ -157,8 +157,7 @@ class DecodeAhead:
         histogram, columns = self._work[item]
         try:
             if histogram:
-                handle = (lambda: parquet) if parquet is not None else None
-                return [(columns[0].index, self._recording.histogram_loader(columns[0], handle)(), None)]
+                return [(columns[0].index, self._recording.histogram_loader(columns[0], parquet)(), None)]
             return [(index, values, None) for index, values in self._recording.read_scalars(columns, parquet).items()]
         except RecordingError as exc:
             return [(column.index, None, str(exc)) for column in columns]

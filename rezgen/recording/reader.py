@@ -147,15 +147,15 @@ class Recording:
             matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
             yield batch.column(matches[column.occurrence])
 
-    def histogram_loader(self, column: Column, parquet: Callable[[], pq.ParquetFile] | None = None
+    def histogram_loader(self, column: Column, parquet: pq.ParquetFile | None = None
                          ) -> Callable[[], HistogramColumn]:
-        """Decodes a histogram column when called, in row batches straight into sparse deltas (through the handle
-        `parquet` gives, when reading from another thread)."""
+        """Decodes a histogram column when called, in row batches straight into sparse deltas (through `parquet`,
+        a handle of its own, when reading from another thread or process)."""
         def load() -> HistogramColumn:
             layout = _layout(column)
             hist = HistogramColumn(layout.buckets)
             blocks: list[tuple[np.ndarray, np.ndarray]] = []
-            for lists in self._batches(column, parquet() if parquet else None):
+            for lists in self._batches(column, parquet):
                 decoded = _dense_lists(lists, layout.buckets)
                 if decoded is None:
                     # A malformed column is dropped with a warning; the rest of the recording stays usable.
