@@ -23,7 +23,7 @@ def recording(name: str) -> Path:
 
 
 # Prepended to a child's code: at exit it writes its own peak RSS and that of the children it waited for (the
-# build's decoding process), which wait4 would report as the larger of the two rather than their sum.
+# build's second process), which wait4 would report as the larger of the two rather than their sum.
 PEAKS = """
 import atexit, os, resource
 def _peaks():
