@@ -12,11 +12,15 @@ from typing import Any, Callable, NoReturn
 # (a tenth of a CPU second), the core a build's second process works on. Set before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import click  # noqa: E402
+from .gcpause import paused_gc  # noqa: E402
 
-from .promql.values import PromQLError  # noqa: E402
-from .recording.reader import RecordingError, open_recording  # noqa: E402
-from .timeparse import parse_duration, parse_time  # noqa: E402
+# Importing numpy and pyarrow makes a great many objects and no garbage: collections during it cost ~30 ms.
+with paused_gc():
+    import click
+
+    from .promql.values import PromQLError
+    from .recording.reader import RecordingError, open_recording
+    from .timeparse import parse_duration, parse_time
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -133,8 +137,9 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     """Render RECORDING as a static site: one page per dashboard section, openable from disk."""
     from pathlib import Path
 
-    from .dashboards import DashboardError
-    from .site import SiteError, build_site
+    with paused_gc():  # importing jinja2 and the site's modules makes no garbage either
+        from .dashboards import DashboardError
+        from .site import SiteError, build_site
 
     def progress(message: str) -> None:
         if not quiet:

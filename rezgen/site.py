@@ -92,13 +92,13 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
                templates: Path | None = None, progress: Progress | None = None, served: bool = False
                ) -> BuildReport:
     """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`."""
-    sections = load_dashboards(dashboards)
-    budget = SeriesBudget(recording)
-    env = template_environment(templates)
-    env.globals["served"] = served
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
+        sections = load_dashboards(dashboards)
+        budget = SeriesBudget(recording)
+        env = template_environment(templates)
+        env.globals["served"] = served
         return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None))
 
 
@@ -146,10 +146,12 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     # a long one's memory is bounded by `budget` instead.
     metrics, metric_tasks = _metric_browser(build)
     queries = [plot.query for section in sections for plot in section.plots]
-    # The metric charts in the order the sections first read their metrics, the others last: the caller, taking
-    # tasks from the front, charts what its sections decoded; the child, from the back, what no section reads.
+    # The metric charts in the order the sections first read their metrics, the others last, the dearest to decode
+    # at the end: the caller, taking tasks from the front, charts what its sections decoded; the child, from the
+    # back, what no section reads, and the two meet over cheap charts.
+    cells = recording.metric_cells()
     tasks = [partial(_section, build, section) for section in sections] + \
-        [metric_tasks[name] for name in need_order(metric_tasks, queries)]
+        [metric_tasks[name] for name in need_order(metric_tasks, queries, lambda name: cells.get(name, 0))]
 
     def announce(index: int) -> None:
         if index < len(sections):

@@ -58,18 +58,54 @@ def test_a_thread_decodes_every_series_ahead_of_the_caller(two_hosts, monkeypatc
         assert_holds_the_files_values(recording, RawRecording(two_hosts))
 
 
-def test_columns_the_child_decodes_for_its_tasks_reach_the_caller_decoded(two_hosts, monkeypatch):
+def test_the_child_sends_the_caller_the_columns_of_metrics_the_queries_name_and_no_others(two_hosts, monkeypatch):
     recording = open_recording(two_hosts)
 
-    def read_everything() -> int:  # the only task: the child takes it, as it takes tasks from the back
-        return sum(len(series.points()[0]) for series in recording.store)
+    def read_everything() -> tuple[int, int]:  # the only task: the child takes it, as it takes tasks from the back
+        return os.getpid(), sum(len(series.points()[0]) for series in recording.store)
 
-    with DecodeAhead(recording, QUERIES, [read_everything], fork=True) as ahead:
+    with DecodeAhead(recording, ["sum(irate(cpu_usage[5m]))"], [read_everything], fork=True) as ahead:
         assert ahead.child is not None
-        time.sleep(0.5)
-        refuse_to_decode(monkeypatch)  # here, in the caller
+        time.sleep(0.5)  # the child has taken the task
+        [(pid, points)] = ahead.run_tasks()  # the child's messages are in by the time its result is
+        assert pid == ahead.child
+        decoded = record_decoding(monkeypatch)  # here, in the caller
+        assert points == sum(len(series.points()[0]) for series in recording.store)
         assert_holds_the_files_values(recording, RawRecording(two_hosts))
-        assert ahead.run_tasks() == [sum(len(series.points()[0]) for series in recording.store)]
+    assert "cpu_usage" not in decoded  # sent: the caller's sections read what the queries name
+    assert "syscall_latency" in decoded  # a histogram no query names: only the child's own task read it
+
+
+def record_decoding(monkeypatch) -> set[str]:
+    """The metrics whose columns are decoded from now on."""
+    decoded: set[str] = set()
+    read_scalars, batches = Recording.read_scalars, Recording._batches
+
+    def scalars(self, columns, *args, **kwargs):
+        decoded.update(column.meta.key.metric for column in columns)
+        return read_scalars(self, columns, *args, **kwargs)
+
+    def histogram(self, column, *args, **kwargs):
+        decoded.add(column.meta.key.metric)
+        return batches(self, column, *args, **kwargs)
+
+    monkeypatch.setattr(Recording, "read_scalars", scalars)
+    monkeypatch.setattr(Recording, "_batches", histogram)
+    return decoded
+
+
+def test_columns_the_child_sent_are_not_decoded_again_by_the_caller(two_hosts, monkeypatch):
+    recording = open_recording(two_hosts)
+    named = [s for s in recording.store if s.key.metric in ("syscall_latency", "cpu_usage")]
+
+    def read_named() -> int:
+        return sum(len(series.points()[0]) for series in named)
+
+    with DecodeAhead(recording, QUERIES, [read_named], fork=True) as ahead:
+        time.sleep(0.5)  # the child has taken the task
+        expected = ahead.run_tasks()
+        refuse_to_decode(monkeypatch)  # here, in the caller
+        assert expected == [read_named()]
 
 
 def refuse_to_decode(monkeypatch) -> None:
@@ -139,6 +175,11 @@ def test_a_child_process_is_only_forked_where_no_other_thread_runs(two_hosts):
 def test_metrics_are_decoded_in_the_order_the_queries_first_name_them_then_by_name():
     queries = ["sum(irate(c[5m])) / sum(a)", "rate(unknown[1m])", "not a query (", "b + c"]
     assert need_order(["d", "b", "c", "a", "e"], queries) == ["c", "a", "b", "d", "e"]
+
+
+def test_metrics_no_query_names_go_from_the_cheapest_to_decode_to_the_dearest():
+    cost = {"a": 5, "b": 1, "c": 9, "d": 3, "e": 3}
+    assert need_order(["d", "b", "c", "a", "e"], ["sum(c)"], cost.__getitem__) == ["c", "b", "d", "e", "a"]
 
 
 def marking_tasks(path, count: int, fails_in_child: bool = False) -> list:

@@ -162,6 +162,16 @@ def test_histogram_lists_with_item_or_element_children_read_alike(tmp_path):
     assert got == {labels(op="a"): expected, labels(op="b"): expected}
 
 
+def test_a_metrics_decoded_size_counts_each_bucket_of_a_histogram_row(tmp_path):
+    path = write(tmp_path / "r.parquet", [
+        counter("a", [0, 1, 2], metric="requests", op="a"),
+        counter("b", [0, 1, 2], metric="requests", op="b"),
+        gauge("c", [5, 5, 5], metric="memory"),
+        histogram("d:buckets", [[0] * 16] * 3, metric="latency"),  # g=2, m=5: 16 buckets
+    ])
+    assert open_recording(path).metric_cells() == {"requests": 2 * 3, "memory": 3, "latency": 16 * 3}
+
+
 def test_histogram_without_grouping_power_is_skipped_with_a_warning(tmp_path):
     path = write(tmp_path / "nog.parquet", [
         counter("ok", [0, 1, 2]),

@@ -7,9 +7,10 @@ takes it first (`claims`); a series whose item someone else took waits for it to
 
 Where the process may fork safely (Linux, and no other Python thread: the `rezgen build` command) a child process
 shares the build: the caller runs the build's tasks (its sections, then its metric charts) from the front, the
-child from the back, each decoding what its tasks read, until the two meet. What the child decodes first it sends
-to the caller (who may need it later); what the caller took first the child decodes again for itself. The child
-sends each task's result back. A decoding thread would do that work on the same core, but it needs the GIL
+child from the back, each decoding what its tasks read, until the two meet. Columns of the metrics the sections
+read the child sends to the caller once decoded (the caller's sections may need them later), unless the caller took
+them first, in which case the child decodes them again for itself; any other column only its metric's chart reads.
+The child sends each task's result back. A decoding thread would do that work on the same core, but it needs the GIL
 between Arrow's calls while the evaluation holds it: each hand-over waits up to the interpreter's switch interval,
 and the decoding took twice its CPU time. Elsewhere (the rebuilds of `rezgen serve`, inside a threaded server) a
 thread decodes the items in order ahead of the caller, who runs every task.
@@ -59,7 +60,13 @@ class DecodeAhead:
     def __init__(self, recording: Recording, queries: Iterable[str], tasks: Sequence[Task] = (),
                  flush: Callable[[], None] = lambda: None, fork: bool | None = None):
         self._recording = recording
+        queries = list(queries)
         self._work = _work(recording, queries)
+        # Only the columns of metrics the queries name are read by more than one task (a section, and the metric's
+        # chart); those are worth sending from the child. Any other is read by its metric's chart alone.
+        named = _named_metrics(queries, {c.meta.key.metric for c in recording.columns})
+        self._shared = {item for item, (_, columns) in enumerate(self._work)
+                        if any(c.meta.key.metric in named for c in columns)}
         self._tasks = tasks
         self._flush = flush  # what a task wrote is complete once this returns
         self._items = Claims(len(self._work))
@@ -223,7 +230,7 @@ class DecodeAhead:
             pipe.flush()
             warned = len(self._recording.warnings)
 
-        # Nothing resolves the futures in here: every series decodes itself, and sends what nobody took yet.
+        # Nothing resolves the futures in here: every series decodes itself, and sends what the caller may read.
         parquet = self._recording.reopen()  # not the parent's handle: an open file's position is shared
         for item, (_, columns) in enumerate(self._work):
             for column in columns:
@@ -240,8 +247,11 @@ class DecodeAhead:
         send("tasks done", None)
 
     def _child_load(self, item: int, index: int, parquet: pq.ParquetFile, send: Callable[[str, Any], None]) -> Any:
-        """The child's: decodes the item, and sends it to the caller unless the caller took it first."""
-        return self._load(item, index, parquet, send if self._items.take(item, DECODER) else None)
+        """The child's: decodes the item, and sends it to the caller if the caller may read it too and has not
+        taken it first. An item no one else reads is not taken: should the caller need it after all (the child
+        gone), it decodes it itself."""
+        shared = item in self._shared and self._items.take(item, DECODER)
+        return self._load(item, index, parquet, send if shared else None)
 
     def _receive(self, pipe: BinaryIO) -> None:
         with pipe:
@@ -312,9 +322,22 @@ def _work(recording: Recording, queries: Iterable[str]) -> Work:
     return work
 
 
-def need_order(metrics: Iterable[str], queries: Iterable[str]) -> list[str]:
-    """The metrics in the order the queries first name them, then the others in name order."""
+def need_order(metrics: Iterable[str], queries: Iterable[str], cost: Callable[[str], float] | None = None
+               ) -> list[str]:
+    """The metrics in the order the queries first name them, then the others in name order, or with `cost` from
+    the cheapest to the dearest: of two processes taking a list from either end, the one working from the back
+    starts with the dearest, and the two meet over cheap ones rather than one waiting for the other's last."""
     known = set(metrics)
+    order = _named_metrics(queries, known)
+    rest = sorted(known - order.keys())
+    if cost is not None:
+        rest.sort(key=cost)  # stable: equal costs stay in name order
+    order.update((name, None) for name in rest)
+    return list(order)
+
+
+def _named_metrics(queries: Iterable[str], known: set[str]) -> dict[str, None]:
+    """The known metrics the queries name, in the order they first do."""
     order: dict[str, None] = {}
     for query in queries:
         try:
@@ -322,5 +345,4 @@ def need_order(metrics: Iterable[str], queries: Iterable[str]) -> list[str]:
         except PromQLError:
             continue  # the chart reports it
         order.update((name, None) for name in names if name in known)
-    order.update((name, None) for name in sorted(known))
-    return list(order)
+    return order

@@ -76,6 +76,15 @@ class Recording:
         ts = self.table.timestamps
         return int(ts[0]), int(ts[-1])
 
+    def metric_cells(self) -> dict[str, int]:
+        """Per metric, how many values decoding its columns yields (a histogram row holds one per bucket): roughly
+        what decoding it costs."""
+        cells: Counter[str] = Counter()
+        for column in self.columns:
+            per_row = _layout(column).buckets if column.meta.kind is Kind.HISTOGRAM else 1
+            cells[column.meta.key.metric] += per_row * self.rows
+        return dict(cells)
+
     def _read_groups(self, metrics: Iterable[list[Column]]) -> Iterator[list[Column]]:
         """The counters and gauges decoded together: whole metrics, several of them while their values stay within
         `SCALAR_READ_BYTES` (one Parquet read has a cost of its own, and a build reads every metric)."""
