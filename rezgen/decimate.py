@@ -9,7 +9,7 @@ each finer level (`ZOOM_FACTOR` times more buckets) only while series x points s
 one-line chart of a day carries a coarse and a finer level, while heatmaps and many-series charts carry the
 coarse one alone, and the size of a site grows with the number of charts rather than the length of the recording.
 
-Rows are reduced as they are evaluated, chunk by chunk of steps (`RowReducer`): to the finest bucket any level
+Rows are reduced as they are evaluated, chunk by chunk of steps (`Reducer`): to the finest bucket any level
 needs, from which every coarser level follows exactly (the minimum of minima is the minimum). Memory is the
 reduced size, never the full-resolution rows of a long recording.
 """
@@ -74,66 +74,79 @@ def plan(steps: int, base: int, rows: int, per_bucket: int = 2, budget: int = PL
     return [b for i, b in enumerate(levels) if i == 0 or rows * points(steps, b, per_bucket) <= budget]
 
 
-def level_buckets(steps: int, points_per_bucket: int = 2) -> list[int]:
-    """Bucket sizes of the levels of a one-series plot of `steps` samples: coarsest first, 1 = full resolution."""
-    base = finest_bucket(steps, points_per_bucket)
-    return plan(steps, base, 1, points_per_bucket)
+class Reducer:
+    """The rows of a plot (series x steps), fed consecutive chunks of steps and kept at bucket `base`: the values
+    themselves when base is 1, otherwise each bucket's minimum and maximum (NaN = no value in the bucket); "max"
+    keeps only the maximum (heatmap cells). Rows may be added as series appear: NaN before they do."""
 
-
-class RowReducer:
-    """One row of a plot, fed consecutive chunks of steps and kept at bucket `base`: the values themselves when
-    base is 1, otherwise each bucket's minimum and maximum (NaN = no value in the bucket); "max" keeps only the
-    maximum (heatmap cells)."""
-
-    def __init__(self, steps: int, base: int, reducer: str = "envelope"):
+    def __init__(self, rows: int, steps: int, base: int, reducer: str = "envelope"):
         self.steps = steps
         self.base = base
         self.reducer = reducer
         self.filled = 0
-        count = steps if base <= 1 else math.ceil(steps / base)
-        self.high = np.full(count, np.nan)
-        self.low = np.full(count, np.nan) if base > 1 and reducer == "envelope" else None
+        cells = steps if base <= 1 else math.ceil(steps / base)
+        self.high = np.full((rows, cells), np.nan)
+        self.low = np.full((rows, cells), np.nan) if base > 1 and reducer == "envelope" else None
 
     @property
-    def empty(self) -> bool:
-        """No value at all (NaN everywhere)."""
-        return bool(np.isnan(self.high).all())
+    def rows(self) -> int:
+        return len(self.high)
+
+    @property
+    def empty(self) -> np.ndarray:
+        """Per row: no value at all (NaN everywhere)."""
+        return np.isnan(self.high).all(axis=1)
 
     @property
     def values(self) -> np.ndarray:
         """Full-resolution values (base 1 only)."""
         return self.high
 
-    def skip(self, count: int) -> None:
-        """Steps without values (NaN) — the row did not exist yet."""
-        self.filled += count
+    def add_rows(self, count: int) -> None:
+        self.high = np.vstack([self.high, np.full((count, self.high.shape[1]), np.nan)])
+        if self.low is not None:
+            self.low = np.vstack([self.low, np.full((count, self.low.shape[1]), np.nan)])
 
     def feed(self, chunk: np.ndarray) -> None:
-        first, n = self.filled, len(chunk)
+        """The next steps of every row: (rows, steps of the chunk), NaN where a row has no value."""
+        first, n = self.filled, chunk.shape[1]
         self.filled += n
         if n == 0:
             return
         if self.base <= 1:
-            self.high[first : first + n] = chunk
+            self.high[:, first : first + n] = chunk
             return
         ids = (first + np.arange(n)) // self.base
         starts = np.flatnonzero(np.diff(ids, prepend=ids[0] - 1))
         cells = ids[starts]
-        self.high[cells] = np.fmax(self.high[cells], np.fmax.reduceat(chunk, starts))
+        self.high[:, cells] = np.fmax(self.high[:, cells], np.fmax.reduceat(chunk, starts, axis=1))
         if self.low is not None:
-            self.low[cells] = np.fmin(self.low[cells], np.fmin.reduceat(chunk, starts))
+            self.low[:, cells] = np.fmin(self.low[:, cells], np.fmin.reduceat(chunk, starts, axis=1))
+
+    def take(self, rows: np.ndarray | list[int]) -> Reducer:
+        """These rows, in this order."""
+        return self._like(self.high[rows], None if self.low is None else self.low[rows])
+
+    def join(self, other: Reducer) -> Reducer:
+        """These rows, then `other`'s (reduced alike)."""
+        return self._like(np.vstack([self.high, other.high]),
+                          None if self.low is None or other.low is None else np.vstack([self.low, other.low]))
+
+    def _like(self, high: np.ndarray, low: np.ndarray | None) -> Reducer:
+        out = Reducer(0, self.steps, self.base, self.reducer)
+        out.filled, out.high, out.low = self.filled, high, low
+        return out
 
     def level(self, bucket: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(max, min) per bucket of size `bucket` (a multiple of base); min is None for "max" rows."""
+        """(max, min) per bucket of size `bucket` (a multiple of base), row by row; min is None for "max" rows."""
         if bucket == self.base:
             return self.high, self.low
-        group = bucket // self.base
-        starts = np.arange(0, len(self.high), group)
-        high = np.fmax.reduceat(self.high, starts)
+        starts = np.arange(0, self.high.shape[1], bucket // self.base)
+        high = np.fmax.reduceat(self.high, starts, axis=1)
         if self.reducer != "envelope":
             return high, None
         # At base 1 the kept values are both every step's minimum and its maximum.
-        low = np.fmin.reduceat(self.low if self.low is not None else self.high, starts)
+        low = np.fmin.reduceat(self.low if self.low is not None else self.high, starts, axis=1)
         return high, low
 
 
@@ -152,32 +165,13 @@ def level_times(times: np.ndarray, bucket: int, per_bucket: int) -> np.ndarray:
     return out
 
 
-def level_values(row: RowReducer, bucket: int) -> np.ndarray:
-    """A row's values at a level, aligned with `level_times`: envelopes alternate each bucket's min and max."""
+def level_values(rows: Reducer, bucket: int) -> np.ndarray:
+    """The rows' values at a level, aligned with `level_times`: envelopes alternate each bucket's min and max."""
     if bucket <= 1:
-        return row.values
-    high, low = row.level(bucket)
+        return rows.values
+    high, low = rows.level(bucket)
     if low is None:
         return high
-    out = np.empty(2 * len(high))
-    out[0::2], out[1::2] = low, high
+    out = np.empty((high.shape[0], 2 * high.shape[1]))
+    out[:, 0::2], out[:, 1::2] = low, high
     return out
-
-
-def envelope(times: np.ndarray, values: np.ndarray, bucket: int, reducer: str = "envelope"
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Bucket `bucket` consecutive steps. values: (series, steps) with NaN = no point.
-
-    "envelope" emits two points per bucket (its min, then its max) at the bucket's first and middle step;
-    "max" emits one point per bucket (for heatmap cells).
-    """
-    if bucket <= 1:
-        return times, values
-    per_bucket = 1 if reducer == "max" else 2
-    rows = []
-    for row in values:
-        reduced = RowReducer(values.shape[1], bucket, reducer)
-        reduced.feed(np.asarray(row, dtype=np.float64))
-        rows.append(level_values(reduced, bucket))
-    out = np.vstack(rows) if rows else np.zeros((0, points(values.shape[1], bucket, per_bucket)))
-    return level_times(times, bucket, per_bucket), out

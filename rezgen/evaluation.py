@@ -90,22 +90,30 @@ def plot_selectors(node: Any) -> Iterator[pp.VectorSelector]:
         yield from plot_selectors(child)
 
 
-def chunk_rows(value: Any, steps: int) -> dict[Labels, np.ndarray]:
-    """The rows of one chunk's result: values at present steps, NaN elsewhere."""
+def chunk_matrix(value: Any, steps: int) -> tuple[list[Labels], np.ndarray]:
+    """The rows of one chunk's result: each series' labels, and a (series, steps) array of its values at present
+    steps, NaN elsewhere. Series without any point are left out; samples that share labels make one row."""
     if isinstance(value, Scalar):
-        return {(): np.asarray(value.values, dtype=np.float64)}
+        return [()], np.asarray(value.values, dtype=np.float64).reshape(1, steps)
     if isinstance(value, (String, Matrix)):
         raise PromQLError(f"invalid expression type \"{type_name(value)}\" for range query, must be a scalar or "
                           "an instant vector")
     assert isinstance(value, Vector)
-    out: dict[Labels, np.ndarray] = {}
-    for sample in value.series:
-        if sample.is_histogram:
-            raise PromQLError("the result holds histograms: wrap it in histogram_quantile(), histogram_count(), "
-                              "histogram_sum(), histogram_avg() or histogram_heatmap()")
-        if sample.present.any():
-            row = out.get(sample.labels)
-            if row is None:
-                row = out[sample.labels] = np.full(steps, np.nan)
-            row[sample.present] = sample.values[sample.present]
-    return out
+    if any(sample.is_histogram for sample in value.series):
+        raise PromQLError("the result holds histograms: wrap it in histogram_quantile(), histogram_count(), "
+                          "histogram_sum(), histogram_avg() or histogram_heatmap()")
+    if not value.series:
+        return [], np.empty((0, steps))
+    present = np.stack([sample.present for sample in value.series])
+    values = np.where(present, np.stack([sample.values for sample in value.series]), np.nan)
+    kept = np.flatnonzero(present.any(axis=1))
+    labels = [value.series[i].labels for i in kept]
+    if len(set(labels)) == len(labels):
+        return labels, values[kept]
+    # Samples that share labels: the later one's points win where both have one.
+    rows: dict[Labels, int] = {}
+    merged = np.full((len(set(labels)), steps), np.nan)
+    for i, key in zip(kept, labels):
+        row = rows.setdefault(key, len(rows))
+        merged[row, present[i]] = values[i, present[i]]
+    return list(rows), merged

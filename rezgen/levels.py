@@ -16,11 +16,10 @@ from . import decimate
 ROUND_DIGITS = 7  # significant digits of the values of reduced levels
 
 
-def levels(times: np.ndarray, rows: list[decimate.RowReducer], reducer: str, coarse_only: bool = False
+def levels(times: np.ndarray, rows: decimate.Reducer, reducer: str, coarse_only: bool = False
            ) -> list[dict[str, Any]]:
     per_bucket = 1 if reducer == "max" else 2
-    base = rows[0].base if rows else 1
-    buckets = decimate.plan(len(times), base, len(rows), per_bucket)
+    buckets = decimate.plan(len(times), rows.base, rows.rows, per_bucket)
     if coarse_only:
         buckets = buckets[:1]
     out = []
@@ -28,7 +27,7 @@ def levels(times: np.ndarray, rows: list[decimate.RowReducer], reducer: str, coa
         t = decimate.level_times(times, bucket, per_bucket)
         digits = None if bucket <= 1 else ROUND_DIGITS
         out.append({"bucket": bucket, "t": (t // 1_000_000).tolist(),
-                    "values": [numbers(decimate.level_values(row, bucket), digits) for row in rows]})
+                    "values": numbers(decimate.level_values(rows, bucket), digits)})
     return out
 
 
@@ -38,22 +37,21 @@ def json_values(row: np.ndarray) -> list[float | None]:
     return [float(v) if ok else None for v, ok in zip(row.tolist(), finite.tolist())]
 
 
-def numbers(row: np.ndarray, digits: int | None = None) -> list[float | int | None]:
+def numbers(values: np.ndarray, digits: int | None = None) -> list[Any]:
     """JSON numbers, shortest form: whole values as integers, others exact or rounded to `digits` significant
-    digits; NaN and infinities become null."""
-    row = np.asarray(row, dtype=np.float64)
-    finite = np.isfinite(row)
+    digits; NaN and infinities become null. A row gives a list, rows a list of lists."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
     if digits is not None:
-        row = round_significant(row, digits)
-    whole = finite & (np.abs(row) < 2.0**53) & (row == np.trunc(row))
+        values = round_significant(values, digits)
+    whole = finite & (np.abs(values) < 2.0**53) & (values == np.trunc(values))
     if whole.all():
-        return row.astype(np.int64).tolist()
+        return values.astype(np.int64).tolist()
     if finite.all() and not whole.any():
-        return row.tolist()
+        return values.tolist()
     # Python ints where whole, floats elsewhere, made in numpy's loops rather than a Python one
-    out = np.where(whole, np.where(whole, row, 0.0).astype(np.int64).astype(object), row.astype(object))
-    if not finite.all():
-        out[~finite] = None
+    out = np.where(whole, np.where(whole, values, 0.0).astype(np.int64).astype(object), values.astype(object))
+    out[~finite] = None
     return out.tolist()
 
 

@@ -34,12 +34,12 @@ IRATE_RANGE_NS = 5 * 60 * 1_000_000_000
 
 def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coarse_only: bool,
                     cache: EvalCache | None = None
-                    ) -> tuple[list[str], list[decimate.RowReducer], dict[str, Any] | None] | None:
+                    ) -> tuple[list[str], decimate.Reducer, dict[str, Any] | None] | None:
     """p50..p99.99 and the bucket heatmap of sum(irate(query[5m])), from one pass over the bucket rates."""
     times = span.times
     steps = len(times)
     base = decimate.finest_bucket(steps, 2, coarse_only=coarse_only)
-    rows = [decimate.RowReducer(steps, base) for _ in QUANTILES]
+    rows = decimate.Reducer(len(QUANTILES), steps, base)
     stride = max(1, math.ceil(steps / HEAT_COLUMNS))
     # Heatmap sums per chunk over the chunk's used buckets only: a dense (columns x buckets) array of a
     # 7,424-bucket histogram would be mostly zeros.
@@ -50,13 +50,12 @@ def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coa
         layout = chunk_layout
         quantiles = percentiles_of(rates, used, layout.highs)
         quantiles[:, ~coverage(store, chunk_times, max_gap)] = np.nan
-        for row, values in zip(rows, quantiles):
-            row.feed(values)
+        rows.feed(quantiles)
         if len(used):
             columns = (first + np.arange(len(chunk_times))) // stride
             starts = np.flatnonzero(np.diff(columns, prepend=columns[0] - 1))
             heat_parts.append((columns[starts], used, np.add.reduceat(rates, starts, axis=0)))
-    if layout is None or all(row.empty for row in rows):
+    if layout is None or rows.empty.all():
         return None
     cells = HEAT_CELLS_COARSE if coarse_only else HEAT_CELLS
     heatmap = _bucket_heatmap(heat_parts, math.ceil(steps / stride), stride, layout, times, cells)

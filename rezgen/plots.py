@@ -12,14 +12,14 @@ own path (see `percentiles`); line, multi and heatmap plots are here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import promql_parser as pp
 
 from . import decimate
 from .dashboards import Plot
-from .evaluation import Scope, TimeRange, chunk_rows, coverage, evaluate_chunks, plot_selectors
+from .evaluation import Scope, TimeRange, chunk_matrix, coverage, evaluate_chunks, plot_selectors
 from .levels import json_values, levels, round_significant
 from .model import Labels
 from .percentiles import percentile_plot
@@ -74,82 +74,89 @@ def waiting_plot(plot: Plot) -> dict[str, Any]:
 # ---- line, multi and heatmap plots ------------------------------------------------------------------------------
 
 def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None
-            ) -> tuple[list[str], list[decimate.RowReducer]] | None:
+            ) -> tuple[list[str], decimate.Reducer] | None:
     tree = parse(plot.query)
     steps = len(span.times)
     reducer = "max" if plot.kind == "heatmap" else "envelope"
     base = decimate.finest_bucket(steps, 1 if reducer == "max" else 2, coarse_only=coarse_only)
     max_gap = 2 * store.interval_ns + 1
     ranked = plot.kind == "multi"
-    rows: dict[Labels, decimate.RowReducer] = {}
-    sums: dict[Labels, float] = {}
-    counts: dict[Labels, int] = {}
-    kept: list[tuple[int, np.ndarray, dict[Labels, np.ndarray]]] | None = [] if ranked else None
+    index: dict[Labels, int] = {}  # each series' row, in the order the series appear
+    rows = decimate.Reducer(0, steps, base, reducer)
+    sums, counts = np.zeros(0), np.zeros(0, dtype=np.int64)  # of each row's values, to rank a top-k plot
+    kept: list[Chunk] | None = [] if ranked else None
     kept_cells = 0
-    for first, times, value in evaluate_chunks(store, tree, span, scope, cache):
-        chunk = chunk_rows(value, len(times))
-        covered = coverage(store, times, max_gap)
+    for _, times, value in evaluate_chunks(store, tree, span, scope, cache):
+        labels, values = chunk_matrix(value, len(times))
+        ids = np.array([index.setdefault(key, len(index)) for key in labels], dtype=np.int64)
+        if len(index) > rows.rows:
+            added = len(index) - rows.rows
+            rows.add_rows(added)
+            sums, counts = np.append(sums, np.zeros(added)), np.append(counts, np.zeros(added, dtype=np.int64))
         if kept is not None:
-            kept_cells += len(chunk) * len(times)
+            kept_cells += values.size
             if kept_cells <= CACHE_CELLS:
-                kept.append((first, times, chunk))
+                kept.append((times, ids, values))
             else:
                 kept = None
-        for labels, values in chunk.items():
-            if ranked:
-                finite = np.isfinite(values)
-                sums[labels] = sums.get(labels, 0.0) + float(np.where(finite, values, 0.0).sum())
-                counts[labels] = counts.get(labels, 0) + int(finite.sum())
-            row = rows.get(labels)
-            if row is None:
-                row = rows[labels] = decimate.RowReducer(steps, base, reducer)
-                row.skip(first)
-            row.feed(np.where(covered, values, np.nan))
-        for labels, row in rows.items():
-            if labels not in chunk:
-                row.skip(len(times))
-    if not rows:
+        if ranked:
+            finite = np.isfinite(values)
+            sums[ids] += np.where(finite, values, 0.0).sum(axis=1)
+            counts[ids] += finite.sum(axis=1)
+        chunk = np.full((rows.rows, len(times)), np.nan)  # rows without a point in this chunk stay NaN
+        chunk[ids] = np.where(coverage(store, times, max_gap), values, np.nan)
+        rows.feed(chunk)
+    if not index:
         return None
-    order = sorted(rows)
-    names = [_name(dict(labels), plot.kind) for labels in order]
-    reduced = [rows[labels] for labels in order]
-    if plot.kind == "heatmap":
-        by_name = sorted(range(len(names)), key=lambda i: (not names[i].isdigit(), int(names[i]) if names[i].isdigit()
-                                                           else 0, names[i]))
-        names, reduced = [names[i] for i in by_name], [reduced[i] for i in by_name]
-    elif ranked and len(names) > plot.top + 1:
-        means = np.array([sums[labels] / counts[labels] if counts[labels] > 0 else -np.inf for labels in order])
+    order = sorted(index)
+    ids = np.array([index[key] for key in order], dtype=np.int64)
+    if ranked and len(order) > plot.top + 1:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts[ids] > 0, sums[ids] / counts[ids], -np.inf)
         by_mean = np.argsort(-means, kind="stable")
         keep, rest = by_mean[: plot.top], by_mean[plot.top :]
-        other = _other(store, tree, span, scope, [order[i] for i in rest], kept, base, reducer)
-        names = [names[i] for i in keep] + [OTHER]
-        reduced = [reduced[i] for i in keep] + [other]
-    if all(row.empty for row in reduced):
+        other = _other(store, tree, span, scope, ids[rest], index, kept, base, reducer)
+        names = [_name(dict(order[i]), plot.kind) for i in keep] + [OTHER]
+        reduced = rows.take(ids[keep]).join(other)
+    else:
+        names = [_name(dict(key), plot.kind) for key in order]
+        if plot.kind == "heatmap":  # devices in numeric order
+            by_name = sorted(range(len(names)), key=lambda i: (not names[i].isdigit(),
+                                                               int(names[i]) if names[i].isdigit() else 0, names[i]))
+            names, ids = [names[i] for i in by_name], ids[by_name]
+        reduced = rows.take(ids)
+    if reduced.empty.all():
         return None
     return names, reduced
 
 
-def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: list[Labels],
-           kept: list[tuple[int, np.ndarray, dict[Labels, np.ndarray]]] | None, base: int, reducer: str
-           ) -> decimate.RowReducer:
-    """The sum of the series outside the top k (NaN where none of them has a point), from the cached chunks or a
-    second evaluation."""
-    steps = len(span.times)
-    other = decimate.RowReducer(steps, base, reducer)
-    chunks = kept if kept is not None else ((f, t, chunk_rows(v, len(t))) for f, t, v in
-                                            evaluate_chunks(store, tree, span, scope))
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # a chunk's times, its series' rows, and their values
+
+
+def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.ndarray, index: dict[Labels, int],
+           kept: list[Chunk] | None, base: int, reducer: str) -> decimate.Reducer:
+    """The sum of the series outside the top k (rows `rest`, summed in that order; NaN where none of them has a
+    point), from the kept chunks or a second evaluation."""
+    other = decimate.Reducer(1, len(span.times), base, reducer)
+    chunks = kept if kept is not None else _evaluated_again(store, tree, span, scope, index)
     max_gap = 2 * store.interval_ns + 1
-    for _, times, chunk in chunks:
-        members = [chunk[labels] for labels in rest if labels in chunk]
-        if not members:
-            other.skip(len(times))
-            continue
-        stacked = np.vstack(members)
-        total = np.nansum(stacked, axis=0)
-        total[np.isnan(stacked).all(axis=0)] = np.nan
+    for times, ids, values in chunks:
+        where = np.full(len(index), -1)
+        where[ids] = np.arange(len(ids))
+        members = values[[i for i in where[rest] if i >= 0]]
+        total = np.nansum(members, axis=0)
+        total[np.isnan(members).all(axis=0)] = np.nan
         total[~coverage(store, times, max_gap)] = np.nan
-        other.feed(total)
+        other.feed(total[None, :])
     return other
+
+
+def _evaluated_again(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, index: dict[Labels, int]
+                     ) -> Iterator[Chunk]:
+    for _, times, value in evaluate_chunks(store, tree, span, scope):
+        labels, values = chunk_matrix(value, len(times))
+        known = [i for i, key in enumerate(labels) if key in index]  # every one, the query being the same
+        yield times, np.array([index[labels[i]] for i in known], dtype=np.int64), values[known]
 
 
 def _name(labels: dict[str, str], kind: str) -> str:

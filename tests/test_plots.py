@@ -47,33 +47,46 @@ def test_many_series_share_the_budget_so_they_get_the_coarse_level_only():
 def test_rows_fed_in_chunks_reduce_to_the_min_max_of_every_bucket():
     rng = np.random.default_rng(1)
     steps = 5003
-    values = rng.normal(size=steps)
-    values[rng.random(steps) < 0.1] = np.nan
-    values[1000:1300] = np.nan  # a whole bucket without values stays NaN
+    values = rng.normal(size=(3, steps))
+    values[rng.random((3, steps)) < 0.1] = np.nan
+    values[1, 1000:1300] = np.nan  # a whole bucket without values stays NaN
     base = 7
-    row = decimate.RowReducer(steps, base)
+    rows = decimate.Reducer(3, steps, base)
     position = 0
     for size in rng.integers(1, 400, size=100):
-        row.feed(values[position : position + size])
+        rows.feed(values[:, position : position + size])
         position += size
         if position >= steps:
             break
-    row.feed(values[position:])
+    rows.feed(values[:, position:])
     for bucket in (7, 21, 700):
-        high, low = row.level(bucket)
-        for i in range(math.ceil(steps / bucket)):
-            cell = values[i * bucket : (i + 1) * bucket]
-            if np.isnan(cell).all():
-                assert np.isnan(high[i]) and np.isnan(low[i])
-            else:
-                assert high[i] == np.nanmax(cell) and low[i] == np.nanmin(cell)
+        high, low = rows.level(bucket)
+        for row in range(3):
+            for i in range(math.ceil(steps / bucket)):
+                cell = values[row, i * bucket : (i + 1) * bucket]
+                if np.isnan(cell).all():
+                    assert np.isnan(high[row, i]) and np.isnan(low[row, i])
+                else:
+                    assert high[row, i] == np.nanmax(cell) and low[row, i] == np.nanmin(cell)
 
 
-def test_a_late_row_is_nan_before_it_starts():
-    row = decimate.RowReducer(10, 1)
-    row.skip(4)
-    row.feed(np.arange(6.0))
-    assert np.isnan(row.values[:4]).all() and list(row.values[4:]) == [0, 1, 2, 3, 4, 5]
+def test_a_row_added_late_is_nan_before_it_starts():
+    rows = decimate.Reducer(1, 10, 1)
+    rows.feed(np.arange(4.0)[None, :])
+    rows.add_rows(1)
+    rows.feed(np.arange(12.0).reshape(2, 6))
+    assert list(rows.values[0]) == [0, 1, 2, 3, 0, 1, 2, 3, 4, 5]
+    assert np.isnan(rows.values[1, :4]).all() and list(rows.values[1, 4:]) == [6, 7, 8, 9, 10, 11]
+    assert list(rows.empty) == [False, False]
+
+
+def test_rows_are_taken_in_any_order_and_joined():
+    rows = decimate.Reducer(3, 4, 2)
+    rows.feed(np.array([[1.0, 2, 3, 4], [5, 6, 7, 8], [np.nan, np.nan, 9, 10]]))
+    picked = rows.take([2, 0]).join(rows.take([1]))
+    assert np.array_equal(picked.level(2)[0], [[np.nan, 10], [2, 4], [6, 8]], equal_nan=True)
+    assert np.array_equal(picked.level(2)[1], [[np.nan, 9], [1, 3], [5, 7]], equal_nan=True)
+    assert np.array_equal(decimate.level_values(picked, 4), [[9, 10], [1, 4], [5, 8]])
 
 
 # ---- JSON numbers -----------------------------------------------------------------------------------------------
@@ -98,6 +111,13 @@ def test_numbers_are_exact_at_full_resolution_and_whole_values_are_integers():
     assert isinstance(out[4], int) and out[4] == 3 * 10**15
     assert isinstance(out[5], float)  # beyond 2^53 stays a float
     json.dumps(out, allow_nan=False)
+
+
+def test_numbers_of_rows_are_lists_of_lists_written_as_each_row_alone():
+    rows = np.array([[1.0, 2.0, 3.0], [0.5, np.nan, 4.0], [0.25, 0.75, 1.5]])
+    assert levels.numbers(rows) == [levels.numbers(row) for row in rows] == [[1, 2, 3], [0.5, None, 4],
+                                                                              [0.25, 0.75, 1.5]]
+    assert [type(v) for v in levels.numbers(rows)[1]] == [float, type(None), int]
 
 
 @pytest.mark.parametrize("used_buckets", [40, 1000])
