@@ -213,7 +213,7 @@ class _Build:
 
     def write_data(self, path: Path, key: str, payload: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writes.append(self._writer.submit(path.write_text, data_script(key, payload), encoding="utf-8"))
+        self._writes.append(self._writer.submit(path.write_bytes, data_script(key, payload)))
 
     def flush(self) -> None:
         """Wait for the data files written so far; the first that could not be written raises its error."""
