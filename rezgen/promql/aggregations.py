@@ -16,6 +16,7 @@ from .result import format_value
 from .values import NAME, PromQLError, Sample, Vector, with_label
 
 SIMPLE = ("sum", "avg", "min", "max", "count", "group", "stddev", "stdvar")
+GROUPED = ("sum", "avg", "count", "group")  # reduced for all groups at once
 
 
 def group_key(labels: Labels, names: list[str], without: bool) -> Labels:
@@ -30,6 +31,8 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool, param: o
     groups: dict[Labels, list[Sample]] = defaultdict(list)
     for sample in vector.series:
         groups[group_key(sample.labels, names, without)].append(sample)
+    if op in GROUPED and vector.series and not any(sample.is_histogram for sample in vector.series):
+        return _grouped(op, groups)
     out = Vector()
     for key, members in sorted(groups.items()):
         if op in SIMPLE:
@@ -43,6 +46,29 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool, param: o
         else:
             raise PromQLError(f"aggregation {op}() is not supported")
     return out
+
+
+def _grouped(op: str, groups: dict[Labels, list[Sample]]) -> Vector:
+    """`_simple` for every group at once (sum, avg, count, group): one array of all the members, each group a run
+    of its rows (summed as `_simple` sums them, to the last bit)."""
+    keys = sorted(groups)
+    members = [sample for key in keys for sample in groups[key]]
+    bounds = np.cumsum([0] + [len(groups[key]) for key in keys])
+    values, present = _stack(members)
+    count = np.add.reduceat(present, bounds[:-1], axis=0, dtype=np.int64)
+    any_present = count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if op in ("sum", "avg"):
+            masked = np.where(present, values, 0.0)
+            result = np.stack([masked[start:end].sum(axis=0) for start, end in zip(bounds[:-1], bounds[1:])])
+            if op == "avg":
+                result = result / count
+        elif op == "count":
+            result = count.astype(np.float64)
+        else:
+            result = np.ones(count.shape)
+    result = np.where(any_present, result, 0.0)
+    return Vector([Sample(key, result[i], any_present[i]) for i, key in enumerate(keys)])
 
 
 def _stack(members: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
