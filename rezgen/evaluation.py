@@ -7,13 +7,14 @@ query (as `promql.engine.evaluate_range`), and a long range never holds more tha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterator
 
 import numpy as np
 import promql_parser as pp
 
 from .model import Labels
-from .promql.cache import EvalCache
+from .promql.cache import EvalCache, parse
 from .promql.engine import Evaluator
 from .promql.selectors import Context
 from .promql.values import Matrix, PromQLError, Scalar, String, Vector, type_name
@@ -72,6 +73,13 @@ def _selected_size(store: Store, tree: pp.Expr) -> tuple[int, int]:
         for series in store.series_of(selector.name) if selector.name else store:
             seen[id(series)] = series.layout.buckets if isinstance(series, HistogramSeries) else 0
     return sum(1 for cells in seen.values() if cells == 0), sum(seen.values())
+
+
+@lru_cache(maxsize=4096)
+def selector_names(query: str) -> tuple[str, ...]:
+    """The metric names a query's selectors name, in order ("" for a selector without one); PromQLError for a
+    query that does not parse. Kept per query: a build asks for the hundreds of its queries several times."""
+    return tuple(selector.name or "" for selector in plot_selectors(parse(query)))
 
 
 def plot_selectors(node: Any) -> Iterator[pp.VectorSelector]:

@@ -35,9 +35,8 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 import pyarrow.parquet as pq
 
-from ..evaluation import plot_selectors
+from ..evaluation import selector_names
 from ..model import Kind
-from ..promql.cache import parse
 from ..promql.values import PromQLError
 from .claims import Claims
 from .reader import Column, Recording, RecordingError
@@ -71,17 +70,17 @@ class DecodeAhead:
         self._flush = flush  # what a task wrote is complete once this returns
         self._items = Claims(len(self._work))
         self._taken_tasks = Claims(len(tasks))
-        self._futures: dict[int, Future[Any]] = {}
+        # Per item, what its decoder delivered: each column's (values, error).
+        self._futures: list[Future[dict[int, tuple[Any, str | None]]]] = [Future() for _ in self._work]
         self._tasks_done: Future[None] = Future()
         self._results: dict[int, Any] = {}  # of the tasks the child ran
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._columns = {column.index: column for _, columns in self._work for column in columns}
+        store, table = recording.store, recording.table
+        self._series = {c.index: store.get(table, c.meta.key) for _, columns in self._work for c in columns}
         for item, (_, columns) in enumerate(self._work):
             for column in columns:
-                future: Future[Any] = Future()
-                self._futures[column.index] = future
-                self._series(column).unload(self._loader(item, column.index, future))
+                self._series[column.index].unload(self._loader(item, column.index))
         self._child: int | None = None
         if fork if fork is not None else _may_fork():
             target, args = self._receive, (self._fork(),)
@@ -126,16 +125,20 @@ class DecodeAhead:
         self._items.close()
         self._taken_tasks.close()
 
-    def _loader(self, item: int, index: int, future: Future[Any]) -> Callable[[], Any]:
+    def _loader(self, item: int, index: int) -> Callable[[], Any]:
         """The caller's: decodes the item when no one has taken it, else waits for it (or decodes it after all,
         should it not come)."""
         def load() -> Any:
+            future = self._futures[item]
             if not future.done() and self._items.take(item, CALLER):
                 return self._load(item, index, None)
             try:
-                return future.result()
+                values, error = future.result()[index]
             except _Undelivered:
                 return self._load(item, index, None)
+            if error is not None:
+                raise RecordingError(error)
+            return values
 
         return load
 
@@ -145,19 +148,16 @@ class DecodeAhead:
         its siblings (the counters and gauges read with it) handed theirs."""
         delivery = self._decoded(item, parquet)
         if send is not None:
-            send("columns", delivery)
+            send("columns", (item, delivery))
         found: tuple[Any, str | None] = (None, None)
         for other, value, error in delivery:
             if other == index:
                 found = (value, error)
             elif value is not None:
-                self._series(self._columns[other]).provide(value)
+                self._series[other].provide(value)
         if found[1] is not None:
             raise RecordingError(found[1])
         return found[0]
-
-    def _series(self, column: Column) -> Any:
-        return self._recording.store.get(self._recording.table, column.meta.key)
 
     def _decoded(self, item: int, parquet: pq.ParquetFile | None) -> Delivery:
         """Decode an item: its columns' values, or their error."""
@@ -178,24 +178,18 @@ class DecodeAhead:
                 if self._stop.is_set():
                     return
                 if self._items.take(item, DECODER):
-                    self._deliver(self._decoded(item, parquet))
+                    self._deliver(item, self._decoded(item, parquet))
         finally:
             self._abandon()
 
-    def _deliver(self, delivery: Delivery) -> None:
+    def _deliver(self, item: int, delivery: Delivery) -> None:
         with self._lock:
-            for index, value, error in delivery:
-                future = self._futures[index]
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(value)
-                else:
-                    future.set_exception(RecordingError(error))
+            if not self._futures[item].done():
+                self._futures[item].set_result({index: (value, error) for index, value, error in delivery})
 
     def _abandon(self) -> None:
         with self._lock:
-            for future in [*self._futures.values(), self._tasks_done]:
+            for future in [*self._futures, self._tasks_done]:
                 if not future.done():
                     future.set_exception(_Undelivered())
 
@@ -234,7 +228,7 @@ class DecodeAhead:
         parquet = self._recording.reopen()  # not the parent's handle: an open file's position is shared
         for item, (_, columns) in enumerate(self._work):
             for column in columns:
-                self._series(column).unload(partial(self._child_load, item, column.index, parquet, send))
+                self._series[column.index].unload(partial(self._child_load, item, column.index, parquet, send))
         for index in reversed(range(len(self._tasks))):
             if not self._taken_tasks.take(index, DECODER):
                 break  # the caller took the rest
@@ -262,7 +256,7 @@ class DecodeAhead:
                     break  # the child is done, or gone
                 self._recording.warnings.extend(warnings)
                 if kind == "columns":
-                    self._deliver(payload)
+                    self._deliver(*payload)
                 elif kind == "task":
                     index, result = payload
                     self._results[index] = result
@@ -341,7 +335,7 @@ def _named_metrics(queries: Iterable[str], known: set[str]) -> dict[str, None]:
     order: dict[str, None] = {}
     for query in queries:
         try:
-            names = [selector.name for selector in plot_selectors(parse(query))]
+            names = selector_names(query)
         except PromQLError:
             continue  # the chart reports it
         order.update((name, None) for name in names if name in known)
