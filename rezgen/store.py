@@ -159,11 +159,21 @@ class Series:
     def points(self, t_lo: int | None = None, t_hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Samples with t_lo < t <= t_hi as (int64 ns times, float64 values), absent rows skipped."""
         rows = self.table.rows_between(t_lo, t_hi)
-        values = self._column().view()[rows]
-        times = self.table.timestamps[rows][: len(values)]
-        values = values[: len(times)]
-        valid = ~np.isnan(values)
-        return times[valid], values[valid]
+        return self.points_in(rows, self.table.timestamps[rows])
+
+    def points_in(self, rows: slice, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`points` of kept rows already found, given their times: those come back as they are when every row
+        has a sample (the series of a table then share one times array, and a query windows it once)."""
+        values = self._row_values(rows)
+        if len(values) != len(times):  # a live series not written up to the newest row yet
+            times, values = times[: len(values)], values[: len(times)]
+        absent = np.isnan(values)
+        if not absent.any():
+            return times, values.copy()
+        return times[~absent], values[~absent]
+
+    def _row_values(self, rows: slice) -> np.ndarray:
+        return self._column().view()[rows]
 
 
 class BlockSeries(Series):
@@ -206,13 +216,9 @@ class BlockSeries(Series):
     def has_samples(self) -> bool:
         return self.slot is not None and self.block.newest(self.slot) >= self.table.first_row
 
-    def points(self, t_lo: int | None = None, t_hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.table.rows_between(t_lo, t_hi)
+    def _row_values(self, rows: slice) -> np.ndarray:
         assert self.slot is not None, "series removed from its store"
-        values = self.block.values(self.slot)[rows]
-        times = self.table.timestamps[rows]
-        valid = ~np.isnan(values)
-        return times[valid], values[valid]
+        return self.block.values(self.slot)[rows]
 
 
 class HistogramSeries(Series):

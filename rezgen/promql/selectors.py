@@ -16,7 +16,7 @@ import numpy as np
 import promql_parser as pp
 
 from ..model import Labels
-from ..store import HistogramSeries, Series, Store
+from ..store import HistogramSeries, Series, Store, Table
 from .cache import EvalCache, selector_key, times_key, without_histograms
 from .values import NAME, Matrix, PromQLError, RangeSeries, Sample, Vector
 
@@ -163,6 +163,8 @@ def _instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
     times = shifted_times(ctx, selector.offset, selector.at)
     lo, hi = int(times.min()) - ctx.lookback_ns, int(times.max())
     out = Vector()
+    windows = _Windows()
+    latest_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for series, labels in select_cached(ctx.store, selector, ctx.scope, ctx.cache):
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
@@ -172,11 +174,31 @@ def _instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
                 values[present] = window.cumulative(idx[present])
                 out.series.append(Sample(labels, values, present, series.layout))
             continue
-        t, v = series.points(lo, hi)
-        idx, present = _latest(t, times, ctx.lookback_ns)
+        rows, stamps = windows.get(series.table, lo, hi)
+        t, v = series.points_in(rows, stamps)
+        if t is stamps:  # a sample in every row: each step's latest sample is found once for the table
+            if id(stamps) not in latest_of:
+                latest_of[id(stamps)] = _latest(stamps, times, ctx.lookback_ns)
+            idx, present = latest_of[id(stamps)]
+        else:
+            idx, present = _latest(t, times, ctx.lookback_ns)
         if present.any():
-            out.series.append(Sample(labels, np.where(present, v[np.maximum(idx, 0)], 0.0), present))
+            out.series.append(Sample(labels, np.where(present, v[np.maximum(idx, 0)], 0.0), present.copy()))
     return out
+
+
+class _Windows:
+    """Per table, the kept rows of a window and their times, found once for all the table's series."""
+
+    def __init__(self) -> None:
+        self._found: dict[int, tuple[slice, np.ndarray]] = {}
+
+    def get(self, table: Table, lo: int, hi: int) -> tuple[slice, np.ndarray]:
+        found = self._found.get(id(table))
+        if found is None:
+            rows = table.rows_between(lo, hi)
+            found = self._found[id(table)] = (rows, table.timestamps[rows])
+        return found
 
 
 def _latest(sample_times: np.ndarray, times: np.ndarray, lookback_ns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -192,17 +214,13 @@ def range_vector(ctx: Context, matrix: pp.MatrixSelector) -> Matrix:
     times = shifted_times(ctx, selector.offset, selector.at)
     lo, hi = int(times.min()) - range_ns, int(times.max())
     series_out: list[RangeSeries] = []
-    stamps_of: dict[int, np.ndarray] = {}
+    windows = _Windows()
     for series, labels in select_cached(ctx.store, selector, ctx.scope, ctx.cache):
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
             series_out.append(RangeSeries(labels, window.times, histogram=window, layout=series.layout))
             continue
-        table = series.table
-        if id(table) not in stamps_of:
-            stamps_of[id(table)] = table.timestamps[table.rows_between(lo, hi)]
-        t, v = series.points(lo, hi)
         # A series with a sample in every row of the window shares its table's times: functions window them once.
-        series_out.append(RangeSeries(labels, stamps_of[id(table)] if len(t) == len(stamps_of[id(table)]) else t,
-                                      values=v))
+        t, v = series.points_in(*windows.get(series.table, lo, hi))
+        series_out.append(RangeSeries(labels, t, values=v))
     return Matrix(series_out, range_ns, times)
