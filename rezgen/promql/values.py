@@ -24,7 +24,10 @@ class PromQLError(Exception):
 
 
 def drop_name(labels: Labels) -> Labels:
-    return tuple(pair for pair in labels if pair[0] != NAME)
+    for i, (key, _) in enumerate(labels):
+        if key == NAME:
+            return labels[:i] + drop_name(labels[i + 1 :])
+    return labels
 
 
 def with_label(labels: Labels, name: str, value: str) -> Labels:

@@ -29,7 +29,7 @@ class Claims:
     def take(self, index: int, who: int) -> bool:
         """Take the item if no one has (and the claims are still open): whether `who` (not FREE) got it."""
         with self._local:
-            if self._closed:
+            if self._closed or self._state[index] != self.FREE:  # a claim is never given back: no lock needed
                 return False
             if fcntl is not None:
                 fcntl.lockf(self._file, fcntl.LOCK_EX)
