@@ -50,7 +50,8 @@ def numbers(values: np.ndarray, digits: int | None = None) -> list[Any]:
     if finite.all() and not whole.any():
         return values.tolist()
     # Python ints where whole, floats elsewhere, made in numpy's loops rather than a Python one
-    out = np.where(whole, np.where(whole, values, 0.0).astype(np.int64).astype(object), values.astype(object))
+    out = values.astype(object)
+    out[whole] = values[whole].astype(np.int64).astype(object)
     out[~finite] = None
     return out.tolist()
 
