@@ -150,13 +150,17 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     # at the end: the caller, taking tasks from the front, charts what its sections decoded; the child, from the
     # back, what no section reads, and the two meet over cheap charts.
     cells = recording.metric_cells()
-    tasks = [partial(_section, build, section) for section in sections] + \
-        [metric_tasks[name] for name in need_order(metric_tasks, queries, lambda name: cells.get(name, 0))]
+    metric_order = need_order(metric_tasks, queries, lambda name: cells.get(name, 0))
+    pages = _Pages(env, work, recording, sections, metrics, events, hosts)
+    # The pages come right after the sections: the caller, who takes tasks from the front and so runs the sections,
+    # writes them while the child still charts metrics, rather than at the end while the child waits.
+    tasks = [partial(pages.section, index, build) for index in range(len(sections))] + [pages.write_if_ready] + \
+        [metric_tasks[name] for name in metric_order]
 
     def announce(index: int) -> None:
         if index < len(sections):
             progress(f"[{index + 1}/{len(sections)}] {sections[index].title}: {len(sections[index].plots)} plots")
-        elif index == len(sections):
+        elif index == len(sections) + 1:
             progress("metric browser")
 
     ahead = None if budget.active else DecodeAhead(recording, queries, tasks, flush=build.flush)
@@ -168,27 +172,62 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
             build.finish(check=False)
             raise
         build.finish()
-    built = [(section, context) for section, context in zip(sections, results) if context is not None]
-    counts = [(section, sum(len(group["plots"]) for group in context["groups"])) for section, context in built]
-    report.plots = sum(count for _, count in counts)
-    report.missing = sum(len(context["missing"]) for _, context in built)
-    site = site_context(recording.path.name, start, end, counts, hosts)
-    for index, (section, context) in enumerate(built):
-        name = "index.html" if index == 0 else f"{section.route}.html"
-        _write_page(env, "section.html", work / name, site=site, page=section_page(section), section=context,
-                    events=events)
-        report.pages.append(name)
-    _write_page(env, "metrics.html", work / "metrics.html", site=site, events=events, metrics=metrics,
-                page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
-    _write_page(env, "system.html", work / "system.html", site=site, events=events,
-                systeminfo=recording.footer.systeminfo,
-                page={"route": "system", "title": "System", "kind": "system", "data": "", "root": ""})
-    report.pages += ["metrics.html", "system.html"]
-    if not built:
-        # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
-        shutil.copyfile(work / "metrics.html", work / "index.html")
-        report.pages.append("index.html")
+    contexts = results[: len(sections)]
+    report.pages = results[len(sections)] or pages.write(contexts)  # the child ran some sections: pages now
+    built = [context for context in contexts if context is not None]
+    report.plots = sum(_plot_count(context) for context in built)
+    report.missing = sum(len(context["missing"]) for context in built)
     return report
+
+
+class _Pages:
+    """A build's HTML pages, written once every section's template context is known."""
+
+    def __init__(self, env: jinja2.Environment, work: Path, recording: Recording, sections: list[Section],
+                 metrics: list[dict[str, Any]], events: list[dict[str, Any]], hosts: list[str]):
+        self._env, self._work, self._recording, self._sections = env, work, recording, sections
+        self._metrics, self._events, self._hosts = metrics, events, hosts
+        self._contexts: dict[int, dict[str, Any] | None] = {}  # of the sections run in this process
+
+    def section(self, index: int, build: _Build) -> dict[str, Any] | None:
+        """A section's task: its data files, and its template context (kept here for `write_if_ready`)."""
+        context = self._contexts[index] = _section(build, self._sections[index])
+        return context
+
+    def write_if_ready(self) -> list[str] | None:
+        """The pages' task: written, and their names, when every section ran in this process; else None."""
+        if len(self._contexts) < len(self._sections):
+            return None
+        return self.write([self._contexts[index] for index in range(len(self._sections))])
+
+    def write(self, contexts: list[dict[str, Any] | None]) -> list[str]:
+        """Write the pages given every section's context (None for a section without data); their names."""
+        built = [(section, context) for section, context in zip(self._sections, contexts) if context is not None]
+        start, end = self._recording.time_range
+        site = site_context(self._recording.path.name, start, end,
+                            [(section, _plot_count(context)) for section, context in built], self._hosts)
+        names = []
+        for index, (section, context) in enumerate(built):
+            name = "index.html" if index == 0 else f"{section.route}.html"
+            _write_page(self._env, "section.html", self._work / name, site=site, page=section_page(section),
+                        section=context, events=self._events)
+            names.append(name)
+        _write_page(self._env, "metrics.html", self._work / "metrics.html", site=site, events=self._events,
+                    metrics=self._metrics,
+                    page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
+        _write_page(self._env, "system.html", self._work / "system.html", site=site, events=self._events,
+                    systeminfo=self._recording.footer.systeminfo,
+                    page={"route": "system", "title": "System", "kind": "system", "data": "", "root": ""})
+        names += ["metrics.html", "system.html"]
+        if not built:
+            # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
+            shutil.copyfile(self._work / "metrics.html", self._work / "index.html")
+            names.append("index.html")
+        return names
+
+
+def _plot_count(context: dict[str, Any]) -> int:
+    return sum(len(group["plots"]) for group in context["groups"])
 
 
 @dataclass

@@ -489,6 +489,20 @@ def test_a_user_template_can_extend_the_default_one(two_hosts, tmp_path):
 
 # -- what is shown and what is left out -------------------------------------------------------------------------
 
+def test_pages_written_once_every_task_ran_match_those_written_after_the_sections(two_site, two_hosts, tmp_path,
+                                                                                  monkeypatch):
+    from rezgen import site
+    from rezgen.recording.reader import open_recording
+
+    # As when the second process ran a section: the pages wait for every task's result.
+    monkeypatch.setattr(site._Pages, "write_if_ready", lambda self: None)
+    late = site.build_site(open_recording(two_hosts), tmp_path / "late").output
+    names = sorted(page.name for page in two_site.glob("*.html"))
+    assert names == sorted(page.name for page in late.glob("*.html")) and "index.html" in names
+    for name in names:
+        assert (late / name).read_bytes() == (two_site / name).read_bytes(), name
+
+
 def test_the_site_directory_can_be_read_by_other_users_as_a_web_server_would(two_site):
     assert two_site.stat().st_mode & 0o777 == 0o755  # its files and directories follow the umask
 
