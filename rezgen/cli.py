@@ -139,7 +139,8 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 
     with paused_gc():  # importing jinja2 and the site's modules makes no garbage either
         from .dashboards import DashboardError
-        from .site import SiteError, build_site
+        from .site import build_site
+        from .templating import SiteError
 
     def progress(message: str) -> None:
         if not quiet:
@@ -177,7 +178,7 @@ def serve(recording: str | None, agents: tuple[str, ...], interval: int, retenti
 
     from .commands.serve import ServeError, serve_recording
     from .dashboards import DashboardError
-    from .site import SiteError
+    from .templating import SiteError
 
     if bool(recording) == bool(agents):
         _fail("give either a RECORDING or --live URL (not both)", 2)

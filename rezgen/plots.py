@@ -32,6 +32,7 @@ __all__ = ["OTHER", "TimeRange", "json_values", "plot_data", "plot_selectors", "
 
 OTHER = "Other"
 CACHE_CELLS = 2_000_000  # evaluated values kept for the second pass of a top-k plot instead of evaluating again
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # an evaluated chunk: its times, its series' rows, their values
 
 
 def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, coarse_only: bool = False,
@@ -130,9 +131,6 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
     return names, reduced
 
 
-Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # a chunk's times, its series' rows, and their values
-
-
 def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.ndarray, index: dict[Labels, int],
            kept: list[Chunk] | None, base: int, reducer: str) -> decimate.Reducer:
     """The sum of the series outside the top k (rows `rest`, summed in that order; NaN where none of them has a
@@ -141,9 +139,10 @@ def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.
     chunks = kept if kept is not None else _evaluated_again(store, tree, span, scope, index)
     max_gap = 2 * store.interval_ns + 1
     for times, ids, values in chunks:
-        where = np.full(len(index), -1)
+        where = np.full(len(index), -1)  # each series' place in this chunk
         where[ids] = np.arange(len(ids))
-        members = values[[i for i in where[rest] if i >= 0]]
+        places = where[rest]
+        members = values[places[places >= 0]]
         total = np.nansum(members, axis=0)
         total[np.isnan(members).all(axis=0)] = np.nan
         total[~coverage(store, times, max_gap)] = np.nan

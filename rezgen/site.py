@@ -22,7 +22,7 @@ import jinja2
 from .dashboards import Plot, Section, load_dashboards
 from .gcpause import paused_gc
 from .metric_browser import metric_plot, metric_slug, metric_summaries
-from .pages import (SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload,
+from .pages import (SINGLE_HOST, absent_plots, data_script, section_context, section_page, section_payload,
                     site_context)
 from .plots import TimeRange, plot_data
 from .promql.cache import EvalCache
@@ -30,6 +30,7 @@ from .recording.budget import SeriesBudget
 from .recording.prefetch import DecodeAhead, Task, need_order, run_in_order
 from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
+from .templating import template_environment, write_page
 from .timeparse import ceil_ms
 
 Progress = Callable[[str], None]
@@ -47,45 +48,6 @@ def hosts_of(recording: Recording) -> list[str]:
     """Hosts to choose between: the `node` values of a recording that combines several agents."""
     nodes = {s.key.label("node") for s in recording.store} - {None}
     return sorted(n for n in nodes if n) if len(nodes) > 1 else []
-
-
-class SiteError(Exception):
-    """A template problem; the message is one line for the user."""
-
-
-PAGE_TEMPLATES = ("section.html", "metrics.html", "system.html")
-
-
-def template_environment(templates: Path | None = None) -> jinja2.Environment:
-    """User templates (if any) first, then the defaults, which stay reachable as `default:<name>`.
-
-    The page templates are compiled here, so a broken one is reported before any data is computed.
-    """
-    if templates is not None and not Path(templates).is_dir():
-        raise SiteError(f"{templates}: no such templates directory")
-    default = jinja2.FileSystemLoader(str(resource_dir("templates")))
-    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(templates))] if templates else []
-    loaders += [default, jinja2.PrefixLoader({"default": default}, delimiter=":")]
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined,
-                             bytecode_cache=_bytecode_cache())
-    for name in PAGE_TEMPLATES:
-        try:
-            env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            raise SiteError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
-        except jinja2.TemplateError as exc:
-            raise SiteError(f"template {name}: {exc.message or exc}") from None
-    return env
-
-
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates kept across builds (compiling them costs a build ~0.1 s): Jinja's cache in a private
-    directory of the temporary directory, keyed by each template's source, so an edited template is compiled
-    again. None where that directory cannot be made."""
-    try:
-        return jinja2.FileSystemBytecodeCache()
-    except (OSError, RuntimeError):
-        return None
 
 
 def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
@@ -209,13 +171,13 @@ class _Pages:
         names = []
         for index, (section, context) in enumerate(built):
             name = "index.html" if index == 0 else f"{section.route}.html"
-            _write_page(self._env, "section.html", self._work / name, site=site, page=section_page(section),
+            write_page(self._env, "section.html", self._work / name, site=site, page=section_page(section),
                         section=context, events=self._events)
             names.append(name)
-        _write_page(self._env, "metrics.html", self._work / "metrics.html", site=site, events=self._events,
+        write_page(self._env, "metrics.html", self._work / "metrics.html", site=site, events=self._events,
                     metrics=self._metrics,
                     page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
-        _write_page(self._env, "system.html", self._work / "system.html", site=site, events=self._events,
+        write_page(self._env, "system.html", self._work / "system.html", site=site, events=self._events,
                     systeminfo=self._recording.footer.systeminfo,
                     page={"route": "system", "title": "System", "kind": "system", "data": "", "root": ""})
         names += ["metrics.html", "system.html"]
@@ -328,11 +290,3 @@ def _metric_data(build: _Build, name: str, plot: Plot) -> None:
                           "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
                                     "step": span.step_ns // 1_000_000}})
     build.budget.release({name})
-
-
-def _write_page(env: jinja2.Environment, template: str, path: Path, **context: Any) -> None:
-    try:
-        html = render(env, template, **context)
-    except jinja2.TemplateError as exc:
-        raise SiteError(f"template {template}: {exc.message or exc}") from None
-    path.write_text(html, encoding="utf-8")

@@ -22,7 +22,7 @@ from ..live.source import LiveSource
 from ..resources import resource_dir
 from ..server.api import api_routes
 from ..server.live import live_routes
-from ..site import template_environment
+from ..templating import template_environment
 from ..store import Store
 from .serve import listen
 
