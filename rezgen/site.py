@@ -27,7 +27,8 @@ from .pages import (SINGLE_HOST, absent_plots, data_script, section_context, sec
 from .plots import TimeRange, plot_data
 from .promql.cache import EvalCache
 from .recording.budget import SeriesBudget
-from .recording.prefetch import DecodeAhead, Task, need_order, run_in_order
+from .recording.order import need_order
+from .recording.prefetch import DecodeAhead, Task, run_in_order
 from .recording.reader import Recording, RecordingError
 from .resources import resource_dir
 from .templating import template_environment, write_page

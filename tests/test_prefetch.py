@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rawparquet import RawRecording
-from rezgen.recording.prefetch import DecodeAhead, need_order, run_in_order
+from rezgen.recording.prefetch import DecodeAhead, run_in_order
 from rezgen.recording.reader import Recording, open_recording
 from rezgen.store import HistogramSeries
 from siterecordings import write_two_hosts
@@ -170,16 +170,6 @@ def test_a_child_process_is_only_forked_where_no_other_thread_runs(two_hosts):
     finally:
         release.set()
         other.join()
-
-
-def test_metrics_are_decoded_in_the_order_the_queries_first_name_them_then_by_name():
-    queries = ["sum(irate(c[5m])) / sum(a)", "rate(unknown[1m])", "not a query (", "b + c"]
-    assert need_order(["d", "b", "c", "a", "e"], queries) == ["c", "a", "b", "d", "e"]
-
-
-def test_metrics_no_query_names_go_from_the_cheapest_to_decode_to_the_dearest():
-    cost = {"a": 5, "b": 1, "c": 9, "d": 3, "e": 3}
-    assert need_order(["d", "b", "c", "a", "e"], ["sum(c)"], cost.__getitem__) == ["c", "b", "d", "e", "a"]
 
 
 def marking_tasks(path, count: int, fails_in_child: bool = False) -> list:

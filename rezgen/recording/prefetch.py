@@ -1,9 +1,9 @@
 """Decode a recording's columns ahead of need, and share the build's work with a second process.
 
 Decoding Parquet is most of what reading a recording costs (histogram columns above all: lists of hundreds of
-buckets per row). The columns are items of work in the order the build's queries first name their metrics:
-counters and gauges in their read groups, histograms a column at a time. Each item is decoded once, by whoever
-takes it first (`claims`); a series whose item someone else took waits for it to be delivered.
+buckets per row). The columns are items of work in the order the build's queries first name their metrics
+(see `order`): counters and gauges in their read groups, histograms a column at a time. Each item is decoded
+once, by whoever takes it first (`claims`); a series whose item someone else took waits for it to be delivered.
 
 Where the process may fork safely (Linux, and no other Python thread: the `rezgen build` command) a child process
 shares the build: the caller runs the build's tasks (its sections, then its metric charts) from the front, the
@@ -28,20 +28,16 @@ import pickle
 import signal
 import sys
 import threading
-from collections import defaultdict
 from concurrent.futures import Future
 from functools import partial
 from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 import pyarrow.parquet as pq
 
-from ..evaluation import selector_names
-from ..model import Kind
-from ..promql.values import PromQLError
 from .claims import Claims
-from .reader import Column, Recording, RecordingError
+from .order import decode_work, named_metrics
+from .reader import Recording, RecordingError
 
-Work = list[tuple[bool, list[Column]]]  # items: (histogram?, columns decoded together), in decoding order
 Delivery = list[tuple[int, Any, "str | None"]]  # (column index, decoded value, or None and an error message)
 Task = Callable[[], Any]  # a part of the build; its result is picklable
 DECODER, CALLER = 1, 2  # who took an item or a task
@@ -60,10 +56,10 @@ class DecodeAhead:
                  flush: Callable[[], None] = lambda: None, fork: bool | None = None):
         self._recording = recording
         queries = list(queries)
-        self._work = _work(recording, queries)
+        self._work = decode_work(recording, queries)
         # Only the columns of metrics the queries name are read by more than one task (a section, and the metric's
         # chart); those are worth sending from the child. Any other is read by its metric's chart alone.
-        named = _named_metrics(queries, {c.meta.key.metric for c in recording.columns})
+        named = named_metrics(queries, {c.meta.key.metric for c in recording.columns})
         self._shared = {item for item, (_, columns) in enumerate(self._work)
                         if any(c.meta.key.metric in named for c in columns)}
         self._tasks = tasks
@@ -292,51 +288,3 @@ def _end(pid: int) -> None:
     except ProcessLookupError:
         pass
     os.waitpid(pid, 0)
-
-
-def _work(recording: Recording, queries: Iterable[str]) -> Work:
-    """What to decode, in the order the queries first name the metrics (then the rest): counters and gauges in
-    their read groups, histograms a column at a time. Only what is not loaded yet."""
-    store, table = recording.store, recording.table
-    unloaded = [c for c in recording.columns if (s := store.get(table, c.meta.key)) is not None and not s.loaded]
-    by_metric: dict[str, list[Column]] = defaultdict(list)
-    for column in unloaded:
-        by_metric[column.meta.key.metric].append(column)
-    group_of = {id(c): i for i, group in enumerate(recording.scalar_groups) for c in group}
-    wanted = {id(c) for c in unloaded}
-    work: Work = []
-    taken: set[int] = set()
-    for metric in need_order(by_metric, queries):
-        for column in by_metric[metric]:
-            if column.meta.kind is Kind.HISTOGRAM:
-                work.append((True, [column]))
-            elif group_of[id(column)] not in taken:
-                taken.add(group_of[id(column)])
-                work.append((False, [c for c in recording.scalar_groups[group_of[id(column)]] if id(c) in wanted]))
-    return work
-
-
-def need_order(metrics: Iterable[str], queries: Iterable[str], cost: Callable[[str], float] | None = None
-               ) -> list[str]:
-    """The metrics in the order the queries first name them, then the others in name order, or with `cost` from
-    the cheapest to the dearest: of two processes taking a list from either end, the one working from the back
-    starts with the dearest, and the two meet over cheap ones rather than one waiting for the other's last."""
-    known = set(metrics)
-    order = _named_metrics(queries, known)
-    rest = sorted(known - order.keys())
-    if cost is not None:
-        rest.sort(key=cost)  # stable: equal costs stay in name order
-    order.update((name, None) for name in rest)
-    return list(order)
-
-
-def _named_metrics(queries: Iterable[str], known: set[str]) -> dict[str, None]:
-    """The known metrics the queries name, in the order they first do."""
-    order: dict[str, None] = {}
-    for query in queries:
-        try:
-            names = selector_names(query)
-        except PromQLError:
-            continue  # the chart reports it
-        order.update((name, None) for name in names if name in known)
-    return order
