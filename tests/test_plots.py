@@ -89,6 +89,21 @@ def test_rows_are_taken_in_any_order_and_joined():
     assert np.array_equal(decimate.level_values(picked, 4), [[9, 10], [1, 4], [5, 8]])
 
 
+def test_a_chunks_rows_leave_out_series_without_points_and_merge_samples_that_share_labels():
+    from rezgen.promql.values import Sample, Vector
+
+    nan = np.nan
+    a, b = (("op", "a"),), (("op", "b"),)
+    vector = Vector([
+        Sample(a, np.array([1.0, 2, 3, 4]), np.array([True, True, False, False])),
+        Sample(b, np.array([9.0, 9, 9, 9]), np.zeros(4, dtype=bool)),  # no point: no row
+        Sample(a, np.array([5.0, 6, 7, 8]), np.array([False, True, True, False])),  # the later one wins
+    ])
+    labels, values = evaluation.chunk_matrix(vector, 4)
+    assert labels == [a]
+    assert np.array_equal(values, [[1, 6, 7, nan]], equal_nan=True)
+
+
 # ---- JSON numbers -----------------------------------------------------------------------------------------------
 
 
