@@ -164,7 +164,6 @@ def _instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
     lo, hi = int(times.min()) - ctx.lookback_ns, int(times.max())
     out = Vector()
     windows = _Windows()
-    latest_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for series, labels in select_cached(ctx.store, selector, ctx.scope, ctx.cache):
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
@@ -176,10 +175,8 @@ def _instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
             continue
         rows, stamps = windows.get(series.table, lo, hi)
         t, v = series.points_in(rows, stamps)
-        if t is stamps:  # a sample in every row: each step's latest sample is found once for the table
-            if id(stamps) not in latest_of:
-                latest_of[id(stamps)] = _latest(stamps, times, ctx.lookback_ns)
-            idx, present = latest_of[id(stamps)]
+        if t is stamps:  # a sample in every row: each step's latest sample is the table's, found once
+            idx, present = windows.latest(series.table, times, ctx.lookback_ns)
         else:
             idx, present = _latest(t, times, ctx.lookback_ns)
         if present.any():
@@ -188,10 +185,12 @@ def _instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
 
 
 class _Windows:
-    """Per table, the kept rows of a window and their times, found once for all the table's series."""
+    """Per table, the kept rows of a window and their times (and where each step's latest one is), found once for
+    all the table's series."""
 
     def __init__(self) -> None:
         self._found: dict[int, tuple[slice, np.ndarray]] = {}
+        self._latest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, table: Table, lo: int, hi: int) -> tuple[slice, np.ndarray]:
         found = self._found.get(id(table))
@@ -199,6 +198,12 @@ class _Windows:
             rows = table.rows_between(lo, hi)
             found = self._found[id(table)] = (rows, table.timestamps[rows])
         return found
+
+    def latest(self, table: Table, times: np.ndarray, lookback_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """`_latest` of the table's window (`get` first)."""
+        if id(table) not in self._latest:
+            self._latest[id(table)] = _latest(self._found[id(table)][1], times, lookback_ns)
+        return self._latest[id(table)]
 
 
 def _latest(sample_times: np.ndarray, times: np.ndarray, lookback_ns: int) -> tuple[np.ndarray, np.ndarray]:
