@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := output/sample.parquet
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast bench clean
 
 $(BIN)/rezgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ demo: $(BIN)/rezgen
 	$(BIN)/rezgen build $(SAMPLE) -o output/site
 
 test: $(BIN)/rezgen
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
+
+# The inner loop: everything but real browsers, real-time live servers, the Prometheus oracle and slow tests.
+test-fast: $(BIN)/rezgen
+	$(BIN)/pytest -q -rs -m "not browser and not live and not oracle and not slow"
 
 bench: $(BIN)/rezgen
 	$(BIN)/python benchmarks/bench_query.py

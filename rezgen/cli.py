@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import sys
 from typing import Any, Callable, NoReturn
 
@@ -18,6 +19,7 @@ from .gcpause import paused_gc  # noqa: E402
 with paused_gc():
     import click
 
+    from .promql.limits import DEFAULT_MAX_SAMPLES, DEFAULT_TIMEOUT_S, QueryLimits
     from .promql.values import PromQLError
     from .recording.reader import RecordingError, open_recording
     from .timeparse import parse_duration, parse_time
@@ -50,6 +52,10 @@ def _leave() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _converted(parse: Callable[[str], int]) -> Callable[..., Any]:
@@ -91,7 +97,10 @@ def inspect(recording: str, as_json: bool) -> None:
 @click.option("--end", callback=_converted(parse_time), help="Range end (unix seconds or RFC 3339).")
 @click.option("--step", callback=_converted(parse_duration), help="Resolution, e.g. 1s, 15s, 5m.")
 @click.option("--time", "at", callback=_converted(parse_time), help="Evaluate once at this time (instant).")
-def query(recording: str, expr: str, start: int | None, end: int | None, step: int | None, at: int | None) -> None:
+@click.option("--query-max-samples", "max_samples", default=DEFAULT_MAX_SAMPLES, show_default=True,
+              type=click.IntRange(min=1), help="Refuse a query estimated to hold more samples in memory.")
+def query(recording: str, expr: str, start: int | None, end: int | None, step: int | None, at: int | None,
+          max_samples: int) -> None:
     """Evaluate a PromQL EXPR over RECORDING; prints Prometheus API JSON.
 
     Without options: a range query over the whole recording at its sampling interval.
@@ -102,7 +111,7 @@ def query(recording: str, expr: str, start: int | None, end: int | None, step: i
         _fail("--time makes an instant query; it cannot be combined with --start/--end/--step")
     try:
         result = query_recording(open_recording(recording), expr, start_ns=start, end_ns=end, step_ns=step,
-                                 time_ns=at)
+                                 time_ns=at, max_samples=max_samples)
     except (RecordingError, PromQLError) as exc:
         _fail(str(exc))
     click.echo(json.dumps(result, separators=(",", ":")))
@@ -133,24 +142,33 @@ def sample(output: str, duration: int, cpus: int, seed: int) -> None:
 @click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def build(recording: str, output: str, dashboards: str | None, templates: str | None, quiet: bool) -> None:
+@click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
+def build(recording: str, output: str, dashboards: str | None, templates: str | None, quiet: bool,
+          strict: bool) -> None:
     """Render RECORDING as a static site: one page per dashboard section, openable from disk."""
     from pathlib import Path
 
     with paused_gc():  # importing jinja2 and the site's modules makes no garbage either
         from .dashboards import DashboardError
-        from .site import build_site
+        from .site import BuildError, build_site
         from .templating import SiteError
 
     def progress(message: str) -> None:
         if not quiet:
             click.echo(f"  {message}", err=True)
 
+    def warn(message: str) -> None:  # even with --quiet: the site shows less than asked for
+        click.echo(f"rezgen: warning: {message}", err=True)
+
+    # SIGTERM ends a build as Ctrl-C does: the exception unwinds through the removal of the unfinished site (the
+    # forked helper inherits this and leaves through its own exit path).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = build_site(open_recording(recording), Path(output),
                             dashboards=Path(dashboards) if dashboards else None,
-                            templates=Path(templates) if templates else None, progress=progress)
-    except (RecordingError, DashboardError, PromQLError, SiteError) as exc:
+                            templates=Path(templates) if templates else None, progress=progress, warn=warn,
+                            strict=strict)
+    except (RecordingError, DashboardError, PromQLError, SiteError, BuildError) as exc:
         _fail(str(exc))
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
@@ -169,10 +187,18 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 @click.option("--record", type=click.Path(dir_okay=False), help="Live: also write what arrives to this .parquet file.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests that name this server NAME (repeatable). Only the bound address and "
+                   "localhost/127.0.0.1/[::1] are answered otherwise (421), against DNS rebinding.")
 @click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
+@click.option("--query-max-samples", "max_samples", default=DEFAULT_MAX_SAMPLES, show_default=True,
+              type=click.IntRange(min=1), help="Refuse (422) a PromQL query estimated to hold more samples in memory.")
+@click.option("--query-timeout", "timeout", default=f"{DEFAULT_TIMEOUT_S:g}s", show_default=True,
+              callback=_converted(parse_duration), help="Give up (503) on a PromQL query running longer than this.")
 def serve(recording: str | None, agents: tuple[str, ...], interval: int, retention: int, record: str | None,
-          host: str, port: int, dashboards: str | None, templates: str | None) -> None:
+          host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None, templates: str | None,
+          max_samples: int, timeout: int) -> None:
     """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL."""
     from pathlib import Path
 
@@ -190,15 +216,18 @@ def serve(recording: str | None, agents: tuple[str, ...], interval: int, retenti
         _fail("--retention must hold at least two intervals", 2)
     folders = {"dashboards": Path(dashboards) if dashboards else None,
                "templates": Path(templates) if templates else None}
+    limits = QueryLimits(max_samples, timeout / 1e9)
     try:
         if agents:
             from .commands.live import serve_live
 
             serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,
-                       record=Path(record) if record else None, announce=click.echo, **folders)
+                       record=Path(record) if record else None, allowed_hosts=allowed_hosts, limits=limits,
+                       announce=click.echo, **folders)
         else:
             assert recording is not None
-            serve_recording(Path(recording), host=host, port=port, announce=click.echo, **folders)
+            serve_recording(Path(recording), host=host, port=port, allowed_hosts=allowed_hosts, limits=limits,
+                            announce=click.echo, **folders)
     except (RecordingError, DashboardError, PromQLError, ServeError, SiteError) as exc:
         _fail(str(exc))
 

@@ -12,13 +12,14 @@
     id = "cpu-busy"               # unique within the section; the page's data-plot-id
     title = "Busy %"
     query = "sum(irate(cpu_usage[5m])) / sum(cpu_cores) / 1e9"
-    unit = "percentage"           # time, bytes, bitrate, datarate, percentage, frequency, count, rate
+    unit = "percentage"           # time (ns), seconds, bytes, bitrate, datarate, percentage, frequency, count, rate
     kind = "line"                 # line, multi, heatmap, percentiles (query = a histogram selector)
     width = "half"                # half or full
     range = [0, 1]                # optional fixed y range
     log = false                   # log y axis (percentile charts default to true)
     description = "optional text"
     top = 5                       # multi: keep the top k series, sum the rest into "Other"
+    other = true                  # multi: false drops the rest instead (a sum of ratios such as IPC means nothing)
 
 A `rezgen build --dashboards DIR` points at another directory of such files.
 """
@@ -37,7 +38,7 @@ from .promql.values import PromQLError
 from .resources import resource_dir
 
 KINDS = ("line", "multi", "heatmap", "percentiles")
-UNITS = ("time", "bytes", "bitrate", "datarate", "percentage", "frequency", "count", "rate")
+UNITS = ("time", "seconds", "bytes", "bitrate", "datarate", "percentage", "frequency", "count", "rate")
 WIDTHS = ("half", "full")
 DEFAULT_DIR = resource_dir("dashboards")
 
@@ -58,6 +59,7 @@ class Plot:
     log: bool = False
     description: str | None = None
     top: int = 5
+    other: bool = True
 
     @property
     def metrics(self) -> set[str]:
@@ -151,6 +153,7 @@ def _plot(raw: dict[str, Any], where: str) -> Plot:
     plot.log = bool(raw.get("log", plot.kind == "percentiles"))
     plot.description = raw.get("description")
     plot.top = int(raw.get("top", 5))
+    plot.other = bool(raw.get("other", True))
     if "range" in raw:
         bounds = raw["range"]
         if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)):

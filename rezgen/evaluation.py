@@ -38,15 +38,22 @@ class TimeRange:
         return np.arange(self.start_ns, self.end_ns + 1, self.step_ns, dtype=np.int64)
 
 
-def coverage(store: Store, times: np.ndarray, max_gap_ns: int) -> np.ndarray:
-    """True at steps with a sample of any table in (t - max_gap, t]."""
+def coverage(store: Store, times: np.ndarray) -> np.ndarray:
+    """True at steps that are not in a hole of the data of some table: a hole is a gap between consecutive samples
+    longer than twice the table's sampling interval (`Table.spacing`), and the time after the newest sample once
+    it is that long. The one rule for every chart, first load and pushed points alike: from the timestamps, not
+    from whether the client saw an outage (a stalled agent, or one whose clock jumped, leaves a gap too)."""
     covered = np.zeros(len(times), dtype=bool)
     for table in store.tables:
         stamps = table.timestamps
         if len(stamps) == 0:
             continue
+        longest = 2 * table.spacing(store.interval_ns)
         idx = np.searchsorted(stamps, times, side="right") - 1
-        covered |= (idx >= 0) & (stamps[np.maximum(idx, 0)] > times - max_gap_ns)
+        before = stamps[np.maximum(idx, 0)]
+        after = stamps[np.minimum(idx + 1, len(stamps) - 1)]
+        last = idx + 1 >= len(stamps)
+        covered |= (idx >= 0) & (times - before <= longest) & (last | (after - before <= longest))
     return covered
 
 

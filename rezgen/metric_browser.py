@@ -35,7 +35,10 @@ def default_query(metric: str, kind: Kind) -> tuple[str, str]:
 def metric_plot(name: str, kind: Kind, unit: str | None, description: str | None) -> Plot:
     """The metric browser's chart of a metric (see default_query)."""
     plot_kind, query = default_query(name, kind)
-    return Plot(id=f"metric-{metric_slug(name)}", title=name, query=query, unit=_unit_of(unit, kind),
+    chart_unit = _unit_of(unit, kind, name, description)
+    if chart_unit == PERCENT:  # a 0–100 gauge; charts take a 0–1 fraction
+        query, chart_unit = f"{query} / 100", "percentage"
+    return Plot(id=f"metric-{metric_slug(name)}", title=name, query=query, unit=chart_unit,
                 kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP, description=description)
 
 
@@ -73,12 +76,43 @@ def metric_summaries(recording: Recording) -> list[dict[str, Any]]:
     return [metrics[name] for name in sorted(metrics)]
 
 
-def _unit_of(unit: str | None, kind: Kind) -> str:
-    """The chart unit for a metric's default query (a counter is charted as a per-second rate)."""
+PERCENT = "percent"  # _unit_of's answer for a 0–100 value, which metric_plot scales to a fraction
+SAMPLE_SUFFIXES = ("_total", "_sum")  # a Prometheus counter's sample suffixes, after the unit (_bytes_total)
+# What a metric's description says of its unit, for names without a unit suffix ("Resident memory size in bytes.").
+DESCRIBED = ((re.compile(r"\bin nanoseconds\b", re.IGNORECASE), "nanoseconds"), (re.compile(r"\bin seconds\b", re.IGNORECASE), "seconds"),
+             (re.compile(r"\bin bytes\b", re.IGNORECASE), "bytes"), (re.compile(r"\b1 means 100 ?(%|percent)", re.IGNORECASE), "ratio"))
+
+
+def _unit_of(unit: str | None, kind: Kind, name: str = "", description: str | None = None) -> str:
+    """The chart unit for a metric's default query (a counter is charted as a per-second rate).
+
+    Rezolus gives the unit in the column's metadata. Other sources (Prometheus endpoints) do not: their unit is
+    inferred from the naming conventions (`_seconds`, `_bytes`, `_ratio`, `_percent`; `_total` marks a counter)
+    or else from the description. The recorder stores a `_seconds` histogram in nanoseconds (format doc §2.7),
+    other values as they were scraped (the rate of a `_seconds_total` counter is charted as time per second, as
+    that of a nanoseconds counter is). Anything else is a count, formatted with k/M/G."""
+    if not unit:
+        unit = _inferred_unit(name, description)
+    if kind is Kind.HISTOGRAM:
+        return {"nanoseconds": "time", "seconds": "time", "bytes": "bytes"}.get(unit or "", "count")
     if kind is Kind.COUNTER:
-        return {"nanoseconds": "time", "bytes": "datarate"}.get(unit or "", "rate")
-    return {"nanoseconds": "time", "bytes": "bytes", "percentage": "percentage", "Hz": "frequency",
-            "bytes/second": "datarate"}.get(unit or "", "count")
+        return {"nanoseconds": "time", "bytes": "datarate", "seconds": "seconds"}.get(unit or "", "rate")
+    return {"nanoseconds": "time", "seconds": "seconds", "bytes": "bytes", "percentage": "percentage",
+            "ratio": "percentage", "percent": PERCENT, "Hz": "frequency", "bytes/second": "datarate"}.get(unit or "",
+                                                                                                      "count")
+
+
+def _inferred_unit(name: str, description: str | None) -> str | None:
+    base = name
+    for suffix in SAMPLE_SUFFIXES:
+        base = base.removesuffix(suffix)
+    for suffix, unit in (("_seconds", "seconds"), ("_bytes", "bytes"), ("_ratio", "ratio"), ("_percent", "percent")):
+        if base.endswith(suffix):
+            return unit
+    for pattern, unit in DESCRIBED:
+        if description and pattern.search(description):
+            return unit
+    return None
 
 
 def metric_slug(name: str) -> str:

@@ -19,7 +19,7 @@ from .levels import numbers
 from .promql.cache import EvalCache, parse
 from .promql.selectors import duration_ns, select_cached
 from .promql.sparse import histogram_irates
-from .promql.values import Vector
+from .promql.values import PromQLError, Vector, type_name
 from .store import HistogramSeries, Store
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("p99.99", 0.9999))
@@ -45,11 +45,10 @@ def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coa
     # 7,424-bucket histogram would be mostly zeros.
     heat_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     layout: Layout | None = None
-    max_gap = 2 * store.interval_ns + 1
     for first, chunk_times, used, rates, chunk_layout in bucket_rates(store, query, span, scope, cache):
         layout = chunk_layout
         quantiles = percentiles_of(rates, used, layout.highs)
-        quantiles[:, ~coverage(store, chunk_times, max_gap)] = np.nan
+        quantiles[:, ~coverage(store, chunk_times)] = np.nan
         rows.feed(quantiles)
         if len(used):
             columns = (first + np.arange(len(chunk_times))) // stride
@@ -146,9 +145,11 @@ def _plain_selector(tree: pp.Expr) -> pp.VectorSelector | None:
 def engine_bucket_rates(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, cache: EvalCache | None = None
                         ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, Layout]]:
     for first, times, value in evaluate_chunks(store, tree, span, scope, cache):
-        assert isinstance(value, Vector)
+        if not isinstance(value, Vector):
+            raise PromQLError("a percentiles plot needs histogram series, not a " + type_name(value))
         for sample in value.series:
-            assert sample.layout is not None
+            if sample.layout is None:
+                raise PromQLError("a percentiles plot needs histogram series; this query selects counters or gauges")
             dense = np.where(sample.present[:, None], sample.values, 0.0)
             used = np.flatnonzero(dense.any(axis=0))
             yield first, times, used, dense[:, used], sample.layout

@@ -37,14 +37,32 @@ Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # an evaluated chunk: its tim
 
 def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, coarse_only: bool = False,
               cache: EvalCache | None = None) -> dict[str, Any] | None:
-    """The plot's payload, or None when the recording has no data for it.
+    """The plot's payload, or None when the recording has no data for it, or `{..., "error", "query"}` when its
+    query cannot be evaluated over this recording (a page shows that in the plot's card).
 
     `coarse_only` ships the coarsest level alone (the metric browser's charts do not zoom into detail); `cache`
-    shares evaluated pieces between the plots of a build whose store does not change meanwhile."""
+    shares evaluated pieces between the plots of a build whose store does not change meanwhile. A range that is
+    not one (the caller's mistake, not the plot's) raises PromQLError."""
     if span.step_ns <= 0:
         raise PromQLError("the step must be positive")
     if span.end_ns < span.start_ns:
         raise PromQLError("the end time must not be before the start time")
+    try:
+        return _evaluated(store, plot, span, scope, coarse_only, cache)
+    except (PromQLError, ValueError, OverflowError) as exc:
+        # The one place a plot's failure is caught: a query that works on one recording can fail on another
+        # (times past int64, an `@` out of range, a histogram where a number is needed), and one plot must not
+        # take the page or the build down with it.
+        return {**plot.to_json(), "error": _first_line(exc), "query": plot.query}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _evaluated(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None
+               ) -> dict[str, Any] | None:
     if plot.kind == "percentiles":
         built = percentile_plot(store, plot.query, span, scope, coarse_only, cache)
         heatmap = built[2] if built else None
@@ -80,7 +98,6 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
     steps = len(span.times)
     reducer = "max" if plot.kind == "heatmap" else "envelope"
     base = decimate.finest_bucket(steps, 1 if reducer == "max" else 2, coarse_only=coarse_only)
-    max_gap = 2 * store.interval_ns + 1
     ranked = plot.kind == "multi"
     index: dict[Labels, int] = {}  # each series' row, in the order the series appear
     rows = decimate.Reducer(0, steps, base, reducer)
@@ -105,7 +122,7 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
             sums[ids] += np.where(finite, values, 0.0).sum(axis=1)
             counts[ids] += finite.sum(axis=1)
         chunk = np.full((rows.rows, len(times)), np.nan)  # rows without a point in this chunk stay NaN
-        chunk[ids] = np.where(coverage(store, times, max_gap), values, np.nan)
+        chunk[ids] = np.where(coverage(store, times), values, np.nan)
         rows.feed(chunk)
     if not index:
         return None
@@ -116,9 +133,11 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
             means = np.where(counts[ids] > 0, sums[ids] / counts[ids], -np.inf)
         by_mean = np.argsort(-means, kind="stable")
         keep, rest = by_mean[: plot.top], by_mean[plot.top :]
-        other = _other(store, tree, span, scope, ids[rest], index, kept, base, reducer)
-        names = [_name(dict(order[i]), plot.kind) for i in keep] + [OTHER]
-        reduced = rows.take(ids[keep]).join(other)
+        names = [_name(dict(order[i]), plot.kind) for i in keep]
+        reduced = rows.take(ids[keep])
+        if plot.other:
+            names.append(OTHER)
+            reduced = reduced.join(_other(store, tree, span, scope, ids[rest], index, kept, base, reducer))
     else:
         names = [_name(dict(key), plot.kind) for key in order]
         if plot.kind == "heatmap":  # devices in numeric order
@@ -137,7 +156,6 @@ def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.
     point), from the kept chunks or a second evaluation."""
     other = decimate.Reducer(1, len(span.times), base, reducer)
     chunks = kept if kept is not None else _evaluated_again(store, tree, span, scope, index)
-    max_gap = 2 * store.interval_ns + 1
     for times, ids, values in chunks:
         where = np.full(len(index), -1)  # each series' place in this chunk
         where[ids] = np.arange(len(ids))
@@ -145,7 +163,7 @@ def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.
         members = values[places[places >= 0]]
         total = np.nansum(members, axis=0)
         total[np.isnan(members).all(axis=0)] = np.nan
-        total[~coverage(store, times, max_gap)] = np.nan
+        total[~coverage(store, times)] = np.nan
         other.feed(total[None, :])
     return other
 

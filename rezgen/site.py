@@ -27,6 +27,7 @@ from .pages import (SINGLE_HOST, absent_plots, data_script, section_context, sec
 from .plots import TimeRange, plot_data
 from .promql.cache import EvalCache
 from .recording.budget import SeriesBudget
+from .recording.footer import Footer
 from .recording.order import need_order
 from .recording.prefetch import DecodeAhead, Task, run_in_order
 from .recording.reader import Recording, RecordingError
@@ -37,12 +38,17 @@ from .timeparse import ceil_ms
 Progress = Callable[[str], None]
 
 
+class BuildError(Exception):
+    """A build refused (`strict` with plots that failed); the message is one line for the user."""
+
+
 @dataclass
 class BuildReport:
     output: Path
     pages: list[str] = field(default_factory=list)
     plots: int = 0
     missing: int = 0
+    failed: list[str] = field(default_factory=list)  # one line per plot whose query failed
 
 
 def hosts_of(recording: Recording) -> list[str]:
@@ -51,10 +57,49 @@ def hosts_of(recording: Recording) -> list[str]:
     return sorted(n for n in nodes if n) if len(nodes) > 1 else []
 
 
+def systems_by_host(footer: Footer, hosts: list[str]) -> list[dict[str, Any]]:
+    """The System page's view per host of a multi-node recording: {host, info, note}.
+
+    A combined file keeps each rezolus node's systeminfo in `per_source_metadata` (format doc §1.8) and one copy at
+    the top level (the first rezolus node's, §1.7). A host is never shown another node's machine: without a copy
+    of its own it gets a note saying which node the recording describes."""
+    own: dict[str, dict[str, Any]] = {}
+    for info in footer.per_source.values():
+        for key, member in info.members.items():
+            node = member.get("node") if isinstance(member.get("node"), str) else key
+            if isinstance(member.get("systeminfo"), dict):
+                own.setdefault(node, member["systeminfo"])
+    top = footer.systeminfo
+    rezolus = footer.per_source.get("rezolus")
+    owner = next((node for node, info in own.items() if info == top), None) if top else None
+    if top and owner is None:
+        owner = top.get("hostname") if top.get("hostname") in hosts else \
+            next(iter(rezolus.members), None) if rezolus else None
+    views = []
+    for host in hosts:
+        if host in own:
+            views.append({"host": host, "info": own[host], "note": None})
+        elif top is not None and owner == host:
+            views.append({"host": host, "info": top,
+                          "note": f"The recording carries one system description, of node {host}."})
+        elif top is not None and owner is None:
+            views.append({"host": host, "info": top,
+                          "note": "The recording carries one system description and does not say which node it "
+                                  "describes."})
+        else:
+            views.append({"host": host, "info": None,
+                          "note": f"No system information was recorded for node {host}"
+                                  + (f"; the recording describes node {owner} only." if owner and top else ".")})
+    return views
+
+
 def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
-               templates: Path | None = None, progress: Progress | None = None, served: bool = False
-               ) -> BuildReport:
-    """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`."""
+               templates: Path | None = None, progress: Progress | None = None, served: bool = False,
+               warn: Progress | None = None, strict: bool = False) -> BuildReport:
+    """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`.
+
+    A plot whose query fails on this recording shows the error in its card and is reported through `warn`, one
+    line each; with `strict` the build fails instead (BuildError) and `output` is left as it was."""
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
@@ -62,16 +107,22 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
         budget = SeriesBudget(recording)
         env = template_environment(templates)
         env.globals["served"] = served
-        return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None))
+        return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None),
+                      warn or (lambda _: None), strict)
 
 
 def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
-           output: Path, progress: Progress) -> BuildReport:
+           output: Path, progress: Progress, warn: Progress, strict: bool) -> BuildReport:
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     work.chmod(0o755)  # mkdtemp's is 0700: the site is meant to be published (a web server reads it as another user)
     try:
         report = _render(recording, sections, budget, env, work, progress)
+        if strict and report.failed:  # one line, as any failed build: the first failure and how many more
+            more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+            raise BuildError(f"{report.failed[0]}{more}; strict build: {output} was left as it was")
+        for line in report.failed:
+            warn(line)
         _swap(work, output)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -140,6 +191,11 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     built = [context for context in contexts if context is not None]
     report.plots = sum(_plot_count(context) for context in built)
     report.missing = sum(len(context["missing"]) for context in built)
+    # Failures come back with the tasks' results: the child process may have run any of them.
+    report.failed = [f"{section.path or section.route}: plot {plot_id!r} failed: {error} (query: {query})"
+                     for section, context in zip(sections, contexts) if context is not None
+                     for plot_id, query, error in context["failed"]]
+    report.failed += [line for lines in results[len(sections) + 1 :] for line in lines]
     return report
 
 
@@ -180,6 +236,7 @@ class _Pages:
                     page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
         write_page(self._env, "system.html", self._work / "system.html", site=site, events=self._events,
                     systeminfo=self._recording.footer.systeminfo,
+                    systems=systems_by_host(self._recording.footer, [h for h in self._hosts if h != SINGLE_HOST]),
                     page={"route": "system", "title": "System", "kind": "system", "data": "", "root": ""})
         names += ["metrics.html", "system.html"]
         if not built:
@@ -243,18 +300,22 @@ class _Build:
 def _section(build: _Build, section: Section) -> dict[str, Any] | None:
     """Writes the section's data file per host; its template context, or None when no plot has data."""
     payloads: dict[str, dict[str, Any]] = {}
+    failed: dict[str, tuple[str, str, str]] = {}  # plot id -> (id, query, error): one per plot, whatever the hosts
     for host, scope in build.scopes():
         payloads[host] = {}
         for plot in section.plots:
             if (data := build.plot_data(plot, scope)) is not None:
                 payloads[host][plot.id] = data
+                if "error" in data:
+                    failed.setdefault(plot.id, (plot.id, plot.query, data["error"]))
     with_data = {pid for payload in payloads.values() for pid in payload}
     if not with_data:
         return None
     for host, payload in payloads.items():
         build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
                          section_payload(section, payload, build.span, build.events))
-    return section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
+    context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
+    return {**context, "failed": list(failed.values())}
 
 
 def _events(recording: Recording) -> list[dict[str, Any]]:
@@ -283,11 +344,17 @@ def _metric_browser(build: _Build) -> tuple[list[dict[str, Any]], dict[str, Task
     return rows, tasks
 
 
-def _metric_data(build: _Build, name: str, plot: Plot) -> None:
+def _metric_data(build: _Build, name: str, plot: Plot) -> list[str]:
+    """Writes the metric's data file per host; a warning line if its chart failed."""
     span = build.span
+    errors: set[str] = set()
     for host, scope in build.scopes():
+        data = build.plot_data(plot, scope, coarse_only=True)
+        if data is not None and "error" in data:
+            errors.add(data["error"])
         build.write_data(build.work / "data" / host / "metrics" / f"{metric_slug(name)}.js", f"{host}/metrics/{name}",
-                         {"name": name, "query": plot.query, "plot": build.plot_data(plot, scope, coarse_only=True),
+                         {"name": name, "query": plot.query, "plot": data,
                           "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
                                     "step": span.step_ns // 1_000_000}})
     build.budget.release({name})
+    return [f"metric browser: {name!r} failed: {error} (query: {plot.query})" for error in sorted(errors)]

@@ -32,6 +32,8 @@ class Table:
         if timestamps is not None:
             self._t.extend(np.asarray(timestamps, dtype=np.int64))
         self.series: list[Series] = []
+        self._breaks: list[int] = []  # times of rows after an agent restart: no rate or window reaches before one
+        self._spacing: tuple[tuple[int, int], int] | None = None  # (first row, rows) → typical sample spacing
         self._own: list[Series] = []  # series that keep their own rows (not in `_block`): evicted one by one
         self._block: SeriesBlock | None = None
 
@@ -66,6 +68,27 @@ class Table:
         """Absolute index of the oldest kept row (grows as old rows are evicted)."""
         return self._t.dropped
 
+    @property
+    def breaks(self) -> np.ndarray | None:
+        """Times of the rows after which the producer restarted (`mark_break`); None when there are none."""
+        return np.array(self._breaks, dtype=np.int64) if self._breaks else None
+
+    def mark_break(self, t_ns: int) -> None:
+        """The row at t_ns starts afresh (its producer restarted: counters began again from other values)."""
+        if not self._breaks or t_ns > self._breaks[-1]:
+            self._breaks.append(t_ns)
+
+    def spacing(self, floor_ns: int) -> int:
+        """The typical distance between consecutive samples (their median), at least `floor_ns`: a gap longer
+        than twice this is a hole in the data. From the timestamps, so an agent answering slower than it is polled
+        (a recording replayed at 1 s, polled every 200 ms) does not make every interval a hole."""
+        key = (self.first_row, len(self._t))
+        if self._spacing is None or self._spacing[0] != key:
+            stamps = self.timestamps
+            typical = int(np.median(np.diff(stamps))) if len(stamps) > 2 else 0
+            self._spacing = (key, typical)
+        return max(floor_ns, self._spacing[1])
+
     def append_row(self, t_ns: int) -> int:
         ts = self.timestamps
         if len(ts) and t_ns <= ts[-1]:
@@ -80,6 +103,9 @@ class Table:
         count = int(np.searchsorted(self.timestamps, t_ns, side="left"))
         if count:
             self._t.drop_front(count)
+            if self._breaks and len(self._t):
+                first = int(self.timestamps[0])
+                self._breaks = [b for b in self._breaks if b > first]
             if self._block is not None:
                 self._block.drop_front(count)
             for series in self._own:
@@ -92,6 +118,16 @@ class Table:
         lo = 0 if t_lo is None else int(np.searchsorted(ts, t_lo, side="right"))
         hi = len(ts) if t_hi is None else int(np.searchsorted(ts, t_hi, side="right"))
         return slice(lo, max(lo, hi))
+
+
+def segment_starts(stamps: np.ndarray, times: np.ndarray, breaks: np.ndarray | None) -> np.ndarray | None:
+    """Per evaluation time, the index in `stamps` of the first sample at or after the last break at or before it
+    (0 before any break): range windows start there, so no rate spans an agent restart. None without breaks."""
+    if breaks is None or not len(breaks):
+        return None
+    which = np.searchsorted(breaks, times, side="right") - 1
+    starts = np.searchsorted(stamps, breaks[np.maximum(which, 0)], side="left")
+    return np.where(which >= 0, starts, 0)
 
 
 class Series:

@@ -1,7 +1,7 @@
-"""Helpers shared by test modules: where the real sample recordings live.
+"""Helpers shared by test modules: where the real sample recordings and protocol vectors live.
 
-The recordings are read from `../shared/recordings/` beside the repository and are never copied into it. Without them
-a test skips on a developer machine and fails in CI (`CI` set), where their absence is a setup error.
+They ship inside the repository (`tests/data/`, see its README for their origin and licence), so a fresh clone runs
+every test. A file that is missing is a broken checkout: the test fails rather than skips.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-RECORDINGS = SHARED / "recordings"
+DATA = REPO_ROOT / "tests" / "data"
+RECORDINGS = DATA
+VECTORS = DATA / "vectors"
 
 
 def in_ci() -> bool:
@@ -29,9 +30,7 @@ def unavailable(reason: str) -> None:
 
 def shared_recording(name: str) -> Path:
     """Path of a real sample recording, e.g. `shared_recording("c16.parquet")`."""
-    if not RECORDINGS.is_dir():
-        unavailable(f"sample recordings not found: {RECORDINGS} is missing (they live beside the repository)")
     path = RECORDINGS / name
     if not path.is_file():
-        unavailable(f"sample recording not found: {path}")
+        pytest.fail(f"sample recording not found: {path} (it ships in tests/data/)")
     return path

@@ -216,3 +216,64 @@ def test_a_failing_callback_is_a_problem_not_a_crash(demo: ReplayProcess) -> Non
         state = client.state()
     assert state.status is Status.CONNECTED and state.problems >= 3
     assert "broken raised RuntimeError: consumer bug" in state.recent_problems
+
+
+def test_a_hung_agent_is_retried_every_tick_and_seen_again_at_once(demo: ReplayProcess) -> None:
+    """A poll that timed out has waited long enough: the next one goes at the next tick, not after a growing
+    back-off, so an agent that answers again is connected within a tick or two. The terminal gets one line per
+    change of reachability, not one per failed poll."""
+    recorder, lines = Recorder(), []
+    interval, timeout = 0.3, 0.6
+    with client_for(demo, recorder, interval, timeout_s=timeout, log=lines.append) as client:
+        wait_for(lambda: recorder.count() >= 1, what="a first snapshot")
+        demo.fault("slow", seconds=30)
+        wait_for(lambda: client.state().failures >= 5, what="five timed-out polls")
+        assert client.state().retry_in is not None and client.state().retry_in <= interval
+        demo.fault("none")
+        cleared = time.monotonic()
+        wait_for(lambda: client.state().status is Status.CONNECTED, what="connected again")
+        took = time.monotonic() - cleared
+    # The poll in flight ends at its timeout at the latest; the next one is due within a tick.
+    assert took <= timeout + 2 * interval + 0.3, took
+    assert [line.split(": ", 2)[2].split(" (")[0].split(" after")[0] for line in lines] == \
+        ["connected", "unreachable", "connected again"], lines
+    assert lines[1] == f"rezgen: agent {demo.url.rstrip('/')}: unreachable (no answer within {timeout:g} s)"
+
+
+def test_a_trickled_body_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    """An agent that sends its body a byte at a time (a slow-loris answer) must not hold a poll past its timeout:
+    reading `n` bytes at a time would wait for all n."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while not stop.wait(0.1):
+                    try:
+                        conn.sendall(b"x")
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    client = AgentClient(f"127.0.0.1:{server.getsockname()[1]}", 0.2, timeout_s=0.8)
+    try:
+        started = time.monotonic()
+        client.start()
+        wait_for(lambda: client.state().failures >= 1, timeout=10, what="a failed poll")
+        took = time.monotonic() - started
+    finally:
+        client.stop()
+        stop.set()
+        server.close()
+    assert took < 0.8 + 0.5, took
+    assert client.state().last_error == "/metrics/binary: no complete answer within 0.8 s"

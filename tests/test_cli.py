@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -206,3 +209,68 @@ def test_inspect_of_something_else_is_one_line(tmp_path, content, word):
     path = tmp_path / "bad.parquet"
     path.write_bytes(content)
     assert_one_line_error(rezgen("inspect", path), word)
+
+
+# -- signals ----------------------------------------------------------------------------------------------------
+
+def _tree(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): sha256(p) for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_sigterm_ends_a_build_like_ctrl_c_leaving_the_previous_site(tmp_path):
+    from shared import shared_recording
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("the previous site\n")
+    before = _tree(site)
+    build = subprocess.Popen([sys.executable, "-m", "rezgen", "build", str(shared_recording("c16.parquet")), "-o",
+                              str(site), "-q"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and build.poll() is None:
+            if any(p.name.startswith(".site.") for p in tmp_path.iterdir()):  # the build's temporary directory
+                break
+            time.sleep(0.01)
+        assert build.poll() is None, "the build ended before its temporary directory was seen"
+        build.send_signal(signal.SIGTERM)
+        _, stderr = build.communicate(timeout=60)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.communicate()
+    assert build.returncode != 0 and "Traceback" not in stderr, stderr
+    assert stderr.strip() == "rezgen: aborted", stderr  # as for Ctrl-C (after click's blank line)
+    assert sorted(os.listdir(tmp_path)) == ["site"], os.listdir(tmp_path)
+    assert _tree(site) == before
+
+
+# -- query limits ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (["+".join(["1"] * 5000)], ["too many operators: 4999, limit 256"]),  # SIGSEGV in promql-parser before
+    (["(" * 1000 + "1" + ")" * 1000], ["nested too deeply"]),  # RecursionError traceback before
+    (["cpu_cores", "--start", "0", "--end", "4102444800", "--step", "1s"],  # "cannot allocate 30.6 GiB" before
+     ["11,000 points per timeseries", "4,102,444,801 steps"]),
+    (["cpu_cores", "--end", "1e30"], ["end is out of range"]),  # ValueError traceback before
+    (["cpu_cores", "--time", "1e30"], ["time is out of range"]),
+    (["cpu_cores", "--step", "1000000y"], ["step is out of range"]),
+    (['cpu_cores{id=~"a{1001}"}'], ["invalid regular expression", "invalid repetition size"]),
+    (["max_over_time(cpu_cores[1d:1ms])", "--time", "1767225630"], ["limit", "--query-max-samples"]),
+    (["cpu_cores", "--query-max-samples", "10"], ["limit 10 (--query-max-samples)"]),
+    (["cpu_cores", "--query-max-samples", "0"], ["--query-max-samples"]),
+])
+def test_queries_past_the_limits_are_one_line(recording, args, words):
+    assert_one_line_error(rezgen("query", recording, *args), *words)
+
+
+def test_a_long_recording_is_queried_at_a_coarser_default_step(tmp_path):
+    path = tmp_path / "long.parquet"
+    assert rezgen("sample", "-o", path, "--duration", "4h", "--cpus", "1").returncode == 0
+    done = rezgen("query", path, "cpu_cores")
+    assert done.returncode == 0, done.stderr
+    (series,) = json.loads(done.stdout)["data"]["result"]
+    times = [t for t, _ in series["values"]]
+    assert len(times) <= 11_001 and times[1] - times[0] == 2  # 4 h at 1 s is 14,401 points: every 2 s instead

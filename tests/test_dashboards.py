@@ -7,11 +7,13 @@ from pathlib import Path
 
 import promql_parser as pp
 import pytest
+from rawparquet import RawRecording
+from shared import shared_recording
 
 from rezgen.dashboards import DEFAULT_DIR, KINDS, UNITS, DashboardError, load_dashboards, load_section
+from rezgen.metric_browser import metric_plot
+from rezgen.model import Kind
 from rezgen.promql.engine import parse, range_query
-
-from shared import shared_recording
 
 ROUTES = ["overview", "exceptions", "cpu", "gpu", "memory", "network", "scheduler", "syscall", "softirq", "blockio",
           "cgroups", "rezolus"]
@@ -269,3 +271,55 @@ def test_load_section_reports_a_missing_file(tmp_path):
 def test_empty_directory(tmp_path):
     with pytest.raises(DashboardError, match="no dashboard files"):
         load_dashboards(tmp_path)
+
+
+# --- what a metric browser chart's unit is, for metrics that carry none ------------------------------------------
+
+def test_prometheus_metrics_get_units_from_their_names_and_descriptions():
+    """c16's vLLM metrics carry no unit: the Prometheus naming conventions and the help texts give it."""
+    raw = RawRecording(shared_recording("c16.parquet"))
+    descriptions = raw.descriptions()
+    kinds = {"counter": Kind.COUNTER, "gauge": Kind.GAUGE, "histogram": Kind.HISTOGRAM}
+    seen = {c.metric: (kinds[c.kind], c.meta.get("unit")) for c in raw.metric_columns}
+
+    def unit(name: str) -> tuple[str, str]:
+        kind, recorded = seen[name]
+        assert recorded is None, name  # the point: nothing in the file says
+        plot = metric_plot(name, kind, recorded, descriptions.get(name))
+        return plot.unit, plot.query
+
+    assert unit("vllm_e2e_request_latency_seconds") == ("time", "vllm_e2e_request_latency_seconds")  # ns (§2.7)
+    assert unit("vllm_request_prompt_tokens")[0] == "count"  # tokens: a plain number, never "B"
+    assert unit("process_resident_memory_bytes")[0] == "bytes"
+    assert unit("http_response_size_bytes_sum")[0] == "datarate"
+    assert unit("vllm_prompt_tokens_total")[0] == "rate"
+    assert unit("process_cpu_seconds_total")[0] == "seconds"
+    assert unit("vllm_kv_cache_usage_perc")[0] == "percentage"  # "1 means 100 percent usage."
+    assert metric_plot("disk_used_percent", Kind.GAUGE, None, None).query == "disk_used_percent / 100"
+    assert metric_plot("cache_hit_ratio", Kind.GAUGE, None, None).unit == "percentage"
+    assert metric_plot("cpu_usage", Kind.COUNTER, "nanoseconds", "in bytes").unit == "time"  # the file's unit wins
+
+
+def test_other_can_be_dropped(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text(textwrap.dedent("""
+        title = "X"
+        route = "x"
+        [[group]]
+        name = "G"
+        [[group.plot]]
+        id = "a"
+        title = "A"
+        query = "sum by (name) (irate(cgroup_cpu_instructions[5m])) / sum by (name) (irate(cgroup_cpu_cycles[5m]))"
+        kind = "multi"
+        other = false
+        [[group.plot]]
+        id = "b"
+        title = "B"
+        query = "cpu_cores"
+    """))
+    assert [p.other for p in load_section(path).plots] == [False, True]
+
+
+def test_cgroup_ipc_drops_other(sections):
+    assert plot(sections, "cgroups", "individual-ipc").other is False

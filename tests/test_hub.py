@@ -8,13 +8,21 @@ never while a regular next sample could still land at or before it.
 from __future__ import annotations
 
 import asyncio
+import json
+import random
+import socket
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from processes import start, stop
+from shared import shared_recording
 
 from rezgen.agent.pieces import Entry, Snapshot
 from rezgen.dashboards import Section, load_section
-from rezgen.live.hub import Hub
+from rezgen.live.hub import Hub, Subscription, Update
 from rezgen.live.ingest import Ingest
 from rezgen.live.ranking import TopK
 from rezgen.model import SeriesKey
@@ -105,3 +113,104 @@ def test_a_top_k_plot_keeps_the_series_ranked_over_the_window_and_folds_the_rest
     assert update["kind"] == "multi"
     assert update["names"] == ["a", "b", "Other"]
     assert update["values"] == [[1], [2], [99 + 3 + 4]]
+
+
+def test_waiters_cancelled_at_any_moment_leave_the_subscription_waking_the_others(section: Section) -> None:
+    """Pages leave while waiting, just as an update wakes them, or just after: the ones that stay still get every
+    update, and a wait with nothing new ends at its timeout with None."""
+    async def run() -> list[int]:
+        sub = Subscription(section, None)
+        got: list[int] = []
+        for k in range(1, 30):
+            leaving = [asyncio.create_task(sub.newer_than(k - 1, 60)) for _ in range(k % 4)]
+            staying = asyncio.create_task(sub.newer_than(k - 1, 60))
+            await asyncio.sleep(0)  # every waiter is now waiting
+            if k % 2:
+                for task in leaving:
+                    task.cancel()  # gone before the update
+            sub.publish(Update(k, k, {}))
+            for task in leaving:
+                task.cancel()  # gone as the update wakes it (a no-op for those cancelled above)
+            update = await asyncio.wait_for(staying, 5)
+            assert update is not None
+            got.append(update.last_ms)
+        assert await sub.newer_than(29, 0.05) is None
+        return got
+
+    assert asyncio.run(run()) == list(range(1, 30))
+
+
+def sse_points(port: int, deadline: float, fresh_after_ms: int) -> dict | None:
+    """The first `points` event of the overview's stream computed at or after `fresh_after_ms` (wall clock), read
+    from a raw socket until `deadline` (monotonic); None if none came by then."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET /api/stream?section=overview HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        buffer, event = b"", None
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                return None
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                text = line.decode().rstrip("\r")
+                if text.startswith("event:"):
+                    event = text.split(":", 1)[1].strip()
+                elif text.startswith("data:") and event == "points":
+                    data = json.loads(text.split(":", 1)[1])
+                    if data["at"] >= fresh_after_ms:
+                        return data
+    return None
+
+
+def churn_client(port: int, hold: float, reset: bool) -> None:
+    """A page that opens the overview's stream, reads it for `hold` seconds and leaves: with a FIN, or with an RST
+    (SO_LINGER 0), as a killed browser or a dropped network does."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock.sendall(f"GET /api/stream?section=overview HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        until = time.monotonic() + hold
+        while (left := until - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                if not sock.recv(65536):
+                    break
+            except TimeoutError:
+                break
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        sock.close()
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_pages_that_come_and_go_at_any_moment_leave_the_hub_pushing(tmp_path: Path) -> None:
+    """100 pages, held 0.2–4 s each and closed with a FIN or an RST: afterwards a new page still gets freshly
+    computed points within two intervals, and the server logged no traceback."""
+    interval_ms = 250
+    agent, agent_url = start(["replay", str(shared_recording("c16.parquet")), "--port", "0", "--speed",
+                              str(1000 // interval_ms)], tmp_path / "replay.log")
+    log = tmp_path / "live.log"
+    try:
+        live, url = start(["serve", "--live", agent_url, "--port", "0", "--interval", f"{interval_ms}ms"], log)
+        try:
+            port = int(url.rstrip("/").rsplit(":", 1)[1])
+            assert sse_points(port, time.monotonic() + 30, 0) is not None  # the hub is up and pushing
+            rng = random.Random(7)
+            plan = [(rng.uniform(0.2, 4.0), rng.random() < 0.5) for _ in range(100)]
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(lambda p: churn_client(port, *p), plan))
+            for _ in range(3):  # several new pages, one after another
+                connected_ms = int(time.time() * 1000)
+                fresh = sse_points(port, time.monotonic() + 2 * interval_ms / 1000, connected_ms)
+                assert fresh is not None, f"no fresh points within two intervals\n{log.read_text()[-3000:]}"
+        finally:
+            stop(live)
+    finally:
+        stop(agent)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

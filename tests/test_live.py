@@ -288,3 +288,144 @@ def test_several_agents_are_told_apart_by_a_node_label(recording: Path, tmp_path
     finally:
         for proc in (live_proc, first, second):
             stop(proc)
+
+
+def busy_per_row(recording: Path) -> np.ndarray:
+    """sum(irate(cpu_usage)) / sum(cpu_cores) / 1e9 at every row after the first, from the raw columns."""
+    pf = pq.ParquetFile(recording)
+    table = pf.read()
+    seconds = np.diff(table.column(0).to_numpy().astype(np.int64)) / 1e9
+    total, cores = np.zeros(len(seconds)), np.zeros(len(seconds))
+    for i, field in enumerate(pf.schema_arrow):
+        metric = (field.metadata or {}).get(b"metric")
+        if metric == b"cpu_usage":
+            v = table.column(i).to_numpy(zero_copy_only=False).astype(np.float64)
+            total += np.nan_to_num(np.where(v[1:] >= v[:-1], v[1:] - v[:-1], v[1:]) / seconds)
+        elif metric == b"cpu_cores":
+            cores += np.nan_to_num(table.column(i).to_numpy(zero_copy_only=False).astype(np.float64)[1:])
+    return total / cores / 1e9
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_an_agent_restart_draws_no_rate_spike(recording: Path, tmp_path: Path) -> None:
+    """A restarted agent's counters begin again from the recording's first row — large values, below where the
+    first run got to. PromQL's reset rule alone counts the whole new value as an increase (a CPU far above 100 %);
+    rezgen starts rates afresh after a restart, so no value exceeds what the recording itself reaches."""
+    ceiling = float(np.nanmax(busy_per_row(recording)))
+    first, url = start(["replay", str(recording), "--port", "0"], tmp_path / "a.log")
+    server_proc, server = start(["serve", "--live", url, "--port", "0", "--interval", "200ms"], tmp_path / "live.log")
+    try:
+        wait_for(lambda: status(server)["seq"] >= 3)  # the first run is a few rows in: its counters are higher
+        stop(first)
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        first, _ = start(["replay", str(recording), "--port", port], tmp_path / "b.log")
+        wait_for(lambda: status(server)["agents"][0]["restarts"] >= 1)
+        seq = status(server)["seq"]
+        wait_for(lambda: status(server)["seq"] >= seq + 4)  # a few rows of the second run
+        plot = httpx.get(server + "api/plot/overview/cpu-busy").json()
+        values = [v for v in plot["levels"][-1]["values"][0] if v is not None]
+        assert len(values) >= 4
+        assert max(values) <= ceiling * (1 + 1e-9), (max(values), ceiling)
+        query = httpx.get(server + "api/v1/query_range", params={
+            "query": "sum(irate(cpu_usage[5m])) / sum(cpu_cores) / 1e9", "start": plot["window"]["start"] / 1000,
+            "end": plot["window"]["end"] / 1000, "step": "0.2"}).json()
+        ranged = [float(v) for _, v in query["data"]["result"][0]["values"]]
+        assert max(ranged) <= ceiling * (1 + 1e-9), (max(ranged), ceiling)
+        log = (tmp_path / "live.log").read_text()
+        assert log.count("unreachable (") == 1 and log.count("connected again after") == 1, log
+    finally:
+        stop(server_proc)
+        stop(first)
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_a_gap_in_the_timestamps_is_a_break_without_an_outage(live: str, agent) -> None:
+    """The agent's clock jumps 8 s (no poll fails, no outage is observed): every step between the two samples
+    around the gap is null, on first load and in the pushed points alike (the rule comes from the timestamps)."""
+    import threading
+
+    url, _ = agent
+    wait_for(lambda: status(live)["seq"] >= 3)
+    pushed: list[tuple[int, dict]] = []
+    done = threading.Event()
+
+    def listen() -> None:
+        try:
+            for event in iter_points(live, done):
+                pushed.append(event)  # noqa: PERF402 (one by one: the test reads the list meanwhile)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    wait_for(lambda: len(pushed) >= 2)
+    httpx.post(url + "_replay/clock", params={"seconds": "8"})
+    seq = status(live)["seq"]
+    wait_for(lambda: status(live)["seq"] >= seq + 4)
+    done.set()
+    thread.join(timeout=30)
+    raw = httpx.get(live + "api/query", params={"metric": "cpu_cores"}).json()
+    stamps = np.array([t for t, _ in raw["series"][0]["values"]])
+    spacing = float(np.median(np.diff(stamps)))
+    gaps = np.flatnonzero(np.diff(stamps) > 2 * spacing)
+    assert len(gaps) == 1, np.diff(stamps)
+    a, b = stamps[gaps[0]], stamps[gaps[0] + 1]
+    plots = {p["id"]: p for g in data_payload(live, "range=5m")["groups"] for p in g["plots"]}
+    level = plots["cpu-busy"]["levels"][-1]
+    loaded = dict(zip(level["t"], level["values"][0]))
+    inside = [t for t in loaded if a < t < b]
+    assert len(inside) >= 10 and all(loaded[t] is None for t in inside), [(t - a, loaded[t]) for t in inside]
+    assert any(v is not None for t, v in loaded.items() if t > b) and any(v is not None for t, v in loaded.items()
+                                                                          if t < a)
+    steps = {t: v for _, data in pushed if "cpu-busy" in data["plots"]
+             for t, v in zip(data["plots"]["cpu-busy"]["t"], data["plots"]["cpu-busy"]["values"][0])}
+    # Steps less than a step after a are pushed before b exists (the newest sample is then a); all later ones wait
+    # for b and are nulls, as on first load.
+    late = [t for t in steps if a + INTERVAL_MS < t < b]
+    assert late and all(steps[t] is None for t in late), [(t - a, steps[t]) for t in late]
+
+
+def iter_points(server: str, done) -> Iterator[tuple[int, dict]]:
+    """The overview's `points` events as (id, data) until `done` is set."""
+    event, ident = None, None
+    with httpx.stream("GET", server + "api/stream", params={"section": "overview"}, timeout=30) as resp:
+        for line in resp.iter_lines():
+            if done.is_set():
+                return
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("id:"):
+                ident = int(line.split(":", 1)[1])
+            elif line.startswith("data:") and event == "points":
+                yield ident, json.loads(line.split(":", 1)[1])
+
+
+@pytest.mark.live
+def test_per_gpu_charts_of_a_one_gpu_agent_say_they_are_not_reported(tmp_path: Path) -> None:
+    """sglang_gemma3 has one GPU: its per-GPU heatmaps never get data (the aggregate charts say it all), so after
+    the first snapshots they say so instead of "Waiting for data…"; the aggregate charts have their line."""
+    recording = shared_recording("sglang_gemma3.parquet")
+    gpus = {f.metadata[b"id"] for f in pq.ParquetFile(recording).schema_arrow
+            if (f.metadata or {}).get(b"metric") == b"gpu_utilization"}
+    assert len(gpus) == 1
+    agent_proc, url = start(["replay", str(recording), "--port", "0"], tmp_path / "replay.log")
+    proc, server = start(["serve", "--live", url, "--port", "0", "--interval", "200ms"], tmp_path / "live.log")
+    try:
+        def gpu_plots() -> dict | None:
+            response = httpx.get(server + "data/_/gpu.js?range=15m")
+            if response.status_code != 200:
+                return None
+            _, end = json.JSONDecoder().raw_decode(response.text, len("REZGEN.register("))
+            payload, _ = json.JSONDecoder().raw_decode(response.text, end + 1)
+            plots = {p["id"]: p for g in payload["groups"] for p in g["plots"]}
+            filled = all(p["names"] for i, p in plots.items() if not i.endswith("-per-gpu"))
+            return plots if filled else None  # the rates have their second sample
+        plots = wait_for(gpu_plots)
+        per_gpu = [p for i, p in plots.items() if i.endswith("-per-gpu") and p["kind"] == "heatmap"]
+        assert per_gpu and all(p["missing"].startswith("Not reported by this agent") for p in per_gpu)
+        assert all("missing" not in p and p["names"] for i, p in plots.items() if not i.endswith("-per-gpu"))
+    finally:
+        stop(proc)
+        stop(agent_proc)

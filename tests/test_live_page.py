@@ -225,7 +225,8 @@ def test_points_are_appended_in_place(live: str, tab) -> None:
     sources = page.evaluate("window.__sources")
     assert len(sources) == 1 and re.search(r"api/stream\?section=overview&host=&since=\d+$", sources[0]), sources
     low, high = t.x_window()
-    assert high - low == 15 * 60_000
+    oldest = page.evaluate("REZGEN.live.st.oldest")  # a session younger than the range: the axis fits the data
+    assert high - low == 15 * 60_000 or low == min(oldest, high - 5 * INTERVAL_MS)
     assert high == after[-1][0]
     assert page.is_hidden("#live-alert")
     assert t.errors == []
@@ -257,7 +258,7 @@ def test_range_and_refresh_controls(live: str, tab) -> None:
     t.wait_loaded()
     assert any("range=5m" in url for url in t.data_requests), t.data_requests
     t.wait(f"() => {{ const x = document.querySelector({json.dumps(CPU_BUSY)}).__rezgen.inst.getOption().xAxis[0];"
-           f" return x.max - x.min === 300000; }}")
+           f" return x.max - x.min === 300000 || x.min === Math.min(REZGEN.live.st.oldest, x.max - 5 * {INTERVAL_MS}); }}")
     t.wait("([sel, n]) => document.querySelector(sel).__rezgen.inst.getOption().series[0].data.slice(-1)[0][0] > n",
            arg=[CPU_BUSY, t.series()[-1][0]])
     assert t.series()[0][0] >= t.x_window()[0]  # trimmed to the window
@@ -405,3 +406,53 @@ def test_outages_show_in_the_indicator_and_as_a_break(tab, tmp_path: Path) -> No
     finally:
         server.stop()
         agent.stop()
+
+
+@pytest.mark.live
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_new_session_fits_its_data_and_another_hosts_outage_is_a_small_notice(tab, tmp_path: Path) -> None:
+    """A session a few seconds old: the x axis spans the data, not 15 empty minutes, and the picker says so. With
+    two agents, the indicator describes the host on screen; the other host's outage is a separate notice."""
+    chromium()
+    first = ReplayProcess(shared_recording("demo.parquet"), log=tmp_path / "a.log").start()
+    second = ReplayProcess(shared_recording("AB_base.parquet"), log=tmp_path / "b.log").start()
+    proc = None
+    try:
+        with open(tmp_path / "live.log", "w") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", "rezgen", "serve", "--live", first.url, "--live", second.url,
+                                     "--port", "0", "--interval", f"{INTERVAL_MS}ms"], stdout=subprocess.PIPE,
+                                    stderr=stderr, text=True)
+        match = READY.search(proc.stdout.readline())  # type: ignore[union-attr]
+        assert match, (tmp_path / "live.log").read_text()
+        url = match.group(1)
+        wait_ready(url)
+        viewed = first.url.split("//")[1].rstrip("/")
+        t = tab(url)
+        page = t.open(f"?host={viewed}")
+        t.wait_state("connected")
+        t.wait("([sel, n]) => document.querySelector(sel).__rezgen.inst.getOption().series[0].data.length >= n",
+               arg=[CPU_BUSY, 4])
+        data = t.series()
+        low, high = t.x_window()
+        assert high - low < 60_000, (high - low)  # seconds of data, not a 15-minute axis
+        assert low <= data[0][0] and high == data[-1][0]
+        label = page.evaluate("document.querySelector('#live-range option:checked').textContent")
+        assert re.fullmatch(r"Last 15 minutes \(since start, \d+ s\)", label), label
+        page.screenshot(path=str(tmp_path / "new-session.png"))
+
+        second.kill()  # the other host goes away
+        t.wait("() => { const el = document.getElementById('live-other-hosts'); return el && !el.hidden; }",
+               timeout=20000)
+        other = second.url.split("//")[1].rstrip("/")
+        assert other in page.inner_text("#live-other-hosts")
+        assert t.connection() == "connected" and page.is_hidden("#live-alert")
+        page.screenshot(path=str(tmp_path / "other-host-down.png"))
+        assert t.errors == []
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=15)
+            proc.stdout.close()  # type: ignore[union-attr]
+        first.stop()
+        second.stop()

@@ -14,6 +14,7 @@ from rezgen.dashboards import Plot, load_dashboards
 from rezgen.model import Kind
 from rezgen.plots import TimeRange, plot_data, round_significant
 from rezgen.promql.engine import parse
+from rezgen.promql.values import PromQLError
 from rezgen.recording.reader import open_recording
 from rezgen.metric_browser import default_query
 from rezgen.timeparse import ceil_ms
@@ -254,3 +255,25 @@ def test_a_build_within_a_tiny_memory_budget_writes_the_same_data(tmp_path, monk
                                      for p in (tmp_path / "budget" / "data").rglob("*.js"))
     for name in plain:
         assert (tmp_path / "plain" / name).read_text() == (tmp_path / "budget" / name).read_text(), name
+
+
+# -- a plot whose query fails on this recording ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, query, reason", [
+    ("line", "cpu_cores @ 1e30", "number too large"),  # ValueError from the parser's `@` (was a build's traceback)
+    ("percentiles", "cpu_cores", "needs histogram series"),  # a gauge where buckets are needed (was AssertionError)
+    ("line", "syscall_latency", "holds histograms"),
+    ("line", "cpu_usage / on (id) cpu_usage", "many-to-many"),
+])
+def test_a_failing_query_gives_its_plot_an_error_payload_instead_of_raising(demo, kind, query, reason):
+    plot = Plot(id="p", title="P", query=query, kind=kind)
+    data = plot_data(demo.store, plot, _span(demo))
+    assert data is not None and set(data) >= {"error", "query"}, data
+    assert data["query"] == query and reason in data["error"] and "\n" not in data["error"]
+    assert "levels" not in data and data["id"] == "p"
+
+
+def test_a_range_that_is_not_one_still_raises(demo):
+    start, end = demo.time_range
+    with pytest.raises(PromQLError):
+        plot_data(demo.store, Plot(id="p", title="P", query="cpu_cores"), TimeRange(end, start, 1_000_000_000))

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from rawparquet import RawRecording
@@ -332,3 +333,136 @@ def test_other_methods_and_oversized_bodies_are_refused(url: str) -> None:
     assert put.status_code == 405 and put.json()["status"] == "error"
     big = httpx.post(url + "/api/v1/query", data={"query": "1", "pad": "x" * (2 << 20)}, timeout=60)
     assert big.status_code == 413 and big.json()["status"] == "error"
+
+
+# -- no query can crash, freeze or exhaust the server ----------------------------------------------------------------
+
+
+def serve_with(recording: Path, log: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A server process started with extra options, yielded with its process (for its memory)."""
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "rezgen", "serve", str(recording), "--port", "0", *options],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
+    assert proc.stdout is not None
+    try:
+        match = READY.search(proc.stdout.readline())
+        assert match, log.read_text()
+        yield match.group(1), proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        proc.stdout.close()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def refused(response: httpx.Response, status: int, kind: str, *words: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == "error" and body["errorType"] == kind, body
+    for word in words:
+        assert word in body["error"], body["error"]
+    return body["error"]
+
+
+CRASHERS = {  # each killed the server (SIGSEGV in promql-parser) or gave a 500 RecursionError
+    "5,000 terms": "+".join(["1"] * 5000),
+    "2,000 terms": "+".join(["1"] * 2000),
+    "1,000 parentheses": "(" * 1000 + "1" + ")" * 1000,
+    "8,500 nested calls": "abs(" * 8500 + "x" + ")" * 8500,
+    "500 terms": "+".join(["1"] * 500),
+}
+
+
+def test_queries_that_crashed_the_server_are_bad_data_and_it_keeps_answering(url: str) -> None:
+    for name, expr in CRASHERS.items():
+        response = httpx.post(url + "/api/v1/query", data={"query": expr}, timeout=60)
+        error = refused(response, 400, "bad_data")
+        assert any(words in error for words in ("too many operators", "nested too deeply", "query too long")), name
+        assert ok(get(url, "/api/v1/query", query="1", time="100")) == {"resultType": "scalar",
+                                                                         "result": [100, "1"]}
+    long = refused(httpx.post(url + "/api/v1/query", data={"query": "x" + " " * 70_000}, timeout=60), 400, "bad_data")
+    assert "query too long: 70,001 bytes, limit 65,536" in long
+
+
+def test_pathological_regexes_return_promptly_without_starving_other_requests(url: str, c16: Path) -> None:
+    import concurrent.futures
+
+    names = {c.metric for c in RawRecording(c16).metric_columns}
+    slow = [("/api/v1/query", {"query": '{__name__=~"(.|.)*X"}'}),  # 467 CPU-seconds with Python's re
+            ("/api/v1/query", {"query": '{__name__=~"(.|.){0,18}X"}'}),  # 11 s
+            ("/api/v1/label/__name__/values", {"match[]": '{__name__=~"(.|.){0,18}X"}'}),  # 5 s
+            ("/api/v1/query", {"query": '{__name__=~"(.|.){0,18}_cores"}', "time": str(AT)})]
+    with concurrent.futures.ThreadPoolExecutor(len(slow) + 1) as pool:
+        futures = [pool.submit(httpx.get, url + path, params=params, timeout=60) for path, params in slow]
+        quick = pool.submit(httpx.get, url + "/api/v1/query", params={"query": "1"}, timeout=60)
+        assert ok(quick.result(timeout=10))["resultType"] == "scalar"
+        answers = [f.result(timeout=10) for f in futures]
+    assert not any(name.endswith("X") for name in names)
+    assert ok(answers[0])["result"] == [] and ok(answers[1])["result"] == [] and ok(answers[2]) == []
+    cores = {r["metric"]["__name__"] for r in ok(answers[3])["result"]}
+    assert cores == {n for n in names if n.endswith("_cores") and len(n) - len("_cores") <= 18}
+
+
+def test_a_regex_re2_refuses_is_bad_data(url: str) -> None:
+    refused(get(url, "/api/v1/query", query='cpu_cores{id=~"a{1001}"}'), 400, "bad_data",
+            "invalid regular expression", "invalid repetition size")
+    refused(get(url, "/api/v1/series", **{"match[]": 'cpu_cores{id=~"a{1001}"}'}), 400, "bad_data",
+            "invalid repetition size")
+
+
+def test_count_values_of_every_series_is_answered(url: str, c16: Path) -> None:
+    """It was a 422 "all input arrays must have the same shape" (histograms among the series)."""
+    raw = RawRecording(c16)
+    row = int(np.searchsorted(raw.timestamps, AT * 10**9, side="right")) - 1
+    floats = sum(1 for c in raw.metric_columns if c.kind in ("counter", "gauge")
+                 and not np.isnan(raw.values(c)[: row + 1]).all())  # c16 has no gap as long as the lookback
+    result = ok(get(url, "/api/v1/query", query='count_values("v", {__name__=~".+"})', time=str(AT)))["result"]
+    assert sum(float(r["value"][1]) for r in result) == floats
+    assert len({r["metric"]["v"] for r in result}) == len(result)
+
+
+@pytest.mark.slow
+def test_a_query_over_the_sample_limit_is_refused_and_memory_stays_bounded(c16: Path, tmp_path: Path) -> None:
+    import psutil
+
+    for url, proc in serve_with(c16, tmp_path / "serve.log"):
+        server = psutil.Process(proc.pid)
+        error = refused(get(url, "/api/v1/query", query="max_over_time(rate(cgroup_syscall[1m])[1d:100ms])"),
+                        422, "execution", "limit 40,000,000", "--query-max-samples")
+        assert "samples" in error
+        # 26.7M estimated samples, under the limit: it runs, and its memory is given back
+        big = get(url, "/api/v1/query", query="max_over_time(rate(cgroup_syscall[1m])[6m:10ms])")
+        raw = RawRecording(c16)
+        # a series has a rate once two of its samples are less than a minute apart (rows are a second apart)
+        with_rate = [c for c in raw.select("cgroup_syscall")
+                     if (np.diff(raw.timestamps[~np.isnan(raw.values(c))]) < 60 * 10**9).any()]
+        assert len(ok(big)["result"]) == len(with_rate)
+        assert server.memory_info().rss < 600 * 2**20  # it peaked at 3-5.5 GB and kept 2 GB before
+        assert ok(get(url, "/api/v1/query", query="1"))["resultType"] == "scalar"
+
+
+def test_the_sample_limit_is_a_serve_option(c16: Path, tmp_path: Path) -> None:
+    for url, _ in serve_with(c16, tmp_path / "serve.log", "--query-max-samples", "1000"):
+        refused(get(url, "/api/v1/query_range", query="cpu_usage", start=str(C16_FIRST), end=str(C16_LAST),
+                    step="1"), 422, "execution", "limit 1,000 (--query-max-samples)")
+        assert ok(get(url, "/api/v1/query", query="cpu_cores", time=str(AT)))["result"]
+
+
+def test_a_query_past_the_timeout_is_a_prometheus_timeout(c16: Path, tmp_path: Path) -> None:
+    for url, _ in serve_with(c16, tmp_path / "serve.log", "--query-timeout", "1ms"):
+        # quantile_over_time works window by window in Python: well over a millisecond for 369 series x 361 steps
+        response = get(url, "/api/v1/query_range", query="quantile_over_time(0.5, cgroup_syscall[1m])",
+                       start=str(C16_FIRST), end=str(C16_LAST), step="1")
+        assert response.status_code == 503
+        assert response.json() == {"status": "error", "errorType": "timeout",
+                                   "error": "query timed out in expression evaluation"}
+
+
+def test_a_long_run_of_digits_as_a_time_is_refused_promptly(url: str) -> None:
+    """The number pattern backtracked quadratically: 35 s of CPU, holding the GIL, for 40 KB of digits."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, url + "/api/v1/query", data={"query": "1", "time": "1" * 100_000 + "x"},
+                             timeout=60)
+        refused(answer.result(timeout=10), 400, "bad_data", 'invalid parameter "time"')

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from rezgen.promql import engine
@@ -880,3 +881,130 @@ def test_scope_restricts_series_that_carry_the_label():
     store = build_store({'u{node="a"}': [(0, 1)], 'u{node="b"}': [(0, 2)], 'u': [(0, 3)]})
     result = range_query(store, 'sum(u)', 0, 0, ns(1), scope=(("node", "a"),))
     assert [s.values.tolist() for s in result.series] == [[4]]  # node="a" and the series without a node label
+
+
+# --- limits: what one query may cost (rezgen/promql/limits.py) ----------------------------------------------------------
+
+
+def _c16():
+    from rezgen.recording.reader import open_recording
+    from shared import shared_recording
+
+    return open_recording(shared_recording("c16.parquet"))
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    ("+".join(["1"] * 5000), "too many operators: 4999, limit 256"),  # SIGSEGV in promql-parser before
+    ("(" * 1000 + "1" + ")" * 1000, "nested too deeply"),  # RecursionError (500) before
+    ("-" * 300 + "x", "too many operators: 300"),
+    ("+".join(["1"] * 200), "nested too deeply: expression depth over 128"),  # parses, but 200 deep
+    ("x" + " " * 70_000, "query too long: 70,001 bytes, limit 65,536"),
+])
+def test_queries_the_parser_or_evaluator_would_not_survive_are_refused_before_parsing(expr, message):
+    with pytest.raises(PromQLError, match=message):
+        at(STORE, expr, 0)
+
+
+@pytest.mark.parametrize("expr", [
+    'x{a="' + "(" * 1000 + '"}',  # brackets inside a string count for nothing
+    'x{a!="+-*/", a!~"' + "[(]" * 500 + '"} # ' + "(" * 500,  # nor do matchers, operators in them and comments
+    "+".join(["1"] * 100),  # a long chain within the limits
+])
+def test_brackets_and_operators_in_strings_matchers_and_comments_do_not_count(expr):
+    at(STORE, expr, 0)  # no error
+
+
+def test_regex_matchers_are_re2_anchored_like_prometheus():
+    assert at(STORE, 'x{a=~"1|2"}', 0) == {'x{a="1"}': 1, 'x{a="2"}': 10}  # anchored: "10" does not match "1"
+    assert at(STORE, 'x{a!~"1.*"}', 0) == {'x{a="2"}': 10}
+    with pytest.raises(PromQLError, match=r"invalid regular expression 'a\{1001\}'"):  # RE2's, as Go's: 1000 at most
+        at(STORE, 'x{a=~"a{1001}"}', 0)
+
+
+def test_a_pathological_regex_finishes_promptly_and_is_right():
+    import concurrent.futures
+
+    recording = _c16()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # backtracking ran 467 CPU-seconds in Python's re
+        found = pool.submit(instant_query, recording.store, '{__name__=~"(.|.)*X"}', recording.time_range[1])
+        assert found.result(timeout=10).series == []
+        names = pool.submit(instant_query, recording.store, 'count({__name__=~"(.|.){0,18}_cores"})',
+                            recording.time_range[1])
+        assert [float(s.values[0]) for s in names.result(timeout=10).series] == [1.0]  # cpu_cores only
+
+
+def test_count_values_over_every_series_counts_the_float_samples():
+    from collections import Counter
+    from decimal import Decimal
+
+    from rawparquet import RawRecording
+    from shared import shared_recording
+
+    recording = _c16()
+    raw = RawRecording(shared_recording("c16.parquet"))
+    row = 200
+    t = int(raw.timestamps[row])
+    expected: Counter[str] = Counter()
+    for column in raw.metric_columns:
+        if column.kind in ("counter", "gauge"):
+            seen = raw.values(column)[: row + 1]
+            seen = seen[~np.isnan(seen)]
+            if len(seen):  # the newest sample at or before t (every sample of c16 is within the 5-minute lookback)
+                text = format(Decimal(repr(float(seen[-1]))), "f")  # Go's FormatFloat(v, 'f', -1): shortest digits
+                expected[text.rstrip("0").rstrip(".") if "." in text else text] += 1
+    result = instant_query(recording.store, 'count_values("v", {__name__=~".+"})', t)
+    counted = {dict(s.labels)["v"]: float(s.values[0]) for s in result.series}
+    assert counted == {k: float(n) for k, n in expected.items()}
+
+
+def test_count_values_over_steps():
+    assert over(STORE, 'count_values("v", load)', 0, 20, 10) == {
+        '{v="1"}': {0: 1, 10: 1}, '{v="2"}': {0: 1, 20: 1}, '{v="3"}': {0: 1, 20: 1}, '{v="4"}': {10: 1},
+        '{v="5"}': {10: 1}, '{v="6"}': {20: 1}}
+
+
+def test_the_sample_estimate_counts_series_steps_windows_and_subquery_grids():
+    from rezgen.promql.cache import parse
+    from rezgen.promql.cost import estimate_samples
+    from rawparquet import RawRecording
+    from shared import shared_recording
+
+    recording = _c16()
+    raw = RawRecording(shared_recording("c16.parquet"))
+    series = len(raw.select("cgroup_syscall"))
+    stamps = raw.timestamps
+    t = int(stamps[-1])
+    times = np.arange(t - 99 * 10**9, t + 1, 10**9)
+    assert estimate_samples(recording.store, parse("cgroup_syscall"), times, t, t) == series * 100
+    # window points: the rows in (first step - 1m, last step], for each series; then rate's output
+    rows = int(((stamps > times[0] - 60 * 10**9) & (stamps <= times[-1])).sum())
+    assert estimate_samples(recording.store, parse("rate(cgroup_syscall[1m])"), times, t, t) == \
+        series * rows + series * 100
+    # a subquery at one step: its inner grid of 100 ms steps in (t - 1h, t], evaluated and then copied
+    grid = t // 10**8 - ((t - 3600 * 10**9) // 10**8 + 1) + 1
+    one = np.array([t])
+    assert estimate_samples(recording.store, parse("max_over_time(cgroup_syscall[1h:100ms])"), one, t, t) == \
+        series * grid * 2 + series
+
+
+def test_a_query_over_the_sample_limit_is_refused_and_one_at_it_runs():
+    from rezgen.promql.cache import parse
+    from rezgen.promql.cost import estimate_samples
+    from rezgen.promql.limits import QueryTooExpensive
+
+    recording = _c16()
+    t = recording.time_range[1]
+    expr = "max_over_time(rate(cgroup_syscall[1m])[5m:1s])"
+    needed = estimate_samples(recording.store, parse(expr), np.array([t]), t, t)
+    with pytest.raises(QueryTooExpensive, match=f"limit {needed - 1:,} \\(--query-max-samples\\)"):
+        instant_query(recording.store, expr, t, max_samples=needed - 1)
+    assert len(instant_query(recording.store, expr, t, max_samples=needed).series) > 0
+
+
+def test_a_query_past_its_deadline_stops():
+    from rezgen.promql.deadline import QueryTimeout, deadline
+
+    with deadline(0.0), pytest.raises(QueryTimeout, match="query timed out in expression evaluation"):
+        range_query(STORE, "sum(rate(c_total[5s]))", 0, ns(20), ns(1))
+    with deadline(60.0):
+        assert range_query(STORE, "sum(rate(c_total[5s]))", 0, ns(20), ns(1)).series

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from rezgen.recording.reader import RecordingError, open_recording
-from shared import REPO_ROOT
+from shared import REPO_ROOT, shared_recording
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS  # whole seconds: every time below is exact as a decimal
@@ -406,3 +408,183 @@ def test_valid_recording_round_trip_sanity(tmp_path):
     assert info["nodes"] == ["node=a"]
     assert math.isclose(info["duration_s"], 1.0)
     assert points(query(path, "g")) == {labels(__name__="g", node="a"): [(0.0, 3.0), (1.0, 4.0)]}
+
+
+# -- bad timestamps, footers and column types in a real recording ---------------------------------------------------
+# A copy of c16 with one thing corrupted; rezgen runs under a 2 GB address-space limit (a grid over the years a bad
+# timestamp spans needs tens of GB) and must finish well within the subprocess timeout.
+
+MEMORY_LIMIT = 2 * 2**30
+
+
+def limited_rezgen(*args: object) -> subprocess.CompletedProcess:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    return subprocess.run([sys.executable, "-m", "rezgen", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=60, preexec_fn=limit, check=False)
+
+
+def corrupted_c16(path: Path, timestamps: pa.Array | None = None, footer: dict[str, str] | None = None,
+                  column: tuple[int, pa.Field, pa.Array] | None = None) -> Path:
+    """c16 with its timestamp column, footer keys or one column replaced."""
+    table = pq.ParquetFile(shared_recording("c16.parquet")).read()
+    if timestamps is not None:
+        index = table.schema.get_field_index("timestamp")
+        field = pa.field("timestamp", timestamps.type, metadata=table.schema.field(index).metadata)
+        table = table.set_column(index, field, timestamps)
+    if column is not None:
+        table = table.set_column(*column)
+    if footer is not None:
+        keys = {k.encode(): v.encode() for k, v in footer.items()}
+        table = table.replace_schema_metadata({**table.schema.metadata, **keys})
+    pq.write_table(table, path, use_compliant_nested_type=False)
+    return path
+
+
+def c16_timestamps() -> np.ndarray:
+    return pq.read_table(shared_recording("c16.parquet"), columns=["timestamp"]).column(0).to_numpy()
+
+
+def warnings_of(stderr: str) -> list[str]:
+    lines = stderr.splitlines()
+    assert "Traceback" not in stderr and all(line.startswith("rezgen: warning: ") for line in lines), stderr
+    return lines
+
+
+SIX_YEARS = 6 * 365 * 86_400 * NS
+
+
+def _zero(ts: np.ndarray) -> pa.Array:
+    ts = ts.copy()
+    ts[100] = 0
+    return pa.array(ts, pa.uint64())
+
+
+def _six_years_early(ts: np.ndarray) -> pa.Array:
+    ts = ts.copy()
+    ts[0] -= SIX_YEARS
+    return pa.array(ts, pa.uint64())
+
+
+def _nan(ts: np.ndarray) -> pa.Array:
+    values = ts.astype(np.float64)
+    values[50] = np.nan
+    return pa.array(values, pa.float64())
+
+
+def _past_int64(ts: np.ndarray) -> pa.Array:
+    ts = ts.copy()
+    ts[-1] = 2**63 + 5
+    return pa.array(ts, pa.uint64())
+
+
+@pytest.mark.parametrize("corrupt, row, shown", [
+    (_zero, 100, "1970-01-01T00:00:00Z"),
+    (_six_years_early, 0, "2020-05-20T02:00:29Z"),
+    (_nan, 50, "nan"),
+    (_past_int64, 360, str(2**63 + 5)),
+])
+def test_a_row_with_a_bad_timestamp_is_dropped_and_named_on_stderr(tmp_path, corrupt, row, shown):
+    good = c16_timestamps()
+    path = corrupted_c16(tmp_path / "bad.parquet", timestamps=corrupt(good))
+    expected = np.delete(good.astype(np.int64), row)  # the other rows, as the file has them (already in order)
+
+    done = limited_rezgen("query", path, "sum(cpu_cores)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = warnings_of(done.stderr)
+    assert len(lines) == 1, lines
+    assert str(path) in lines[0] and "dropped 1 of 361 rows" in lines[0] and f"row {row}: {shown}" in lines[0], lines[0]
+    series = json.loads(done.stdout)["data"]["result"]
+    assert len(series) == 1
+    times = [float(t) for t, _ in series[0]["values"]]
+    first_ms = -(-int(expected[0]) // 1_000_000)  # steps start at the first timestamp rounded up to a whole ms
+    assert times[0] == first_ms / 1000 and times[-1] <= expected[-1] / NS
+    assert len(times) == (int(expected[-1]) - first_ms * 1_000_000) // NS + 1  # one step per second, no more
+
+    info = json.loads(limited_rezgen("inspect", "--json", path).stdout)
+    assert (info["rows"], info["start_ns"], info["end_ns"]) == (360, int(expected[0]), int(expected[-1]))
+
+
+def test_a_bad_timestamp_does_not_exhaust_a_build(tmp_path):
+    path = corrupted_c16(tmp_path / "zero.parquet", timestamps=_zero(c16_timestamps()))
+    done = limited_rezgen("build", "-q", path, "-o", tmp_path / "site")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(warnings_of(done.stderr)) == 1
+    assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_genuine_gaps_are_kept_a_missing_row_and_pauses_of_hours(tmp_path):
+    # A pause of 3 h near the end and one of 20 h after the first rows: both are real data, not outliers.
+    t = [T0 + i * NS for i in range(10)] + [T0 + 20 * 3600 * NS + i * NS for i in range(180)]
+    t += [t[-1] + 3 * 3600 * NS + i * NS for i in range(10)]
+    path = write(tmp_path / "pauses.parquet", [counter("c", list(range(len(t))), metric="c")], timestamps=t)
+    done = rezgen("inspect", "--json", path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    info = json.loads(done.stdout)
+    assert (info["rows"], info["start_ns"], info["end_ns"]) == (200, t[0], t[-1])
+    assert info["warnings"] == []
+
+    ab = rezgen("inspect", "--json", shared_recording("AB_base.parquet"))  # one row missing: a 2 s gap
+    assert ab.returncode == 0 and ab.stderr == "", ab.stderr
+    assert json.loads(ab.stdout)["rows"] == 300
+
+
+def test_a_timestamp_column_that_is_not_a_number_is_one_line(tmp_path):
+    table = pa.table({"timestamp": pa.array(["a", "b"]), "c": pa.array([1, 2], pa.uint64())})
+    pq.write_table(table, tmp_path / "text.parquet")
+    done = rezgen("query", tmp_path / "text.parquet", "c")
+    assert done.returncode != 0 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"rezgen: {tmp_path / 'text.parquet'}: the timestamp column is of type string, not integer nanoseconds"]
+
+
+def test_a_recording_whose_every_timestamp_is_invalid_is_one_line(tmp_path):
+    table = pa.table({"timestamp": pa.array([float("nan"), -1.0, None], pa.float64()),
+                      "c": pa.array([1, 2, 3], pa.uint64())})
+    pq.write_table(table, tmp_path / "nan.parquet")
+    done = rezgen("inspect", tmp_path / "nan.parquet")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "no row has a usable timestamp" in lines[0], lines
+
+
+@pytest.mark.parametrize("interval", ["1e300", "nan", "inf", "0", "-5", "1e-300", "soon"])
+def test_a_sampling_interval_out_of_range_is_ignored_with_a_warning(tmp_path, interval):
+    path = write(tmp_path / "interval.parquet", [counter("c", [0, 10, 30, 60], metric="c")],
+                 footer={"sampling_interval_ms": interval})
+    done = rezgen("query", path, "irate(c[5s])")
+    assert done.returncode == 0, done.stderr
+    lines = warnings_of(done.stderr)
+    assert len(lines) == 1 and f"sampling_interval_ms {interval!r}" in lines[0], lines
+    got = points(json.loads(done.stdout)["data"]["result"])  # steps at the rows' own spacing, 1 s
+    assert got == {frozenset(): [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]}
+
+
+def test_a_sampling_interval_far_finer_than_the_rows_is_replaced_by_their_spacing(tmp_path):
+    path = corrupted_c16(tmp_path / "fine.parquet", footer={"sampling_interval_ms": "0.001"})
+    done = limited_rezgen("query", path, "sum(cpu_cores)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = warnings_of(done.stderr)
+    assert len(lines) == 1 and "using the spacing" in lines[0], lines
+    assert len(json.loads(done.stdout)["data"]["result"][0]["values"]) == 361
+
+
+def test_a_histogram_column_stored_as_plain_numbers_leaves_its_metric_out(tmp_path):
+    schema = pq.read_schema(shared_recording("c16.parquet"))
+    latency = [i for i, f in enumerate(schema) if (f.metadata or {}).get(b"metric") == b"syscall_latency"]
+    assert len(latency) > 1  # the metric has other, well-formed columns: they go too
+    bad = schema.field(latency[0])
+    rows = pq.ParquetFile(shared_recording("c16.parquet")).metadata.num_rows
+    path = corrupted_c16(tmp_path / "plain.parquet", column=(
+        latency[0], pa.field(bad.name, pa.uint64(), metadata=bad.metadata), pa.array(np.arange(rows), pa.uint64())))
+
+    done = rezgen("inspect", "--json", path)
+    assert done.returncode == 0, done.stderr
+    lines = warnings_of(done.stderr)
+    assert len(lines) == 1 and repr(bad.name) in lines[0] and "'syscall_latency' left out" in lines[0], lines
+    names = {m["name"] for m in json.loads(done.stdout)["metrics"]}
+    assert "syscall_latency" not in names and "cpu_usage" in names
+
+    percentile = json.loads(rezgen("query", path, "histogram_quantile(0.99, sum(irate(syscall_latency[5m])))").stdout)
+    assert percentile["data"]["result"] == []

@@ -11,7 +11,7 @@ What "correct" means here (docs/recording-format.md §1–3, §6, and Prometheus
 - histogram_quantile over per-interval histograms = upper edge of the bucket holding rank max(1, ceil(q·count)) of
   the bucket-wise delta, summed over series; no point when the count is 0 (format doc §2.5).
 
-Every file in ../shared/recordings is discovered with a glob, so a new sample is covered without editing this file.
+Every recording in tests/data is discovered with a glob, so a new sample is covered without editing this file.
 Files without a metric still take part: the expected answer is then an empty result (not an error).
 """
 

@@ -388,3 +388,48 @@ def test_a_whole_pass_over_c16_stays_small(tmp_path: Path) -> None:
         assert process.vm_peak_mb() < 450  # decoding c16 whole would take ~580 MB of histograms alone
     finally:
         process.stop()
+
+
+@pytest.mark.slow
+def test_a_looped_real_recording_keeps_every_counter_rising_at_recorded_rates(tmp_path: Path) -> None:
+    """Across the seam of a looped replay no counter or histogram bucket goes down (which a client would take for
+    an agent restart) and each counter's rate stays within what the recording itself shows."""
+    recording = shared_recording("sglang_gemma3.parquet")  # 155 rows, 1 s apart: a pass takes 3.1 s at speed 50
+    table = pq.read_table(recording)
+    stamps = table.column("timestamp").to_numpy().astype(np.int64)
+    process = replay(recording, tmp_path, "--speed", "50")
+    try:
+        offset = process.stats()["offset_ns"]
+        seam = int(stamps[-1]) + offset  # the last row of the first pass, as served
+        seen: list[Snapshot] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not seen or seen[-1].timestamp_ns <= seam):
+            snap = process.snapshot()  # as fast as it answers: a row lasts 20 ms
+            if not seen or snap.timestamp_ns != seen[-1].timestamp_ns:
+                seen.append(snap)
+    finally:
+        process.stop()
+    before = max((s for s in seen if s.timestamp_ns <= seam), key=lambda s: s.timestamp_ns)
+    after = min((s for s in seen if s.timestamp_ns > seam), key=lambda s: s.timestamp_ns)
+    for a, b in zip(seen, seen[1:]):
+        previous = {e.key: e.value for e in a.counters}
+        assert all(e.value >= previous[e.key] for e in b.counters if e.key in previous)
+        buckets = {e.key: e.value for e in a.histograms}
+        assert all((e.value >= buckets[e.key]).all() for e in b.histograms if e.key in buckets)
+    # Each counter's rate between the two snapshots around the seam, against its per-row rates in the recording
+    # (a rate over several rows is an average of rows' rates, so it lies within their range too).
+    span = (after.timestamp_ns - before.timestamp_ns) / 1e9
+    now = {e.name: e.value for e in after.counters}
+    names = [name.split("::", 1)[-1] for name in table.column_names]  # the entry name: without `<agent>::`
+    column = {name: i for i, name in enumerate(names) if names.count(name) == 1}
+    checked = 0
+    for entry in before.counters:
+        if entry.name not in now or entry.name not in column or table.column(column[entry.name]).null_count:
+            continue
+        values = table.column(column[entry.name]).to_numpy(zero_copy_only=False)
+        rates = np.diff(values.astype(np.float64)) / (np.diff(stamps) / 1e9)
+        rate = (now[entry.name] - entry.value) / span
+        assert rates.min() * 0.99 - 1e-9 <= rate <= rates.max() * 1.01 + 1e-9, (entry.name, rate, rates.min(),
+                                                                              rates.max())
+        checked += 1
+    assert checked >= 100

@@ -7,8 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -52,8 +51,10 @@ def server(recording: Path, dashboards: Path, tmp_path: Path) -> Iterator[str]:
         proc.stdout.close()
 
 
-def events(url: str, count: int, timeout: float = 30.0) -> list[tuple[str, dict]]:
-    """The first `count` named events of the reload stream."""
+def events(url: str, count: int, timeout: float = 30.0, then: Callable[[], None] = lambda: None
+           ) -> list[tuple[str, dict]]:
+    """The first `count` named events of the reload stream; `then` runs once the first has arrived (the page is
+    listening), which is when a test changes an input."""
     out: list[tuple[str, dict]] = []
     name = None
     with httpx.stream("GET", url + "_rezgen/reload", timeout=timeout) as response:
@@ -64,20 +65,16 @@ def events(url: str, count: int, timeout: float = 30.0) -> list[tuple[str, dict]
             elif line.startswith("data:") and name:
                 out.append((name, json.loads(line.split(":", 1)[1])))
                 name = None
+                if len(out) == 1:
+                    then()
                 if len(out) == count:
                     return out
     return out
 
 
-def edit_later(path: Path, old: str, new: str, delay: float = 1.0) -> None:
-    """Change a file shortly after the caller has started listening."""
-    import threading
-
-    def change() -> None:
-        time.sleep(delay)
-        path.write_text(path.read_text().replace(old, new))
-
-    threading.Thread(target=change, daemon=True).start()
+def edit(path: Path, old: str, new: str) -> Callable[[], None]:
+    """A change to a file, to make once the page listens."""
+    return lambda: path.write_text(path.read_text().replace(old, new))
 
 
 def test_serves_the_same_pages_as_the_static_site(server: str) -> None:
@@ -90,16 +87,16 @@ def test_serves_the_same_pages_as_the_static_site(server: str) -> None:
 
 
 def test_a_changed_dashboard_rebuilds_and_reloads_open_pages(server: str, dashboards: Path) -> None:
-    edit_later(dashboards / "overview.toml", 'title = "Busy %"', 'title = "Busy right now"')
-    (first, hello), (second, state) = events(server, 2)
+    change = edit(dashboards / "overview.toml", 'title = "Busy %"', 'title = "Busy right now"')
+    (first, hello), (second, state) = events(server, 2, then=change)
     assert (first, hello["epoch"], hello["error"]) == ("hello", 0, None)
     assert (second, state["epoch"]) == ("reload", 1)
     assert "Busy right now" in httpx.get(server).text
 
 
 def test_a_broken_dashboard_reports_the_error_and_keeps_the_last_good_site(server: str, dashboards: Path) -> None:
-    edit_later(dashboards / "overview.toml", 'title = "Overview"', 'title = "Overview" broken [')
-    (_, hello), (kind, state) = events(server, 2)
+    change = edit(dashboards / "overview.toml", 'title = "Overview"', 'title = "Overview" broken [')
+    (_, hello), (kind, state) = events(server, 2, then=change)
     assert kind == "error" and "overview.toml" in state["error"] and state["epoch"] == hello["epoch"]
     assert 'data-plot-id="cpu-busy"' in httpx.get(server).text
     # A page that connects now learns about the error straight away.
@@ -107,16 +104,12 @@ def test_a_broken_dashboard_reports_the_error_and_keeps_the_last_good_site(serve
 
 
 def test_a_replaced_recording_rebuilds(server: str, recording: Path, tmp_path: Path) -> None:
-    import threading
-
     def replace() -> None:
-        time.sleep(1.0)
         copy = tmp_path / "copy.parquet"
         shutil.copyfile(recording, copy)
         copy.replace(recording)  # how recorders write files: a new file renamed into place
 
-    threading.Thread(target=replace, daemon=True).start()
-    assert [kind for kind, _ in events(server, 2)] == ["hello", "reload"]
+    assert [kind for kind, _ in events(server, 2, then=replace)] == ["hello", "reload"]
 
 
 def test_binds_only_to_localhost_by_default(server: str) -> None:

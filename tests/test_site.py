@@ -203,14 +203,18 @@ def latest_at(times: np.ndarray, values: np.ndarray, t: int) -> float | None:
 
 def expected_cpu_busy(rec: RawRecording, **labels: str) -> list[tuple[int, float | None]]:
     """`sum(irate(cpu_usage[5m])) / sum(cpu_cores) / 1e9` over the series with `labels`, as [ms, value] pairs;
-    None where there is no value or the file has no row in the last two sampling intervals."""
+    None where there is no value or the step lies in a hole of the file: a gap between rows longer than two
+    sampling intervals (the whole gap, not only its end)."""
     usage, cores = samples(rec, "cpu_usage", **labels), samples(rec, "cpu_cores", **labels)
+    longest = 2 * rec.interval_ns
     out = []
     for t in eval_times(rec):
         rates = [r for r in (irate_at(ts, vs, t) for ts, vs in usage) if r is not None]
         counts = [c for c in (latest_at(ts, vs, t) for ts, vs in cores) if c is not None]
-        rows = rec.timestamps[(rec.timestamps > t - 2 * rec.interval_ns) & (rec.timestamps <= t)]
-        value = sum(rates) / sum(counts) / 1e9 if rates and counts and len(rows) else None
+        before, after = rec.timestamps[rec.timestamps <= t], rec.timestamps[rec.timestamps > t]
+        in_hole = (not len(before) or t - before[-1] > longest
+                   or (len(after) > 0 and after[0] - before[-1] > longest))
+        value = sum(rates) / sum(counts) / 1e9 if rates and counts and not in_hole else None
         out.append((t // 1_000_000, value))
     return out
 
@@ -352,7 +356,8 @@ def _case(name: str, good: Path, tmp: Path) -> list[object]:
     if name == "dashboard with a bad query":
         return [good, "--dashboards", _dashboards(tmp, BAD_QUERY)]
     if name == "dashboard with a query that fails when evaluated":
-        return [good, "--dashboards", _dashboards(tmp, FAILING_QUERY), "-q"]  # -q: no progress lines before it
+        # A plot that fails only fails a strict build (otherwise its card shows the error); -q: no progress lines.
+        return [good, "--dashboards", _dashboards(tmp, FAILING_QUERY), "-q", "--strict"]
     if name == "missing dashboards directory":
         return [good, "--dashboards", tmp / "no-dashboards"]
     if name == "dashboards directory without dashboards":
@@ -485,6 +490,43 @@ def test_a_user_template_can_extend_the_default_one(two_hosts, tmp_path):
         assert marker.text() == f"{title} by us"
     assert "cpu-busy" in chart_ids(html(site / "index.html"))  # the default content is still there
     assert html(site / "metrics.html").find_all("p", id="user-marker") == []  # other templates are untouched
+
+
+# -- a plot whose query fails on this recording ----------------------------------------------------------------
+
+FAILING_PLOT = USER_SECTION.replace('query = "avg(gpu_utilization)"', 'query = "cpu_cores @ 1e30"').replace(
+    'id = "my-gpu"', 'id = "far-away"')
+
+
+def test_a_failing_plot_shows_its_error_in_its_card_and_the_build_warns_once(two_hosts, tmp_path):
+    dashboards = _dashboards(tmp_path, FAILING_PLOT)
+    done = rezgen("build", two_hosts, "-o", tmp_path / "site", "-q", "--dashboards", dashboards)
+    assert done.returncode == 0, done.stderr
+    # One line for the plot, though it failed for each of the two hosts.
+    warning = (f"rezgen: warning: {dashboards / 'mine.toml'}: plot 'far-away' failed: number too large to fit in "
+               "target type (query: cpu_cores @ 1e30)")
+    assert done.stderr.splitlines() == [warning]
+    site = tmp_path / "site"
+    assert chart_ids(html(site / "index.html")) == ["my-busy", "far-away"]  # the card is on the page
+    for host in HOSTS:
+        data = payload(site, host, "mine")
+        failed = plot_of(data, "far-away")
+        assert failed["error"] == "number too large to fit in target type"
+        assert failed["query"] == "cpu_cores @ 1e30" and "levels" not in failed
+        assert plot_of(data, "my-busy")["levels"]  # the other plot is drawn as ever
+
+
+def test_a_strict_build_with_a_failing_plot_fails_and_keeps_the_previous_site(two_site, two_hosts, tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(two_site, site)
+    before = tree_digest(site)
+    dashboards = _dashboards(tmp_path, FAILING_PLOT)
+    done = rezgen("build", two_hosts, "-o", site, "-q", "--strict", "--dashboards", dashboards)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rezgen: {dashboards / 'mine.toml'}: plot 'far-away' failed")
+    assert tree_digest(site) == before
+    assert sorted(os.listdir(tmp_path)) == ["dashboards", "site"]
 
 
 # -- what is shown and what is left out -------------------------------------------------------------------------
@@ -745,3 +787,19 @@ def test_every_page_of_a_combined_recording_opens_from_disk_cleanly(two_site, ta
                     page.wait_for_function("() => REZGEN.state.charts.length === 1", timeout=20000)
         assert t.requests, "no requests were seen at all"
         t.assert_clean()
+
+
+@pytest.mark.browser
+def test_a_failing_plots_card_shows_the_query_and_the_reason_as_text(two_hosts, tmp_path, tab):
+    query = 'cpu_usage{state="<b id=bold>x</b>"} @ 1e30'  # markup in the query must stay text
+    section = FAILING_PLOT.replace('query = "cpu_cores @ 1e30"', f"query = '{query}'")
+    site = build(two_hosts, tmp_path / "site", "--dashboards", _dashboards(tmp_path, section))
+    t = tab(site)
+    page = t.open("index.html")
+    card = page.locator('.chart[data-plot-id="far-away"]')
+    card.scroll_into_view_if_needed()
+    assert card.locator("code").inner_text() == query
+    assert "number too large to fit in target type" in card.inner_text()
+    assert page.locator("#bold").count() == 0
+    assert page.evaluate("echarts.getInstanceByDom(document.querySelector('[data-plot-id=\"far-away\"]'))") is None
+    t.assert_clean()

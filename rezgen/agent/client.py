@@ -4,14 +4,18 @@
   Rezolus's `MissedTickBehavior::Skip`. Ticks sit on a fixed grid of `interval_s`.
 - Timeout per request (connect + whole body): `clamp(2 × interval, 2 s, 10 s)` as Rezolus uses; an agent can take
   ~75 ms to answer on a busy host, so a fast interval does not get a shorter timeout, it gets skipped ticks.
-- A failed poll (refused, timed out, HTTP error, empty 200 — the exporter's upstream-failure answer —, an
-  undecodable body) backs off: interval, ×2 each failure, up to max(5 s, interval); success resets it.
+- A quick failed poll (refused, HTTP error, empty 200 — the exporter's upstream-failure answer —, an undecodable
+  body) backs off: interval, ×2 each failure, up to max(5 s, interval); success resets it. A poll that failed
+  slowly (timed out, a trickled body) retries at the next tick: its own wait was the back-off, and the agent is
+  alive, so it is seen again within a tick or two of answering normally.
+- `log` gets one line per change of reachability (unreachable, connected again after N s), never one per poll.
 - Snapshots with the `systemtime` already delivered are duplicates (the agent's 10 ms cache) and skipped.
 - Clock: the agent's `systemtime` is kept as the timeline (it is what a recording would store). A stamp a little
   behind the last one (≤ max(1 s, 2 × interval)) is an out-of-order/stale answer and is dropped; a larger jump back
   is a clock step (NTP, a replaced host): dropping until the clock catches up could lose hours, so the client
   re-synchronises — it delivers the snapshot with `discontinuity="clock"` and follows the new clock from there.
-- Agent restart: more counters went down than up, or the snapshot's `version` or the `/` banner changed. The
+- Agent restart: more counters went down than up, the snapshot's `version` or the `/` banner changed, or the
+  agent's start time (now − `/status` uptime) moved on. The
   snapshot is delivered with `discontinuity="restart"` and `/`, `/systeminfo`, `/metrics/descriptions` are fetched
   again (once per agent run; 404 means "this agent does not have it", as for agents before 5.9).
 
@@ -88,13 +92,14 @@ class AgentClient:
                  on_snapshot: Callable[[Snapshot], None] | None = None,
                  on_info: Callable[[AgentInfo], None] | None = None,
                  on_state: Callable[[ClientState], None] | None = None,
-                 schemas: SchemaCache | None = None):
+                 schemas: SchemaCache | None = None, log: Callable[[str], None] | None = None):
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
         self.url = _normalise(url)
         self.interval_s = interval_s
         self.timeout_s = timeout_s if timeout_s is not None else default_timeout(interval_s)
         self.on_snapshot, self.on_info, self.on_state = on_snapshot, on_info, on_state
+        self.log = log
         self.schemas = schemas or SchemaCache()
         self.stale_tolerance_ns = int(max(1.0, 2 * interval_s) * 1e9)
         self.disconnect_after_s = max(10.0, 3 * interval_s)  # how long "reconnecting" lasts before "disconnected"
@@ -112,6 +117,7 @@ class AgentClient:
         self._last_counters: tuple[list[str], np.ndarray] = ([], np.empty(0, dtype=np.uint64))  # names, values
         self._aligned_names: list[str] | None = None  # the last names list found unique and all non-empty
         self._last_version: str | None = None
+        self._started_at: float | None = None  # wall time the agent started, from `/status` uptime_seconds
 
     # --- public -----------------------------------------------------------------------------------------------
 
@@ -155,11 +161,14 @@ class AgentClient:
             delay = next_tick - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break
+            started = time.monotonic()
             ok = self._tick()
             now = time.monotonic()
-            if ok:
+            if ok or now - started >= self.interval_s:
                 # The next grid point after now: ticks a slow poll overran are skipped, not queued.
                 next_tick = anchor + (int((now - anchor) / self.interval_s) + 1) * self.interval_s
+                if not ok:
+                    self._update(retry_in=next_tick - now)
             else:
                 backoff = min(self.interval_s * 2 ** (self._failing - 1), max(MAX_BACKOFF_S, self.interval_s))
                 self._update(retry_in=backoff)
@@ -199,6 +208,8 @@ class AgentClient:
             else Status.DISCONNECTED
         self._update(status=status, down_since=down_since, last_error=message, polls=state.polls + 1,
                      failures=state.failures + 1)
+        if state.polls == 0:  # never connected: no change of state to report, but the terminal should know
+            self._unreachable(self._state)
 
     def _deliver(self, snapshot: Snapshot) -> None:
         ts = snapshot.timestamp_ns
@@ -215,11 +226,14 @@ class AgentClient:
             self._update(clock_steps=self._state.clock_steps + 1)
         restarted = self._restarted(snapshot)
         if self._need_info or self._check_banner or restarted:
-            banner = self._info.banner
+            banner, started = self._info.banner, self._started_at
             self._check_banner = False
             self._fetch_info()
             if banner is not None and self._info.banner is not None and banner != self._info.banner:
                 restarted = True  # a new agent binary behind the same address
+            if started is not None and self._started_at is not None and \
+                    self._started_at - started > max(5.0, 2 * self.interval_s):
+                restarted = True  # its uptime (`/status`, 5.16+) began again
         if restarted:
             snapshot.discontinuity = snapshot.discontinuity or "restart"
             self._update(restarts=self._state.restarts + 1)
@@ -267,6 +281,7 @@ class AgentClient:
             banner = self._optional("/", text=True)
             systeminfo = self._optional("/systeminfo")
             descriptions = self._optional("/metrics/descriptions")
+            status = self._optional("/status")
         except FetchError as exc:
             self._problem(f"agent info not fetched: {exc}")
             self._need_info = True
@@ -278,6 +293,9 @@ class AgentClient:
                          {str(k): str(v) for k, v in descriptions.items()} if isinstance(descriptions, dict)
                          else None)
         self._need_info = False
+        uptime = status.get("uptime_seconds") if isinstance(status, dict) else None
+        if isinstance(uptime, (int, float)):
+            self._started_at = time.time() - float(uptime)
         with self._lock:
             changed, self._info = info != self._info, info
         if changed:
@@ -307,7 +325,31 @@ class AgentClient:
             self._state = replace(old, **changes)
             new = self._state
         if new.status is not old.status:
+            self._report(old, new)
             self._call(self.on_state, new)
+
+    def _report(self, old: ClientState, new: ClientState) -> None:
+        """One line per change of reachability; reconnecting → disconnected is the same outage, and stop() is
+        not one."""
+        if self.log is None or self._stop.is_set():
+            return
+        up, was_up = new.status is Status.CONNECTED, old.status is Status.CONNECTED
+        if up and old.last_success is not None and old.down_since is not None:
+            self._say(f"connected again after {time.time() - old.down_since:.0f} s")
+        elif up:
+            self._say("connected")
+        elif was_up:
+            self._unreachable(new)
+
+    def _unreachable(self, state: ClientState) -> None:
+        if self.log is not None and not self._stop.is_set():
+            self._say(f"unreachable ({(state.last_error or 'no answer').removeprefix('/metrics/binary: ')})")
+
+    def _say(self, text: str) -> None:
+        try:
+            self.log(f"rezgen: agent {self.url}: {text}")  # type: ignore[misc]
+        except Exception as exc:  # a closed terminal must not stop the polling
+            self._problem(f"log raised {type(exc).__name__}: {exc}")
 
     def _call(self, callback: Callable[[Any], None] | None, value: Any) -> None:
         if callback is None:

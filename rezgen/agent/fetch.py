@@ -1,7 +1,9 @@
 """HTTP GETs to one agent: gzip requested, a deadline over the whole exchange, failures as one-line reasons.
 
 `requests`' own timeout bounds each socket read, not the whole answer; an agent that trickles bytes would stall a
-poller, so the body is read in chunks against a deadline. Bodies are capped (real snapshots are 50-400 KB).
+poller, so the body is read against a deadline with `read1` (whatever one socket read brings: urllib3's `read(n)`
+and `iter_content` block until n bytes came, so a byte a second kept a poll going for minutes). Bodies are capped
+(real snapshots are 50-400 KB).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 
 import requests
+import urllib3
 
 MAX_BODY = 64 << 20
 
@@ -46,7 +49,7 @@ class Fetcher:
         try:
             with self._session.get(self.base_url + path, timeout=self.timeout_s, stream=True) as response:
                 chunks, size = [], 0
-                for chunk in response.iter_content(1 << 16):
+                while chunk := response.raw.read1(1 << 16, decode_content=True):
                     size += len(chunk)
                     if size > MAX_BODY:
                         raise FetchError(f"{path}: body over {MAX_BODY >> 20} MB")
@@ -54,9 +57,9 @@ class Fetcher:
                         raise FetchError(f"{path}: no complete answer within {self.timeout_s:g} s")
                     chunks.append(chunk)
                 return response.status_code, b"".join(chunks)
-        except requests.Timeout:
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
             raise FetchError(f"{path}: no answer within {self.timeout_s:g} s") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise FetchError(f"{path}: {reason(exc)}") from None
 
 
@@ -66,7 +69,8 @@ def reason(exc: BaseException) -> str:
         return "connection refused"
     if "RemoteDisconnected" in text or "without response" in text:
         return "connection closed without a response"
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+                        urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError)):
         return "truncated or corrupt body"
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:200]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import uvicorn
+from pyarrow import ArrowException
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -17,14 +20,16 @@ from ..agent.client import AgentClient
 from ..dashboards import load_dashboards
 from ..live.hub import Hub
 from ..live.ingest import Ingest
-from ..live.record import LiveRecorder
+from ..live.record import LiveRecorder, recover
 from ..live.source import LiveSource
+from ..promql.limits import DEFAULT_LIMITS, QueryLimits
 from ..resources import resource_dir
 from ..server.api import api_routes
+from ..server.guard import Guard, trusted_names
 from ..server.live import live_routes
 from ..templating import template_environment
 from ..store import Store
-from .serve import listen
+from .serve import ServeError, listen
 
 
 def node_name(url: str) -> str:
@@ -47,6 +52,7 @@ def _footer(agents: dict[str, AgentClient]) -> dict[str, Any]:
 
 def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: str = "127.0.0.1", port: int = 8000,
                dashboards: Path | None = None, templates: Path | None = None, record: Path | None = None,
+               allowed_hosts: tuple[str, ...] = (), limits: QueryLimits = DEFAULT_LIMITS,
                announce: Callable[[str], None] = print) -> None:
     sections = load_dashboards(dashboards)
     env = template_environment(templates)
@@ -55,8 +61,16 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
     nodes = {url: node_name(url) for url in urls} if len(urls) > 1 else {}
     for url in urls:
         ingest.add_agent(url, nodes.get(url))
-    recorder = LiveRecorder(record, interval_ns // 1_000_000, nodes) if record else None
     agents: dict[str, AgentClient] = {}
+    recorder = None
+    if record is not None:
+        try:
+            recovered = recover(record)
+        except (OSError, ArrowException) as exc:
+            raise ServeError(f"{record}: could not recover the interrupted recording beside it: {exc}") from None
+        if recovered:
+            announce(f"recovered {recovered} rows of an interrupted recording into {record}; recording continues")
+        recorder = LiveRecorder(record, interval_ns // 1_000_000, nodes, footer=lambda: _footer(agents))
     source = LiveSource(ingest, sections, interval_ns, agents, nodes)
     hub = Hub(ingest, interval_ns, source.status)
 
@@ -69,24 +83,35 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
                     if recorder is not None:
                         recorder.add(url, snapshot)
                     loop.call_soon_threadsafe(hub.notify)
-            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot)
+            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot,
+                                      log=lambda line: print(line, file=sys.stderr, flush=True))
             agents[url].start()
         pusher = asyncio.create_task(hub.run())
         try:
             yield
         finally:
             pusher.cancel()
-            for agent in agents.values():
-                agent.stop()
-            if recorder is not None:
-                recorder.footer = _footer(agents)
-                rows = recorder.close()
-                announce(f"recorded {rows} snapshots to {record}" if rows else f"nothing recorded to {record}")
+            finish()
+
+    def finish() -> None:
+        """Stop polling and complete the recording: on the way out of the lifespan (Ctrl-C, SIGTERM), or after
+        uvicorn skipped the lifespan's end (a second Ctrl-C)."""
+        for agent in agents.values():
+            agent.stop()
+        if recorder is None or recorder.closed:
+            return
+        try:
+            rows = recorder.close()
+        except (OSError, ValueError, ArrowException) as exc:
+            announce(f"rezgen: could not write {record}: {exc}; its segments stay in {recorder.parts}")
+            return
+        announce(f"recorded {recorder.rows} snapshots ({rows} rows) to {record}" if rows
+                 else f"nothing recorded to {record}")
 
     title = ", ".join(urls)
     app = Starlette(routes=[Mount("/static", StaticFiles(directory=resource_dir("templates") / "static")),
-                            *api_routes(lambda: source), *live_routes(source, hub, env, title)],
-                    lifespan=lifespan)
+                            *api_routes(lambda: source, limits), *live_routes(source, hub, env, title)],
+                    middleware=[Middleware(Guard, names=trusted_names(host, allowed_hosts))], lifespan=lifespan)
     listener = listen(host, port)
     announce(f"serving live {title} at http://{host}:{listener.getsockname()[1]}/ (Ctrl+C to stop)")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
@@ -94,3 +119,5 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
         server.run(sockets=[listener])
     except KeyboardInterrupt:
         pass
+    finally:
+        finish()

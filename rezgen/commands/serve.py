@@ -9,9 +9,11 @@ from pathlib import Path
 
 import uvicorn
 
+from ..promql.limits import DEFAULT_LIMITS, QueryLimits
 from ..recording.reader import open_recording
 from ..resources import resource_dir
 from ..server.app import create_app
+from ..server.guard import trusted_names
 from ..server.reload import Reloader
 from ..dashboards import load_dashboards
 from ..server.source import RecordingSource
@@ -19,8 +21,11 @@ from ..site import build_site, hosts_of
 
 
 def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 8000, dashboards: Path | None = None,
-                    templates: Path | None = None, announce=print) -> None:
-    """Build once (errors propagate before anything listens), then serve and rebuild on change until stopped."""
+                    templates: Path | None = None, allowed_hosts: tuple[str, ...] = (),
+                    limits: QueryLimits = DEFAULT_LIMITS, announce=print) -> None:
+    """Build once (errors propagate before anything listens), then serve and rebuild on change until stopped.
+
+    Requests must name this server by its bound address, a loopback name or one of `allowed_hosts`."""
     workdir = Path(tempfile.mkdtemp(prefix="rezgen-serve-"))
     site = workdir / "site"
     current: list[RecordingSource] = []
@@ -33,7 +38,8 @@ def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 800
     try:
         build()
         watched = [recording, dashboards or resource_dir("dashboards"), templates or resource_dir("templates")]
-        app = create_app(site, Reloader(build, watched), lambda: current[0])
+        app = create_app(site, Reloader(build, watched), lambda: current[0], trusted_names(host, allowed_hosts),
+                         limits)
         listener = listen(host, port)
         bound = listener.getsockname()[1]
         announce(f"serving {recording} at http://{host}:{bound}/ (Ctrl+C to stop)")

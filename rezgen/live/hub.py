@@ -60,7 +60,29 @@ class Subscription:
     known: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # plot id -> kind, series names sent
     ranks: TopK = field(default_factory=TopK)  # which series of its multi-series plots get a line of their own
     idle_since: float = field(default_factory=time.monotonic)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    # Resolved, then dropped, when `latest` changes. Waiters only watch it (asyncio.wait never cancels what it
+    # waits on), so a page that leaves at any moment takes nothing with it: no lock to give back, no waiter to
+    # wake. (An asyncio.Condition here wedged the hub: a disconnect cancelled wait_for mid-reacquire.)
+    _next: asyncio.Future[None] | None = None
+
+    def publish(self, update: Update) -> None:
+        self.latest = update
+        if self._next is not None and not self._next.done():
+            self._next.set_result(None)
+        self._next = None
+
+    async def newer_than(self, cursor: int | None, timeout: float) -> Update | None:
+        """The latest update if it is past `cursor`, waiting up to `timeout` seconds for one; None if none came."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.latest is None or (cursor is not None and self.latest.last_ms <= cursor):
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            if self._next is None:
+                self._next = loop.create_future()
+            await asyncio.wait((self._next,), timeout=left)
+        return self.latest
 
 
 class Hub:
@@ -100,9 +122,7 @@ class Hub:
                 update = await asyncio.to_thread(self._advance, sub)
                 if update is not None:
                     update.status = json.dumps(self.status())
-                    async with sub.changed:
-                        sub.latest = update
-                        sub.changed.notify_all()
+                    sub.publish(update)
 
     def _advance(self, sub: Subscription) -> Update | None:
         newest = self.ingest.newest_ns
@@ -132,7 +152,7 @@ class Hub:
             oldest = bounds[0] if bounds else span.start_ns
             for plot in section.plots:
                 data = ranks.plot_data(self.ingest.store, plot, span, scope, oldest)
-                if data is not None:
+                if data is not None and "error" not in data:  # a failed plot's card shows its error; no points
                     finest = data["levels"][-1]
                     plots[plot.id] = {"kind": data["kind"], "names": data["names"], "t": finest["t"],
                                       "values": finest["values"]}
@@ -155,15 +175,7 @@ class Hub:
         try:
             yield ServerSentEvent(json.dumps(self.status()), event="status")
             while True:
-                async with sub.changed:
-                    try:
-                        await asyncio.wait_for(sub.changed.wait_for(
-                            lambda: sub.latest is not None and (cursor is None or sub.latest.last_ms > cursor)),
-                            STATUS_EVERY)
-                    except asyncio.TimeoutError:
-                        update = None
-                    else:
-                        update = sub.latest
+                update = await sub.newer_than(cursor, STATUS_EVERY)
                 if update is None:  # no new points for a while (an agent may be down): say how things stand
                     yield ServerSentEvent(json.dumps(self.status()), event="status")
                     continue

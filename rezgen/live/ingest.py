@@ -3,7 +3,8 @@
 Each agent has its own table (its own timeline). With several agents every series also carries a `node` label
 naming its agent, so pages can show one host at a time. Rows older than the retention window are evicted on
 every append, and series left with no sample in the window are dropped, so memory is bounded by the window
-(no raw snapshot is ever kept). All access to the store goes through `lock`: the poller thread appends while
+(no raw snapshot is ever kept). A snapshot the client flags as an agent restart marks a break in its table
+(`Table.mark_break`): no rate window reaches across it. All access to the store goes through `lock`: the poller thread appends while
 request handlers read.
 
 Speed (a snapshot is ~2,000 entries, every second or faster): counters and gauges are `BlockSeries`, so a
@@ -43,6 +44,7 @@ class Entry(Protocol):
 class Snapshot(Protocol):
     timestamp_ns: int
     histograms: list[Entry]
+    discontinuity: str | None  # "restart" when the client saw the agent start again (see AgentClient)
 
     def scalars(self, index: int) -> Scalars: ...
 
@@ -87,6 +89,10 @@ class Ingest:
             stamps = entry.table.timestamps
             if len(stamps) and snapshot.timestamp_ns <= stamps[-1]:
                 return False
+            if len(stamps) and getattr(snapshot, "discontinuity", None) == "restart":
+                # Counters began again (often from large values: a host's counters count since boot). PromQL's
+                # reset rule would count the whole new value as an increase — a spike —, so rates start afresh.
+                entry.table.mark_break(snapshot.timestamp_ns)
             row = entry.table.append_row(snapshot.timestamp_ns)
             self._scalars(entry, 0, Kind.COUNTER, snapshot.scalars(0), row)
             self._scalars(entry, 1, Kind.GAUGE, snapshot.scalars(1), row)

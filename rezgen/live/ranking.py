@@ -37,13 +37,16 @@ class TopK:
         if plot.kind != "multi":
             return plot_data(store, plot, span, scope)
         data = plot_data(store, dataclasses.replace(plot, top=EVERY_SERIES), span, scope)
-        if data is None or len(data["names"]) <= plot.top + 1:
+        if data is None or "error" in data or len(data["names"]) <= plot.top + 1:
             return data
         keep = self._members(store, plot, span, scope, oldest_ns)
         if not keep:
             return plot_data(store, plot, span, scope)
         level = data["levels"][-1]  # a live update spans few steps: one level
         kept = [i for i, name in enumerate(data["names"]) if name in keep]
+        if not plot.other:
+            return {**data, "names": [data["names"][i] for i in kept],
+                    "levels": [{**level, "values": [level["values"][i] for i in kept]}]}
         rest = [i for i, name in enumerate(data["names"]) if name not in keep]
         rows = np.array([[np.nan if v is None else v for v in level["values"][i]] for i in rest], dtype=np.float64)
         other = np.nansum(rows, axis=0)

@@ -28,6 +28,7 @@ class LiveSource:
         self.sections = sections
         self.interval_ns = interval_ns
         self.agents = agents
+        self.nodes = nodes  # agent url → its `node` label (several agents only)
         self.hosts = sorted(nodes.values()) if nodes else []  # `agents` fills in once the server starts
 
     @property
@@ -62,9 +63,10 @@ class LiveSource:
     def status(self) -> dict[str, Any]:
         """Connection state of every agent, for the pages' indicator (times in unix ms)."""
         agents = []
-        for agent in self.agents.values():
+        for url, agent in self.agents.items():
             state = agent.state()
             agents.append({
+                "node": self.nodes.get(url),  # which host's charts this agent feeds (pages show one host)
                 # An error matters while it lasts; a recovered agent's last error is history.
                 "url": state.url, "state": state.status.value,
                 "error": state.last_error if state.status.value != "connected" else None,

@@ -12,11 +12,13 @@ import numpy as np
 
 from ..histogram import Layout
 from ..model import Labels
+from .deadline import check_deadline
 from .result import format_value
 from .values import NAME, PromQLError, Sample, Vector, with_label
 
 SIMPLE = ("sum", "avg", "min", "max", "count", "group", "stddev", "stdvar")
 GROUPED = ("sum", "avg", "count", "group")  # reduced for all groups at once
+MAX_COUNT_VALUES_CELLS = 20_000_000  # distinct values x steps of count_values()'s dense output
 
 
 def group_key(labels: Labels, names: list[str], without: bool) -> Labels:
@@ -35,6 +37,7 @@ def aggregate(op: str, vector: Vector, names: list[str], without: bool, param: o
         return _grouped(op, groups)
     out = Vector()
     for key, members in sorted(groups.items()):
+        check_deadline()
         if op in SIMPLE:
             out.series.extend(_simple(op, key, members))
         elif op in ("topk", "bottomk"):
@@ -157,10 +160,23 @@ def _quantile(key: Labels, members: list[Sample], q: np.ndarray) -> list[Sample]
 
 
 def _count_values(key: Labels, members: list[Sample], label: str) -> list[Sample]:
-    values, present = _stack(members)
+    # A histogram sample has no single value to count; stacking its (steps x buckets) array with the float series'
+    # (steps,) ones was the "same shape" error.
+    floats = [m for m in members if not m.is_histogram]
+    if not floats:
+        return []
+    values, present = _stack(floats)
     steps = values.shape[1]
-    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(steps))
-    for i in range(len(members)):
-        for step in np.flatnonzero(present[i]):
-            counts[format_value(values[i, step])][step] += 1
-    return [Sample(with_label(key, label, text), c, c > 0) for text, c in sorted(counts.items())]
+    rows, cols = np.nonzero(present)
+    # Distinct bit patterns, then their texts: -0 and 0 print apart, every NaN prints as "NaN".
+    bits, inverse = np.unique(values[rows, cols].view(np.int64), return_inverse=True)
+    texts = [format_value(float(v)) for v in bits.view(np.float64)]
+    names = sorted(set(texts))
+    if len(names) * steps > MAX_COUNT_VALUES_CELLS:
+        raise PromQLError(f"count_values() would make {len(names):,} series of {steps:,} steps: too many")
+    position = {text: i for i, text in enumerate(names)}
+    which = np.array([position[text] for text in texts], dtype=np.int64)[inverse.ravel()]
+    counts = np.zeros((len(names), steps))
+    np.add.at(counts, (which, cols), 1)
+    present = counts > 0
+    return [Sample(with_label(key, label, text), counts[i], present[i]) for i, text in enumerate(names)]

@@ -16,6 +16,8 @@ from typing import Any, Callable, Hashable, TypeVar
 import numpy as np
 import promql_parser as pp
 
+from .limits import check_text, check_tree
+from .regex import check_regexes
 from .values import PromQLError, Vector
 
 T = TypeVar("T")
@@ -23,12 +25,17 @@ T = TypeVar("T")
 
 @lru_cache(maxsize=4096)
 def parse(expr: str) -> pp.Expr:
-    """A parsed expression (the same object for the same text; parsed trees are only read)."""
+    """A parsed expression (the same object for the same text; parsed trees are only read). Text the parser could
+    not survive, or a tree too deep to evaluate, is refused (see limits.py)."""
+    check_text(expr)
     try:
-        return pp.parse(expr)
+        tree = pp.parse(expr)
     except (ValueError, TypeError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
         raise PromQLError(f"invalid query: {message}") from None
+    check_tree(tree)
+    check_regexes(tree)
+    return tree
 
 
 class EvalCache:

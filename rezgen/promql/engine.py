@@ -7,6 +7,7 @@ bounds the memory of histogram expressions (a dense bucket array per step).
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterator
@@ -18,6 +19,9 @@ from ..model import Labels
 from ..store import HistogramSeries, Store
 from . import aggregations, binops, functions, rangefuncs
 from .cache import matrix_key, parse, without_histograms
+from .cost import estimate_samples
+from .deadline import check_deadline
+from .limits import TRIM_AFTER_SAMPLES, check_samples, release_memory
 from .result import SeriesResult
 from .selectors import Context, duration_ns, instant_vector, range_vector, shifted_times
 from .sparse import summed_histogram_irate
@@ -41,9 +45,10 @@ class QueryResult:
 
 
 def range_query(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, step_ns: int,
-                scope: tuple[tuple[str, str], ...] = ()) -> QueryResult:
+                scope: tuple[tuple[str, str], ...] = (), max_samples: int | None = None) -> QueryResult:
+    """max_samples: refuse (QueryTooExpensive) a chunk estimated to hold more samples (see cost.py)."""
     merged: dict[Labels, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    for times, value in evaluate_range(store, expr, start_ns, end_ns, step_ns, scope):
+    for times, value in evaluate_range(store, expr, start_ns, end_ns, step_ns, scope, max_samples):
         if isinstance(value, (String, Matrix)):
             raise PromQLError(f"invalid expression type \"{type_name(value)}\" for range query, must be a scalar or "
                               "an instant vector")
@@ -58,7 +63,8 @@ def range_query(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, s
 
 
 def evaluate_range(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int, step_ns: int,
-                   scope: tuple[tuple[str, str], ...] = ()) -> Iterator[tuple[np.ndarray, Value]]:
+                   scope: tuple[tuple[str, str], ...] = (), max_samples: int | None = None
+                   ) -> Iterator[tuple[np.ndarray, Value]]:
     """Evaluate at start + k*step, chunk by chunk: yields (chunk times, value over those steps)."""
     if step_ns <= 0:
         raise PromQLError("the step must be positive")
@@ -68,14 +74,20 @@ def evaluate_range(store: Store, expr: str | pp.Expr, start_ns: int, end_ns: int
     times = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
     chunk = max(16, CHUNK_CELLS // _widest_histogram(store))
     for first in range(0, len(times), chunk):
+        check_deadline()
         ctx = Context(store, times[first : first + chunk], start_ns, end_ns, scope=scope)
-        yield ctx.times, _evaluate(ctx, tree)
+        with _bounded(ctx, tree, max_samples):
+            value = _evaluate(ctx, tree)
+        yield ctx.times, value
 
 
-def instant_query(store: Store, expr: str | pp.Expr, time_ns: int) -> QueryResult:
+def instant_query(store: Store, expr: str | pp.Expr, time_ns: int, max_samples: int | None = None) -> QueryResult:
+    """max_samples: refuse (QueryTooExpensive) a query estimated to hold more samples (see cost.py)."""
     tree = parse(expr) if isinstance(expr, str) else expr
     times = np.array([time_ns], dtype=np.int64)
-    value = _evaluate(Context(store, times, time_ns, time_ns), tree)
+    ctx = Context(store, times, time_ns, time_ns)
+    with _bounded(ctx, tree, max_samples):
+        value = _evaluate(ctx, tree)
     if isinstance(value, String):
         return QueryResult("string", [], value.value)
     if isinstance(value, Scalar):
@@ -89,6 +101,22 @@ def instant_query(store: Store, expr: str | pp.Expr, time_ns: int) -> QueryResul
         descending = tree.func.name == "sort_desc"
         rows.sort(key=lambda row: (np.isnan(row[2][0]), -row[2][0] if descending else row[2][0]))
     return QueryResult("vector", [SeriesResult(labels, t, v) for labels, t, v in rows])
+
+
+@contextlib.contextmanager
+def _bounded(ctx: Context, tree: pp.Expr, max_samples: int | None) -> Iterator[None]:
+    """Refuse an evaluation estimated to hold more than max_samples samples; after a big one, give the memory it
+    freed back to the system (without a limit, as in a build, neither)."""
+    if max_samples is None:
+        yield
+        return
+    estimated = estimate_samples(ctx.store, tree, ctx.times, ctx.start_ns, ctx.end_ns, ctx.scope)
+    check_samples(estimated, max_samples)
+    try:
+        yield
+    finally:
+        if estimated > TRIM_AFTER_SAMPLES:
+            release_memory()
 
 
 def _evaluate(ctx: Context, tree: pp.Expr) -> Value:
@@ -137,6 +165,7 @@ class Evaluator:
         self.steps = len(ctx.times)
 
     def eval(self, node: pp.Expr) -> Value:
+        check_deadline()
         if isinstance(node, pp.NumberLiteral):
             return Scalar(np.full(self.steps, float(node.val)))
         if isinstance(node, pp.StringLiteral):

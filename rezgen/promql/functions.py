@@ -10,12 +10,13 @@ the bucket's upper edge, holding that bucket's count: the bucket-by-time matrix 
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import promql_parser as pp
 
 from ..histogram import quantile_rows
+from .regex import anchored
 from .result import format_value
 from .values import PromQLError, Sample, Scalar, String, Value, Vector, drop_name, label_value, with_label
 
@@ -102,21 +103,18 @@ def _string(value: Value) -> str:
 
 
 def _label_replace(vector: Vector, dst: str, replacement: str, src: str, pattern: str) -> Vector:
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise PromQLError(f"invalid regular expression in label_replace(): {pattern!r}: {exc}") from None
+    regex = anchored(pattern)
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", dst):
         raise PromQLError(f"invalid destination label name in label_replace(): {dst!r}")
     out = []
     for sample in vector.series:
-        match = regex.fullmatch(label_value(sample.labels, src))
+        match = regex.search(label_value(sample.labels, src))
         labels = sample.labels if match is None else with_label(sample.labels, dst, _expand(match, replacement))
         out.append(Sample(labels, sample.values, sample.present, sample.layout))
     return Vector(out)
 
 
-def _expand(match: re.Match[str], template: str) -> str:
+def _expand(match: Any, template: str) -> str:
     """Go's Regexp.Expand: $1, ${1}, $name, ${name}; a group that does not exist expands to nothing; $$ is $."""
     def group(ref: re.Match[str]) -> str:
         if ref.group(0) == "$$":
@@ -124,7 +122,7 @@ def _expand(match: re.Match[str], template: str) -> str:
         name = ref.group(1) or ref.group(2)
         try:
             value = match.group(int(name) if name.isdigit() else name)
-        except IndexError:  # Python's "no such group"
+        except IndexError:  # no such group
             return ""
         return value or ""
 

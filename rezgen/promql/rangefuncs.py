@@ -6,13 +6,16 @@ series' samples, found with two binary searches, and prefix sums turn window sum
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from ..store import segment_starts
+from .deadline import check_deadline
 from .values import Matrix, PromQLError, RangeSeries, Sample, Vector, drop_name
 
 NS = 1e9
+T = TypeVar("T")
 
 
 def _windowed(matrix: Matrix, minimum: int) -> Iterator[tuple[RangeSeries, np.ndarray, np.ndarray, np.ndarray]]:
@@ -20,6 +23,7 @@ def _windowed(matrix: Matrix, minimum: int) -> Iterator[tuple[RangeSeries, np.nd
     sample slices [lo, hi); series with no such step are skipped."""
     for group, lo, hi, ok in _shared_windows(matrix, minimum):
         for series in group:
+            check_deadline()
             yield series, lo, hi, ok
 
 
@@ -31,6 +35,9 @@ def _shared_windows(matrix: Matrix, minimum: int
         times = group[0].times
         lo = np.searchsorted(times, matrix.times - matrix.range_ns, side="right")
         hi = np.searchsorted(times, matrix.times, side="right")
+        starts = segment_starts(times, matrix.times, group[0].breaks)
+        if starts is not None:  # an agent restart: windows begin after it
+            lo = np.maximum(lo, starts)
         ok = hi - lo >= minimum
         if ok.any():
             yield group, lo[ok], hi[ok], ok
@@ -140,7 +147,15 @@ def _reduce(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, ufunc: np.ufunc)
 
 
 def _per_window(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn: Callable[[np.ndarray], float]) -> np.ndarray:
-    return np.array([fn(values[a:b]) for a, b in zip(lo, hi)], dtype=np.float64)
+    return np.array([fn(values[a:b]) for a, b in _checked(zip(lo, hi))], dtype=np.float64)
+
+
+def _checked(items: Iterable[T], every: int = 1024) -> Iterator[T]:
+    """`items`, checking the query's deadline every so many: a window at a time is Python-speed work."""
+    for i, item in enumerate(items):
+        if i % every == 0:
+            check_deadline()
+        yield item
 
 
 def _stdvar(window: np.ndarray) -> float:
@@ -173,7 +188,7 @@ def over_time(matrix: Matrix, name: str, param: np.ndarray | None = None) -> Vec
         elif name == "quantile":
             assert param is not None
             qs = param[ok]
-            values = np.array([_quantile(v[a:b], q) for a, b, q in zip(lo, hi, qs)])
+            values = np.array([_quantile(v[a:b], q) for a, b, q in _checked(zip(lo, hi, qs))])
         elif name in ("changes", "resets"):
             step = (v[1:] != v[:-1]) if name == "changes" else (v[1:] < v[:-1])
             prefix = _prefix(step.astype(np.float64))
@@ -200,7 +215,7 @@ def deriv(matrix: Matrix, predict_s: np.ndarray | None = None) -> Vector:
     out = Vector()
     for series, lo, hi, ok in _windowed(matrix, 2):
         values = []
-        for step, (a, b) in enumerate(zip(lo, hi)):
+        for step, (a, b) in enumerate(_checked(zip(lo, hi))):
             at = matrix.times[ok][step]
             x = (series.times[a:b] - at) / NS
             y = series.values[a:b]

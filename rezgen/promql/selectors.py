@@ -6,10 +6,8 @@ the newest sample in (t - lookback, t].
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Callable, Hashable
 
 import numpy as np
@@ -18,7 +16,9 @@ import promql_parser as pp
 from ..model import Labels
 from ..store import HistogramSeries, Series, Store, Table
 from .cache import EvalCache, selector_key, times_key, without_histograms
-from .values import NAME, Matrix, PromQLError, RangeSeries, Sample, Vector
+from .deadline import check_deadline
+from .regex import anchored
+from .values import NAME, Matrix, RangeSeries, Sample, Vector
 
 LOOKBACK_NS = 5 * 60 * 1_000_000_000
 
@@ -65,20 +65,12 @@ def datetime_ns(value: datetime | None) -> int:
     return int(round(seconds * 1000)) * 1_000_000
 
 
-@lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise PromQLError(f"invalid regular expression {pattern!r}: {exc}") from None
-
-
 def _branch_test(branch: list[pp.Matcher]) -> Callable[[dict[str, str]], bool]:
     """Whether a series' labels (a missing label reads as "") satisfy every matcher of a branch. The matchers are
     read once: a selection tests thousands of series."""
     equal = [(m.name, m.value) for m in branch if m.op == pp.MatchOp.Equal]
     unequal = [(m.name, m.value) for m in branch if m.op == pp.MatchOp.NotEqual]
-    regex = [(m.name, _regex(m.value).fullmatch, m.op == pp.MatchOp.Re) for m in branch
+    regex = [(m.name, anchored(m.value).search, m.op == pp.MatchOp.Re) for m in branch
              if m.op in (pp.MatchOp.Re, pp.MatchOp.NotRe)]
 
     def test(values: dict[str, str]) -> bool:
@@ -88,8 +80,8 @@ def _branch_test(branch: list[pp.Matcher]) -> Callable[[dict[str, str]], bool]:
         for name, value in unequal:
             if values.get(name, "") == value:
                 return False
-        for name, fullmatch, wanted in regex:
-            if (fullmatch(values.get(name, "")) is not None) != wanted:
+        for name, search, wanted in regex:
+            if (search(values.get(name, "")) is not None) != wanted:
                 return False
         return True
 
@@ -165,6 +157,7 @@ def _instant_vector(ctx: Context, selector: pp.VectorSelector) -> Vector:
     out = Vector()
     windows = _Windows()
     for series, labels in select_cached(ctx.store, selector, ctx.scope, ctx.cache):
+        check_deadline()
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
             idx, present = _latest(window.times, times, ctx.lookback_ns)
@@ -221,11 +214,14 @@ def range_vector(ctx: Context, matrix: pp.MatrixSelector) -> Matrix:
     series_out: list[RangeSeries] = []
     windows = _Windows()
     for series, labels in select_cached(ctx.store, selector, ctx.scope, ctx.cache):
+        check_deadline()
+        breaks = series.table.breaks
         if isinstance(series, HistogramSeries):
             window = series.window(lo, hi)
-            series_out.append(RangeSeries(labels, window.times, histogram=window, layout=series.layout))
+            series_out.append(RangeSeries(labels, window.times, histogram=window, layout=series.layout,
+                                          breaks=breaks))
             continue
         # A series with a sample in every row of the window shares its table's times: functions window them once.
         t, v = series.points_in(*windows.get(series.table, lo, hi))
-        series_out.append(RangeSeries(labels, t, values=v))
+        series_out.append(RangeSeries(labels, t, values=v, breaks=breaks))
     return Matrix(series_out, range_ns, times)

@@ -11,7 +11,7 @@ import numpy as np
 import promql_parser as pp
 
 from ..histogram import Layout
-from ..store import HistogramSeries
+from ..store import HistogramSeries, segment_starts
 from .cache import EvalCache, times_key
 from .selectors import Context, duration_ns, select_cached
 from .values import Sample, Vector
@@ -41,6 +41,9 @@ def _irates(series: HistogramSeries, times: np.ndarray, range_ns: int) -> Irates
     stamps = window.times
     lo = np.searchsorted(stamps, times - range_ns, side="right")
     hi = np.searchsorted(stamps, times, side="right")
+    starts = segment_starts(stamps, times, series.table.breaks)
+    if starts is not None:  # an agent restart: no rate spans it
+        lo = np.maximum(lo, starts)
     ok = hi - lo >= 2
     if not ok.any():
         return None

@@ -83,6 +83,7 @@ class RangeSeries:
     values: np.ndarray | None = None  # floats; None for histograms
     histogram: HistogramWindow | None = None
     layout: Layout | None = None
+    breaks: np.ndarray | None = None  # restarts of its table (`Table.breaks`): windows start after the last one
 
 
 @dataclass

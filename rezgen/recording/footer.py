@@ -7,6 +7,7 @@ not parse is reported in `warnings` and otherwise ignored, because the data colu
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,13 @@ SOURCE_FIELDS = frozenset(
 )
 INTERNAL_KEYS = frozenset({"ARROW:schema"})
 DESCRIPTION_SUFFIXES = ("_total", "_created", "_sum", "_count", "_bucket")
+MIN_INTERVAL_MS = 1e-3  # a microsecond
+MAX_INTERVAL_MS = 7 * 86_400_000.0  # a week
+
+
+class Notice(str):
+    """A warning that what rezgen shows differs from what the file says (rows or metrics left out, another
+    sampling interval): said on stderr as the recording is opened, not only listed by `inspect`."""
 
 
 @dataclass
@@ -81,12 +89,16 @@ def parse_footer(metadata: dict[bytes, bytes] | None) -> Footer:
 
     if "sampling_interval_ms" in raw:
         try:
-            footer.interval_ms = float(raw["sampling_interval_ms"])
-            if footer.interval_ms <= 0:
-                raise ValueError
+            interval = float(raw["sampling_interval_ms"])
         except ValueError:
-            footer.warnings.append(f"sampling_interval_ms {raw['sampling_interval_ms']!r} is not a positive number")
-            footer.interval_ms = None
+            interval = math.nan
+        # NaN fails both comparisons. Out of range, the interval would overflow the nanosecond grids (1e300) or
+        # round to nothing; the timestamps' spacing is used instead.
+        if MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
+            footer.interval_ms = interval
+        else:
+            footer.warnings.append(Notice(f"sampling_interval_ms {raw['sampling_interval_ms']!r} is not a number of "
+                                          f"milliseconds from {MIN_INTERVAL_MS:g} to {MAX_INTERVAL_MS:g}; ignored"))
     source = raw.get("source")
     if source is not None:
         if source.startswith("["):

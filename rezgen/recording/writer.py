@@ -70,10 +70,7 @@ class RecordingWriter:
         os.close(fd)
         self._tmp = Path(tmp)
         try:
-            # Dictionary pages do not pay off for ever-growing counters and bucket counts: off, half the size.
-            self._writer = pq.ParquetWriter(
-                tmp, self._schema, compression="zstd", compression_level=3, use_dictionary=False
-            )
+            self._writer = open_parquet(tmp, self._schema)
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -148,6 +145,12 @@ class RecordingWriter:
             rest = table.slice(take)
             self._pending = rest.to_batches()
             self._pending_rows = rest.num_rows
+
+
+def open_parquet(path: str | os.PathLike[str], schema: pa.Schema) -> pq.ParquetWriter:
+    """A Parquet writer with the settings of every recording rezgen writes."""
+    # Dictionary pages do not pay off for ever-growing counters and bucket counts: off, half the size.
+    return pq.ParquetWriter(path, schema, compression="zstd", compression_level=3, use_dictionary=False)
 
 
 def _sort_key(name: str, meta: SeriesMeta) -> tuple[int, str]:

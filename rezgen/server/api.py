@@ -39,6 +39,8 @@ from starlette.routing import BaseRoute, Match, Route
 
 from ..dashboards import Plot, Section
 from ..plots import TimeRange, json_values, plot_data
+from ..promql.deadline import QueryTimeout
+from ..promql.limits import DEFAULT_LIMITS, MAX_TIME_NS, QueryLimits, release_memory
 from ..promql.values import PromQLError
 from ..store import HistogramSeries, Series
 from ..timeparse import parse_time
@@ -50,11 +52,13 @@ MAX_PLOT_STEPS = 1_000_000  # longer plots (11.6 days at 1 s) are evaluated at a
 MAX_RAW_POINTS = 1_000_000  # samples in one /api/query answer
 HISTOGRAM_CHUNK = 4096  # histogram samples turned into counts at a time (each is a whole bucket array)
 MAX_BODY = 1 << 20  # bytes of a form-encoded POST body
+BIG_BODY = 16 << 20  # bytes of an answer after which the memory used to build it is handed back
 # Times the engine can work with (int64 ns with room for lookback and ranges): years 1824 to 2116.
-MAX_SECONDS = Decimal(2**62) / Decimal(10**9)
+MAX_SECONDS = Decimal(MAX_TIME_NS) / Decimal(10**9)
 # The times Prometheus's own clients send to mean "unbounded" (series and label look-ups only).
 UNBOUNDED = {"-292273086-05-16T16:47:06Z": -(2**62), "292277025-08-17T07:12:55.807Z": 2**62}
-NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the latter backtracks quadratically over a long run of digits (35 s for 40 KB).
+NUMBER = re.compile(r"[+-]?(\d+(?:\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 NS_PER_MS = 1_000_000
 
 Params = ImmutableMultiDict
@@ -112,11 +116,21 @@ def answer(compute: Compute, source: DataSource, params: Params, path: dict[str,
     try:
         with source.lock:
             payload = compute(source, params, path)
-        return json_response(payload)
+        response = json_response(payload)
+        if len(response.body) > BIG_BODY:  # building it made and freed many objects: give the memory back
+            del payload
+            release_memory()
+        return response
     except ApiError as exc:
         return error(exc)
     except PromQLError as exc:
         return error(ApiError(422, str(exc), "execution"))
+    except QueryTimeout as exc:  # Prometheus's answer to a query past --query.timeout
+        return error(ApiError(503, str(exc), "timeout"))
+    except MemoryError:  # what the sample estimate missed: refuse this query, and give the memory back
+        release_memory()
+        return error(ApiError(422, "query processing needs more memory than is available: narrow the query "
+                              "(fewer series, a shorter range or a coarser step)", "execution"))
     except (ValueError, OverflowError, FloatingPointError, ZeroDivisionError) as exc:  # e.g. times past int64
         return error(ApiError(422, f"cannot evaluate: {exc}", "execution"))
     except Exception as exc:  # a bug: logged on the server, one line to the client, never a traceback
@@ -291,14 +305,15 @@ def _pairs(times: np.ndarray, values: np.ndarray) -> list[list[Any]]:
     return [[t, v] for t, v in zip((times // NS_PER_MS).tolist(), json_values(np.asarray(values, dtype=float)))]
 
 
-def api_routes(source: Callable[[], DataSource]) -> list[BaseRoute]:
+def api_routes(source: Callable[[], DataSource], limits: QueryLimits = DEFAULT_LIMITS) -> list[BaseRoute]:
+    """rezgen's endpoints and the Prometheus API; `limits` bound each PromQL query."""
     from .promapi import prometheus_error, prometheus_routes
 
     endpoints = [("/api/metrics", metrics), ("/api/dashboard", sections), ("/api/dashboard/{section}", dashboard),
                  ("/api/plot/{section}/{id}", plot), ("/api/query", raw_query)]
     routes: list[BaseRoute] = [Route(path, handler(source, compute, rezgen_error), methods=["GET"])
                                for path, compute in endpoints]
-    routes += prometheus_routes(source)
+    routes += prometheus_routes(source, limits)
 
     async def unknown(request: Request) -> Response:
         """JSON for any other /api/v1 path: 405 when the path exists for other methods, else 404."""

@@ -5,6 +5,7 @@ the SSE stream of new points (one per page).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -15,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..dashboards import Section
+from ..dashboards import Plot, Section
 from ..live.hub import Hub
 from ..live.source import LiveSource
 from ..pages import (SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload,
@@ -27,6 +28,7 @@ from .source import metric_catalog
 from ..timeparse import parse_duration
 
 RANGES = ("5m", "15m", "1h", "6h", "24h")
+UNREPORTED = "Not reported by this agent (one device: the aggregate chart shows it)"
 DEFAULT_RANGE = "15m"
 
 
@@ -100,8 +102,11 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         with source.lock:
             # A plot whose metrics exist but have no point in the range yet (the first seconds) is sent empty, so the
             # page keeps its place and fills it from the stream.
+            # A per-device heatmap of an agent with one such device never gets data (the aggregate chart says it
+            # all): it says so instead of waiting.
             absent = absent_plots(section, source.store)
-            plots = {p.id: plot_data(source.store, p, span, scope) or waiting_plot(p)
+            plots = {p.id: plot_data(source.store, p, span, scope)
+                     or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(source, p, span, scope) else {})}
                      for p in section.plots if p.id not in absent}
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
                                                                   "step": span.step_ns // 1_000_000})
@@ -139,7 +144,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
                 try:
                     request = json.loads(await websocket.receive_text())
                     section = next(s for s in source.sections if s.route == request.get("section"))
-                except (ValueError, StopIteration, AttributeError):
+                except (ValueError, StopIteration, AttributeError, KeyError):  # KeyError: a binary frame
                     await websocket.send_text(json.dumps({"type": "error", "data": {
                         "error": 'send {"section": "<route>", "host": null, "since": <ms>}'}}))
                     continue
@@ -160,6 +165,15 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         Route("/data/{host}/metrics/{name}.js", metric_data), Route("/data/{host}/{route}.js", data),
         Route("/{page:str}", page),
     ]
+
+
+def _one_device(source: LiveSource, plot: Plot, span: TimeRange, scope: tuple[tuple[str, str], ...]) -> bool:
+    """A heatmap whose query has one series: `plot_data` leaves it out, as the static site does. (A query with no
+    point yet is not one: it may still get its devices.)"""
+    if plot.kind != "heatmap":
+        return False
+    line = plot_data(source.store, dataclasses.replace(plot, kind="line"), span, scope)
+    return line is not None and len(line["names"]) == 1
 
 
 def _span(source: LiveSource, hub: Hub, params: Any) -> TimeRange | None:

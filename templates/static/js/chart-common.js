@@ -91,14 +91,45 @@
   };
 
   R.axisY = function (c, unit, extra) {
+    extra = extra || {};
     return Object.assign({
       type: 'value',
       splitNumber: 4,
       axisLine: { show: false },
-      axisTick: { show: false },
-      splitLine: { lineStyle: { color: c.grid } },
-      axisLabel: { color: c.muted, fontSize: 11, formatter: R.units.axis(unit) }
-    }, extra || {});
+      splitLine: { lineStyle: { color: c.grid } }
+    }, extra, {
+      axisTick: Object.assign({ show: false }, extra.axisTick),
+      axisLabel: Object.assign({ color: c.muted, fontSize: 11, formatter: R.units.axis(unit) }, extra.axisLabel)
+    });
+  };
+
+  /* A log y axis over whole decades around [lo, hi] (positive data), labelled at values we choose: ECharts' own
+     log ticks repeat the minimum and thin out to labels decades apart. Every decade, every second (or more)
+     decade when the chart is too short for all, and 1-2-5 steps when the data spans fewer than three decades, so
+     there are always at least four distinct labels. */
+  R.logAxis = function (lo, hi, height) {
+    var a = Math.floor(Math.log10(lo)), b = Math.max(Math.ceil(Math.log10(hi)), a + 1), n = b - a;
+    var room = Math.max(4, Math.floor(((height || 300) - 40) / 22)); // labels that fit, 22 px apart
+    var values = [], d, k;
+    if (n < 3) {
+      var mantissas = n === 2 && room < 7 ? [1, 3] : [1, 2, 5];
+      for (d = a; d < b; d++) mantissas.forEach(function (m) { values.push(m * Math.pow(10, d)); });
+      values.push(Math.pow(10, b));
+    } else {
+      var step = Math.max(1, Math.ceil(n / (room - 1)));
+      for (k = a; k <= b; k += step) values.push(Math.pow(10, k));
+    }
+    return { type: 'log', logBase: 10, min: Math.pow(10, a), max: Math.pow(10, b), minorSplitLine: { show: false },
+             axisLabel: { customValues: values, hideOverlap: true }, axisTick: { show: false, customValues: values } };
+  };
+
+  /* Smallest and largest positive value of a plot's coarsest level. */
+  R.positiveExtent = function (plot) {
+    var lo = Infinity, hi = -Infinity;
+    plot.levels[0].values.forEach(function (row) {
+      row.forEach(function (v) { if (v !== null && v > 0) { if (v < lo) lo = v; if (v > hi) hi = v; } });
+    });
+    return isFinite(lo) ? [lo, hi] : null;
   };
 
   /* The dataZoom set every chart carries (see the header), starting at the current window. */

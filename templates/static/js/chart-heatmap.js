@@ -101,10 +101,17 @@
     return function (i) { return (numeric ? 'CPU ' : '') + plot.names[i]; };
   }
 
+  /* The colour scale's top: the fixed range's, unless the data stays under 5 % of it (softirq CPU %), where one
+     colour would paint every cell; the scale's label then shows the data's max, not 100 %. */
+  function top(plot) {
+    var max = maxOf(plot), r = plot.range;
+    return r && !(r[0] === 0 && max > 0 && max < 0.05 * (r[1] - r[0])) ? r[1] : max;
+  }
+
   function option(chart, c) {
     var plot = chart.plot;
     var lo = plot.range ? plot.range[0] : 0;
-    var hi = plot.range ? plot.range[1] : maxOf(plot);
+    var hi = top(plot);
     var height = chart.el.clientHeight || 260;
     var opt = R.baseOption(c);
     opt.grid = { left: 6, right: 66, top: R.gridTop(12), bottom: 6, show: true, backgroundColor: c.nullCell, borderWidth: 0 };
@@ -126,12 +133,13 @@
     return opt;
   }
 
-  /* Live pages: the colour scale follows the data in the window (merged into the chart with its new cells). */
+  /* Live pages: the colour scale follows the data in the window (merged into the chart with its new cells),
+     a fixed range as the first draw does. */
   function liveOption(chart, c) {
     var plot = chart.plot;
-    if (plot.range) return {};
-    var hi = maxOf(plot);
-    return { visualMap: { max: hi > 0 ? hi : 1, text: [R.units.format(plot.unit, hi, 1), R.units.format(plot.unit, 0, 1)] } };
+    var lo = plot.range ? plot.range[0] : 0, hi = top(plot);
+    return { visualMap: { max: hi > lo ? hi : lo + 1,
+                          text: [R.units.format(plot.unit, hi, 1), R.units.format(plot.unit, lo, 1)] } };
   }
 
   R.kinds.heatmap = { level: level, series: series, option: option, liveOption: liveOption };

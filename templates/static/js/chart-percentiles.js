@@ -22,21 +22,15 @@
     });
   }
 
-  /* Whole decades around the data, labelled every decade or every few decades. */
-  function logAxis(plot) {
-    var lo = Infinity, hi = -Infinity;
-    plot.levels[0].values.forEach(function (row) {
-      row.forEach(function (v) { if (v !== null && v > 0) { if (v < lo) lo = v; if (v > hi) hi = v; } });
-    });
-    if (!isFinite(lo)) return { type: 'log', logBase: 10 };
-    var a = Math.floor(Math.log10(lo)), b = Math.max(Math.ceil(Math.log10(hi)), a + 1);
-    return { type: 'log', logBase: 10, min: Math.pow(10, a), max: Math.pow(10, b),
-             splitNumber: Math.min(b - a, 6), minorSplitLine: { show: false } };
+  /* Whole decades around the data (R.logAxis), for the chart's drawn height. */
+  function logAxis(chart) {
+    var extent = R.positiveExtent(chart.plot);
+    return extent ? R.logAxis(extent[0], extent[1], chart.el.clientHeight) : { type: 'log', logBase: 10 };
   }
 
   function option(chart, c) {
     var plot = chart.plot;
-    var y = plot.log ? logAxis(plot) : { min: 0 };
+    var y = plot.log ? logAxis(chart) : { min: 0 };
     if (plot.range) { y.min = plot.range[0] > 0 || !plot.log ? plot.range[0] : y.min; y.max = plot.range[1]; }
     var opt = R.baseOption(c);
     opt.grid = { left: 6, right: 14, top: R.gridTop(30), bottom: 6 };
@@ -50,7 +44,7 @@
   }
 
   function signature(chart) {
-    var y = chart.plot.log ? logAxis(chart.plot) : {};
+    var y = chart.plot.log ? logAxis(chart) : {};
     return y.min + ':' + y.max;
   }
 

@@ -6,7 +6,9 @@
    every agent reports connected, "reconnecting" while the stream retries or an agent does, and "disconnected"
    once the stream has been down for DOWN_MS or every agent is disconnected. The server sends agent status with
    each batch of points; when points stop coming (a dead agent), /api/status is polled instead. Agent errors are
-   shown in the page as text (they come from the network: never parsed as HTML). */
+   shown in the page as text (they come from the network: never parsed as HTML). With several agents the indicator
+   describes the host being viewed (the agents whose `node` is R.host()); another host's outage is a separate,
+   smaller notice. */
 (function (R) {
   'use strict';
   var L = R.live = R.live || {};
@@ -120,8 +122,20 @@
     if (conn.handlers && conn.handlers.status) conn.handlers.status(data);
   }
 
+  /* The agents of the host this page shows, and the others. */
+  function viewed() {
+    var all = conn.agents || [], host = R.host ? R.host() : '_';
+    if (host === '_') return all;
+    var mine = all.filter(function (a) { return a.node === host; });
+    return mine.length ? mine : all;
+  }
+  function others() {
+    var mine = viewed();
+    return (conn.agents || []).filter(function (a) { return mine.indexOf(a) < 0; });
+  }
+
   L.state = function () {
-    var agents = conn.agents || [];
+    var agents = viewed();
     var down = !conn.open && conn.downSince !== null && Date.now() - conn.downSince > DOWN_MS;
     if (down || (agents.length && agents.every(function (a) { return a.state === 'disconnected'; }))) return 'disconnected';
     if (!conn.open || !conn.agents || agents.some(function (a) { return a.state !== 'connected'; })) return 'reconnecting';
@@ -156,7 +170,7 @@
   };
 
   function agentCount() {
-    var n = (conn.agents || []).length;
+    var n = viewed().length;
     return n === 1 ? 'the agent' : n + ' agents';
   }
 
@@ -164,9 +178,10 @@
   function showAgents() {
     var box = document.getElementById('live-alert');
     if (!box) return;
-    var bad = (conn.agents || []).filter(function (a) { return a.state !== 'connected'; });
+    var bad = viewed().filter(function (a) { return a.state !== 'connected'; });
     box.hidden = !bad.length;
     box.textContent = '';
+    showOthers(box);
     bad.forEach(function (a) {
       var line = document.createElement('div');
       line.className = 'live-alert-line live-alert-' + (a.state === 'disconnected' ? 'down' : 'retry');
@@ -182,5 +197,23 @@
       }
       box.appendChild(line);
     });
+  }
+
+  /* Other hosts' agents that are not connected: one small line below the alert, not the page's state. */
+  function showOthers(box) {
+    var el = document.getElementById('live-other-hosts');
+    if (!el) {
+      el = document.createElement('div');
+      el.id = 'live-other-hosts';
+      el.className = 'live-other-hosts';
+      el.setAttribute('role', 'status');
+      el.style.cssText = 'font-size: 12px; color: var(--muted); margin: 0 0 8px;';
+      box.parentNode.insertBefore(el, box.nextSibling);
+    }
+    var bad = others().filter(function (a) { return a.state !== 'connected'; });
+    el.hidden = !bad.length;
+    el.textContent = bad.length ? 'Other hosts: ' + bad.map(function (a) {
+      return String(a.node || a.url) + ' ' + (a.state === 'disconnected' ? 'disconnected' : 'reconnecting');
+    }).join(' · ') : '';
   }
 })(window.REZGEN = window.REZGEN || {});

@@ -14,7 +14,7 @@
   var st = {
     range: '15m', custom: null, // custom: {from, to|null} in ms
     refresh: 1000, timer: null, paused: false, reason: null,
-    payload: null, plots: new Map(), step: 1000, newest: null, loading: false,
+    payload: null, plots: new Map(), step: 1000, newest: null, oldest: null, loading: false,
     pending: [], pendingNewest: null, generation: 0
   };
   L.st = st;
@@ -39,18 +39,39 @@
   }
 
   /* ---- the window ---- */
+  /* A "last N" window starts at the server's oldest point while it holds less than N (a new session): the x axis
+     fits the data instead of leaving most of the chart empty. At least a few steps wide, so one point has room. */
   function windowFor(newest) {
     if (st.custom) return [st.custom.from, st.custom.to === null ? newest : st.custom.to];
-    return [newest - duration(st.range), newest];
+    var start = newest - duration(st.range);
+    if (filling(newest)) start = Math.min(st.oldest, newest - 5 * st.step);
+    return [start, newest];
   }
+  function filling(newest) { return st.oldest !== null && !st.custom && st.oldest > newest - duration(st.range); }
   function fixed() { return !!(st.custom && st.custom.to !== null); }
 
   function describe() {
     var el = document.querySelector('.recording-range');
     if (!el || !S.range) return;
     var what = st.custom ? (fixed() ? 'custom range' : 'custom range, following') : RANGE_NAMES[st.range] || 'last ' + st.range;
+    if (st.newest !== null && filling(st.newest)) what += ' (since start)';
     el.textContent = what + ' · ' + R.units.time(S.range[0]) + ' – ' + R.units.time(S.range[1]);
     el.title = R.units.time(S.range[0], true) + ' – ' + R.units.time(S.range[1], true) + ' (local time)';
+    describePicker();
+  }
+
+  /* The range picker says when the chosen range is not full yet: "Last 15 minutes (since start, 20 s)". */
+  function describePicker() {
+    var select = $('live-range');
+    if (!select) return;
+    Array.prototype.forEach.call(select.options, function (option) {
+      if (!option.hasAttribute('data-label')) option.setAttribute('data-label', option.textContent);
+      var label = option.getAttribute('data-label');
+      if (option.value === st.range && st.newest !== null && filling(st.newest)) {
+        label += ' (since start, ' + R.units.duration(Math.max(0, st.newest - st.oldest)) + ')';
+      }
+      if (option.textContent !== label) option.textContent = label;
+    });
   }
 
   /* ---- loading the section ---- */
@@ -94,6 +115,7 @@
 
   function adopt(payload) {
     st.payload = payload;
+    if (!st.custom) st.oldest = payload.range.start; // the server clamps the range to the oldest point it holds
     st.plots = L.prepare(payload);
     st.step = (payload.live && payload.live.step) || payload.range.step || st.step;
     st.newest = payload.live ? payload.live.last : payload.range.end;
@@ -109,6 +131,7 @@
     load().then(function (payload) {
       adopt(payload);
       R.renderSection(payload);
+      notes();
       S.view = null;
       apply(true);
       describe();
@@ -148,6 +171,7 @@
      message (no data in the previous range, or waiting for the first points). */
   function attach(el, plot) {
     if (!plot || !plot.levels || !plot.levels.length) return;
+    if (plot.missing && !plot.levels[0].t.length) { note(el, plot.missing); return; }
     el.__plot = plot;
     if (el.__rezgen) { el.__rezgen.plot = plot; el.__rezgen.render(); return; }
     if (el.classList.contains('chart-message') && plot.levels[0].t.length) {
@@ -155,6 +179,19 @@
       el.textContent = '';
       R.createChart(el, plot, plot.kind);
     }
+  }
+
+  /* A plot the agent cannot fill (e.g. per-GPU charts of a host with one GPU): say so rather than wait. */
+  function note(el, text) {
+    if (el.__rezgen) return;
+    el.classList.add('chart-message');
+    el.textContent = text;
+  }
+  function notes() {
+    document.querySelectorAll('.chart[data-plot-id]').forEach(function (el) {
+      var plot = st.plots.get(el.getAttribute('data-plot-id'));
+      if (plot && plot.missing && plot.levels && plot.levels.length && !plot.levels[0].t.length) note(el, plot.missing);
+    });
   }
 
   /* ---- points ---- */

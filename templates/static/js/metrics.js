@@ -73,7 +73,7 @@
     document.getElementById('metric-query').textContent = (plot && plot.query) || '';
     if (!plot || !plot.levels || !plot.levels.length) {
       el.classList.add('chart-message');
-      el.textContent = 'This metric has no data points.';
+      el.textContent = plot && plot.error ? 'This chart could not be computed: ' + plot.error : 'This metric has no data points.';
       mode.hidden = true;
       return;
     }

@@ -51,6 +51,10 @@
         location.search = '?host=' + encodeURIComponent(select.value);
       });
     }
+    // The System page of a multi-node recording holds every host's machine: show the chosen host's.
+    var views = document.querySelectorAll('.host-system[data-host]'), host = R.host();
+    var chosen = Array.prototype.some.call(views, function (el) { return el.getAttribute('data-host') === host; });
+    if (chosen) views.forEach(function (el) { el.hidden = el.getAttribute('data-host') !== host; });
     document.addEventListener('click', function (event) {
       var link = event.target.closest && event.target.closest('a[data-nav]');
       if (link) carry(link);

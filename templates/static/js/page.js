@@ -20,6 +20,19 @@
     el.textContent = text;
   }
 
+  /* A plot whose query failed on this recording: the reason and the query in its card instead of a chart. Both
+     come from files (a recording, a dashboard), so they go in as text, never as markup. */
+  function failed(el, plot) {
+    message(el, '');
+    el.classList.add('chart-error');
+    var reason = document.createElement('div');
+    reason.textContent = 'This chart could not be computed: ' + plot.error;
+    var query = document.createElement('code');
+    query.textContent = plot.query || '';
+    el.appendChild(reason);
+    el.appendChild(query);
+  }
+
   /* The first single-line plot's coarsest level, for the time bar's shadow. */
   function shadowOf(plots) {
     for (var i = 0; i < plots.length; i++) {
@@ -98,6 +111,7 @@
     var waiting = [];
     document.querySelectorAll('.chart[data-plot-id]').forEach(function (el) {
       var plot = plots.get(el.getAttribute('data-plot-id'));
+      if (plot && plot.error) { failed(el, plot); return; }
       if (!plot || !plot.levels || !plot.levels.length) { message(el, 'No data'); return; }
       el.__plot = plot;
       // A live plot with no point yet: live.js creates its chart when the first points arrive.

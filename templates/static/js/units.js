@@ -1,5 +1,6 @@
-/* Value formatting by unit system (dashboards.md §4): time input is ns; bytes step by 1024; the rates and counts
-   by 1000; percentage data is a 0–1 fraction. Two decimals at most, trailing zeros dropped. */
+/* Value formatting by unit system (dashboards.md §4): time input is ns (`seconds` input is s, e.g. a Prometheus
+   `_seconds` gauge); bytes step by 1024; the rates and counts by 1000 with k/M/G (a bare "B" would read as
+   bytes); percentage data is a 0–1 fraction. Two decimals at most, trailing zeros dropped. */
 (function (R) {
   'use strict';
   var SYSTEMS = {
@@ -8,8 +9,8 @@
     bitrate: { base: 1000, steps: ['bps', 'Kbps', 'Mbps', 'Gbps', 'Tbps'], sep: ' ' },
     datarate: { base: 1000, steps: ['B/s', 'KB/s', 'MB/s', 'GB/s', 'TB/s'], sep: ' ' },
     frequency: { base: 1000, steps: ['Hz', 'kHz', 'MHz', 'GHz', 'THz'], sep: ' ' },
-    count: { base: 1000, steps: ['', 'K', 'M', 'B', 'T'], sep: '' },
-    rate: { base: 1000, steps: ['/s', 'K/s', 'M/s', 'B/s', 'T/s'], sep: '' }
+    count: { base: 1000, steps: ['', 'k', 'M', 'G', 'T'], sep: '' },
+    rate: { base: 1000, steps: ['/s', 'k/s', 'M/s', 'G/s', 'T/s'], sep: '' }
   };
 
   function trim(x, digits) {
@@ -17,9 +18,11 @@
     return s.indexOf('.') < 0 ? s : s.replace(/\.?0+$/, '');
   }
 
+  /* Below 1, at least two significant digits (0.015 and 0.01 must not both read "0.01"). */
   function number(x, digits) {
     var a = Math.abs(x);
-    if (a !== 0 && a < 0.01) return x.toExponential(1);
+    if (a !== 0 && a < 1e-6) return x.toExponential(1);
+    if (a !== 0 && a < 1) digits = Math.max(digits, 1 - Math.floor(Math.log10(a)));
     return trim(x, a >= 100 ? Math.min(digits, 1) : digits);
   }
 
@@ -28,6 +31,7 @@
     if (value === null || value === undefined || typeof value !== 'number' || !isFinite(value)) return '—';
     digits = digits === undefined ? 2 : digits;
     if (unit === 'percentage') return number(value * 100, digits) + '%';
+    if (unit === 'seconds') return format('time', value * 1e9, digits);
     var sys = SYSTEMS[unit] || SYSTEMS.count;
     var v = value, i = 0, a = Math.abs(value);
     while (a >= sys.base && i < sys.steps.length - 1) { a /= sys.base; v /= sys.base; i += 1; }
