@@ -5,7 +5,7 @@ against its goal (issue text: "for a snapshot the size of c16.parquet's agent pa
 histograms)").
 
 - ingest: c16's agent snapshots (node `rezolus`, consecutive rows, counters advancing) encoded as V2 bytes with
-  rezgen.agent.encode. In this process, per snapshot: the floor `msgpack.unpackb(bytes)` against rezgen's
+  rezgen.synthetic.encode. In this process, per snapshot: the floor `msgpack.unpackb(bytes)` against rezgen's
   `decode` + `Ingest.append` into a window that is already full (so every append also evicts). CPU time of this
   thread (`time.thread_time`), measured chunk by chunk with floor and rezgen interleaved, so load from other
   processes falls on both. Goal: ratio <= 2.
@@ -69,12 +69,12 @@ def bench_ingest(path: Path, snapshots: int, window_rows: int, chunk: int) -> No
 
     import msgpack
 
-    from rezgen.agent.encode import encode
-    from rezgen.agent.recorded import RecordedAgent
     from rezgen.agent.schema import SchemaCache
     from rezgen.agent.snapshot import decode
     from rezgen.live.ingest import EVICT_LATE, Ingest
-    from rezgen.store import Store
+    from rezgen.store.store import Store
+    from rezgen.synthetic.encode import encode
+    from rezgen.synthetic.recorded import RecordedAgent
 
     agent = RecordedAgent(path, node="rezolus")
     interval = agent.interval_ns
@@ -370,7 +370,7 @@ def bench_stream(path: Path, logdir: Path, clients: int, seconds: float, warmup:
     firsts = [c.events[0].receipt_ms for c in got if c.events]
     settled_ms = max(firsts, default=connected_ms) + 2 * step if len(firsts) == len(got) else connected_ms
 
-    from rezgen.agent.recorded import RecordedAgent
+    from rezgen.synthetic.recorded import RecordedAgent
 
     agent = RecordedAgent(path)
     errors = [c.error for c in got if c.error]

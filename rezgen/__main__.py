@@ -1,3 +1,3 @@
-from .cli import main
+from rezgen.cli import main
 
 main()

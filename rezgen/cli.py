@@ -13,16 +13,16 @@ from typing import Any, Callable, NoReturn
 # (a tenth of a CPU second), the core a build's second process works on. Set before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .gcpause import paused_gc  # noqa: E402
+from rezgen.gcpause import paused_gc  # noqa: E402
 
 # Importing numpy and pyarrow makes a great many objects and no garbage: collections during it cost ~30 ms.
 with paused_gc():
     import click
 
-    from .promql.limits import DEFAULT_MAX_SAMPLES, DEFAULT_TIMEOUT_S, QueryLimits
-    from .promql.values import PromQLError
-    from .recording.reader import RecordingError, open_recording
-    from .timeparse import parse_duration, parse_time
+    from rezgen.errors import RezgenError
+    from rezgen.promql.limits import DEFAULT_MAX_SAMPLES, DEFAULT_TIMEOUT_S, QueryLimits
+    from rezgen.recording.reader import open_recording
+    from rezgen.timeparse import parse_duration, parse_time
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -40,6 +40,8 @@ def main() -> None:
         _fail("aborted", 130)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
+    except RezgenError as exc:  # every error a user can cause: one line, never a traceback
+        _fail(str(exc))
     except OSError as exc:  # a file system refusal (permissions, full disk) is a user problem, not a crash
         _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
@@ -81,12 +83,9 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
 def inspect(recording: str, as_json: bool) -> None:
     """Show a recording's time range, sources, nodes and metrics."""
-    from .commands.inspect import describe_recording, format_report
+    from rezgen.commands.inspect import describe_recording, format_report
 
-    try:
-        info = describe_recording(open_recording(recording))
-    except RecordingError as exc:
-        _fail(str(exc))
+    info = describe_recording(open_recording(recording))
     click.echo(json.dumps(info, indent=2) if as_json else format_report(info))
 
 
@@ -105,15 +104,12 @@ def query(recording: str, expr: str, start: int | None, end: int | None, step: i
 
     Without options: a range query over the whole recording at its sampling interval.
     """
-    from .commands.query import query_recording
+    from rezgen.commands.query import query_recording
 
     if at is not None and (start is not None or end is not None or step is not None):
         _fail("--time makes an instant query; it cannot be combined with --start/--end/--step")
-    try:
-        result = query_recording(open_recording(recording), expr, start_ns=start, end_ns=end, step_ns=step,
-                                 time_ns=at, max_samples=max_samples)
-    except (RecordingError, PromQLError) as exc:
-        _fail(str(exc))
+    result = query_recording(open_recording(recording), expr, start_ns=start, end_ns=end, step_ns=step,
+                             time_ns=at, max_samples=max_samples)
     click.echo(json.dumps(result, separators=(",", ":")))
 
 
@@ -128,7 +124,7 @@ def sample(output: str, duration: int, cpus: int, seed: int) -> None:
     """Write a deterministic synthetic Rezolus recording (a busy 8-CPU host by default)."""
     from pathlib import Path
 
-    from .recording.sample import generate_sample
+    from rezgen.synthetic.sample import generate_sample
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     generate_sample(output, duration_s=max(1, duration // 1_000_000_000), cpus=cpus, seed=seed)
@@ -149,9 +145,7 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     from pathlib import Path
 
     with paused_gc():  # importing jinja2 and the site's modules makes no garbage either
-        from .dashboards import DashboardError
-        from .site import BuildError, build_site
-        from .templating import SiteError
+        from rezgen.site.build import build_site
 
     def progress(message: str) -> None:
         if not quiet:
@@ -163,13 +157,8 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     # SIGTERM ends a build as Ctrl-C does: the exception unwinds through the removal of the unfinished site (the
     # forked helper inherits this and leaves through its own exit path).
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        report = build_site(open_recording(recording), Path(output),
-                            dashboards=Path(dashboards) if dashboards else None,
-                            templates=Path(templates) if templates else None, progress=progress, warn=warn,
-                            strict=strict)
-    except (RecordingError, DashboardError, PromQLError, SiteError, BuildError) as exc:
-        _fail(str(exc))
+    report = build_site(open_recording(recording), Path(output), dashboards=Path(dashboards) if dashboards else None,
+                        templates=Path(templates) if templates else None, progress=progress, warn=warn, strict=strict)
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
     click.echo(f"open file://{index}")
@@ -202,9 +191,7 @@ def serve(recording: str | None, agents: tuple[str, ...], interval: int, retenti
     """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL."""
     from pathlib import Path
 
-    from .commands.serve import ServeError, serve_recording
-    from .dashboards import DashboardError
-    from .templating import SiteError
+    from rezgen.commands.serve import serve_recording
 
     if bool(recording) == bool(agents):
         _fail("give either a RECORDING or --live URL (not both)", 2)
@@ -217,19 +204,16 @@ def serve(recording: str | None, agents: tuple[str, ...], interval: int, retenti
     folders = {"dashboards": Path(dashboards) if dashboards else None,
                "templates": Path(templates) if templates else None}
     limits = QueryLimits(max_samples, timeout / 1e9)
-    try:
-        if agents:
-            from .commands.live import serve_live
+    if agents:
+        from rezgen.commands.live import serve_live
 
-            serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,
-                       record=Path(record) if record else None, allowed_hosts=allowed_hosts, limits=limits,
-                       announce=click.echo, **folders)
-        else:
-            assert recording is not None
-            serve_recording(Path(recording), host=host, port=port, allowed_hosts=allowed_hosts, limits=limits,
-                            announce=click.echo, **folders)
-    except (RecordingError, DashboardError, PromQLError, ServeError, SiteError) as exc:
-        _fail(str(exc))
+        serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,
+                   record=Path(record) if record else None, allowed_hosts=allowed_hosts, limits=limits,
+                   announce=click.echo, **folders)
+    else:
+        assert recording is not None
+        serve_recording(Path(recording), host=host, port=port, allowed_hosts=allowed_hosts, limits=limits,
+                        announce=click.echo, **folders)
 
 
 @cli.command()
@@ -252,12 +236,7 @@ def replay(recording: str, host: str, port: int, speed: float, fmt: str, loop: b
     """Serve RECORDING as a live Rezolus agent (/metrics/binary, /systeminfo, ...), for trying live mode."""
     from pathlib import Path
 
-    from .agent.recorded import ReplayError
-    from .agent.replay import replay_recording
-    from .commands.serve import ServeError
+    from rezgen.synthetic.replay import replay_recording
 
-    try:
-        replay_recording(Path(recording), host=host, port=port, speed=speed, fmt=fmt, loop=loop, node=node,
-                         fault=fault, announce=click.echo)
-    except (ReplayError, ServeError) as exc:
-        _fail(str(exc))
+    replay_recording(Path(recording), host=host, port=port, speed=speed, fmt=fmt, loop=loop, node=node,
+                     fault=fault, announce=click.echo)

@@ -33,9 +33,10 @@ from typing import Any
 import promql_parser as pp
 import tomli  # tomllib's compiled twin: parses the default dashboards in a third of the time
 
-from .promql.engine import parse
-from .promql.values import PromQLError
-from .resources import resource_dir
+from rezgen.errors import RezgenError
+from rezgen.promql.engine import parse
+from rezgen.promql.values import PromQLError
+from rezgen.resources import resource_dir
 
 KINDS = ("line", "multi", "heatmap", "percentiles")
 UNITS = ("time", "seconds", "bytes", "bitrate", "datarate", "percentage", "frequency", "count", "rate")
@@ -43,7 +44,7 @@ WIDTHS = ("half", "full")
 DEFAULT_DIR = resource_dir("dashboards")
 
 
-class DashboardError(Exception):
+class DashboardError(RezgenError):
     """A dashboard file that cannot be used; the message is one line naming the file."""
 
 

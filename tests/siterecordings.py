@@ -21,9 +21,9 @@ from typing import Iterable
 
 import numpy as np
 
-from rezgen.histogram import Layout
-from rezgen.model import Kind, SeriesKey, SeriesMeta, make_labels
 from rezgen.recording.writer import RecordingWriter
+from rezgen.store.histogram import Layout
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
 
 NS = 1_000_000_000
 START_NS = 1_767_225_600 * NS + 1_234_567  # 2026-01-01T00:00:00.001234567Z: not on a whole millisecond

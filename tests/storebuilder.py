@@ -24,9 +24,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from rezgen.histogram import Layout
-from rezgen.model import Kind, SeriesKey, SeriesMeta, make_labels
-from rezgen.store import HistogramSeries, Series, Store, Table
+from rezgen.store.histogram import Layout
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
+from rezgen.store.store import HistogramSeries, Series, Store, Table
 
 NS = 1_000_000_000
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from shared import shared_recording
+from test_replay import ReplayProcess, recorded_cells, served_cells
 
 from rezgen.agent.client import AgentClient, ClientState, Status, default_timeout
 from rezgen.agent.snapshot import Snapshot
-from shared import shared_recording
-from test_replay import ReplayProcess, recorded_cells, served_cells
 
 
 class Recorder:

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-
 from rawparquet import RawRecording
-from rezgen.resources import resource_dir
 from shared import shared_recording
+
+from rezgen.resources import resource_dir
 
 READY = re.compile(r"serving .* at (http://127\.0\.0\.1:\d+)/")
 FIRST, LAST = 1779156029, 1779156389  # c16.parquet: 361 rows, one a second

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rezgen.recording.claims import Claims
+from rezgen.site.claims import Claims
 
 
 @pytest.fixture

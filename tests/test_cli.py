@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from rawparquet import RawRecording
 from shared import REPO_ROOT
 

@@ -11,9 +11,9 @@ from rawparquet import RawRecording
 from shared import shared_recording
 
 from rezgen.dashboards import DEFAULT_DIR, KINDS, UNITS, DashboardError, load_dashboards, load_section
-from rezgen.metric_browser import metric_plot
-from rezgen.model import Kind
+from rezgen.pages.catalog import metric_plot
 from rezgen.promql.engine import parse, range_query
+from rezgen.store.model import Kind
 
 ROUTES = ["overview", "exceptions", "cpu", "gpu", "memory", "network", "scheduler", "syscall", "softirq", "blockio",
           "cgroups", "rezolus"]

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from rezgen.histogram import Layout, LayoutError, quantile_rows
+from rezgen.store.histogram import Layout, LayoutError, quantile_rows
 
 
 def reference_buckets(g: int, m: int) -> list[tuple[int, int]]:

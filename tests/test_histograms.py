@@ -11,7 +11,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from rezgen.histograms import HistogramColumn
+from rezgen.store.histograms import HistogramColumn
 
 BUCKETS = 8
 

@@ -22,11 +22,11 @@ from shared import shared_recording
 
 from rezgen.agent.pieces import Entry, Snapshot
 from rezgen.dashboards import Section, load_section
-from rezgen.live.hub import Hub, Subscription, Update
 from rezgen.live.ingest import Ingest
-from rezgen.live.ranking import TopK
-from rezgen.model import SeriesKey
-from rezgen.store import Store
+from rezgen.plotdata.topk import TopK
+from rezgen.server.hub import Hub, Subscription, Update
+from rezgen.store.model import SeriesKey
+from rezgen.store.store import Store
 
 MS = 1_000_000
 STEP = 1000 * MS

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rezgen.agent.pieces import Entry, Snapshot
 from rezgen.live.ingest import EVICT_LATE, Ingest
-from rezgen.model import SeriesKey
-from rezgen.store import Store
+from rezgen.store.model import SeriesKey
+from rezgen.store.store import Store
 
 S = 1_000_000_000
 

@@ -19,7 +19,6 @@ import msgpack
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from shared import shared_recording
 
 READY = re.compile(r"at (http://127\.0\.0\.1:(\d+)/)")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from browser import chromium, launched
 from shared import shared_recording
 from test_replay import ReplayProcess

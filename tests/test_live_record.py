@@ -24,13 +24,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from shared import shared_recording
 
 from rezgen.agent.pieces import Entry, Snapshot
-from rezgen.histogram import Layout
 from rezgen.live.record import LiveRecorder
-from rezgen.model import SeriesKey
 from rezgen.recording.reader import open_recording
-from shared import shared_recording
+from rezgen.store.histogram import Layout
+from rezgen.store.model import SeriesKey
 
 READY = re.compile(r"at (http://127\.0\.0\.1:(\d+)/)")
 pytestmark = pytest.mark.live

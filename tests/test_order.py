@@ -3,10 +3,11 @@ name them; the rest from the cheapest to decode to the dearest; the columns deco
 
 from __future__ import annotations
 
-from rezgen.model import Kind
-from rezgen.recording.order import decode_work, need_order
-from rezgen.recording.reader import open_recording
 from test_reader import counter, gauge, histogram, write
+
+from rezgen.recording.reader import open_recording
+from rezgen.site.order import decode_work, need_order
+from rezgen.store.model import Kind
 
 
 def test_metrics_are_in_the_order_the_queries_first_name_them_then_by_name():

@@ -8,17 +8,17 @@ import math
 
 import numpy as np
 import pytest
+from shared import shared_recording
 
-from rezgen import decimate, evaluation, levels, percentiles, plots
 from rezgen.dashboards import Plot, load_dashboards
-from rezgen.model import Kind
-from rezgen.plots import TimeRange, plot_data, round_significant
+from rezgen.pages.catalog import default_query
+from rezgen.plotdata import decimate, evaluation, levels, percentiles, plots
+from rezgen.plotdata.plots import TimeRange, plot_data, round_significant
 from rezgen.promql.engine import parse
 from rezgen.promql.values import PromQLError
 from rezgen.recording.reader import open_recording
-from rezgen.metric_browser import default_query
+from rezgen.store.model import Kind
 from rezgen.timeparse import ceil_ms
-from shared import shared_recording
 
 # ---- levels -----------------------------------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ def test_numbers_of_rows_are_lists_of_lists_written_as_each_row_alone():
 
 @pytest.mark.parametrize("used_buckets", [40, 1000])
 def test_percentiles_of_the_used_buckets_follow_the_rank_rule_of_quantile_rows(used_buckets):
-    from rezgen.histogram import Layout, quantile_rows
+    from rezgen.store.histogram import Layout, quantile_rows
 
     layout = Layout(7, 64)
     rng = np.random.default_rng(used_buckets)
@@ -239,8 +239,8 @@ def test_metric_browser_charts_hold_one_level(c16):
 
 def test_a_build_within_a_tiny_memory_budget_writes_the_same_data(tmp_path, monkeypatch):
     """Series released between plots (and decoded a column at a time) are decoded again to the same values."""
-    from rezgen import site
-    from rezgen.recording import budget
+    from rezgen.site import budget
+    from rezgen.site import build as site
 
     path = shared_recording("demo.parquet")
     site.build_site(open_recording(path), tmp_path / "plain")

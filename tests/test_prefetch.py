@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rawparquet import RawRecording
-from rezgen.recording.prefetch import DecodeAhead, run_in_order
-from rezgen.recording.reader import Recording, open_recording
-from rezgen.store import HistogramSeries
 from siterecordings import write_two_hosts
 from test_reader import counter, histogram, write
+
+from rezgen.recording.reader import Recording, open_recording
+from rezgen.site.prefetch import DecodeAhead, run_in_order
+from rezgen.store.store import HistogramSeries
 
 QUERIES = ['histogram_quantile(0.99, sum(irate(syscall_latency{op="write"}[5m])))', "sum(irate(cpu_usage[5m]))"]
 
@@ -229,7 +229,7 @@ def test_run_in_order_runs_and_announces_every_task_here(tmp_path):
 
 KILLED_PARENT = """
 import sys, time
-from rezgen.recording.prefetch import DecodeAhead
+from rezgen.site.prefetch import DecodeAhead
 from rezgen.recording.reader import open_recording
 recording = open_recording(sys.argv[1])
 with DecodeAhead(recording, [], [lambda: time.sleep(60)], fork=True) as ahead:

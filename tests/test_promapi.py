@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-
 from rawparquet import RawRecording
 from shared import shared_recording, unavailable
 

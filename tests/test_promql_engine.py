@@ -21,11 +21,11 @@ import math
 
 import numpy as np
 import pytest
+from storebuilder import build_store, hist, ns
 
 from rezgen.promql import engine
 from rezgen.promql.engine import instant_query, range_query
 from rezgen.promql.values import PromQLError
-from storebuilder import build_store, hist, ns
 
 # --- helpers ----------------------------------------------------------------------------------------------------------
 
@@ -887,8 +887,9 @@ def test_scope_restricts_series_that_carry_the_label():
 
 
 def _c16():
-    from rezgen.recording.reader import open_recording
     from shared import shared_recording
+
+    from rezgen.recording.reader import open_recording
 
     return open_recording(shared_recording("c16.parquet"))
 
@@ -964,10 +965,11 @@ def test_count_values_over_steps():
 
 
 def test_the_sample_estimate_counts_series_steps_windows_and_subquery_grids():
-    from rezgen.promql.cache import parse
-    from rezgen.promql.cost import estimate_samples
     from rawparquet import RawRecording
     from shared import shared_recording
+
+    from rezgen.promql.cache import parse
+    from rezgen.promql.cost import estimate_samples
 
     recording = _c16()
     raw = RawRecording(shared_recording("c16.parquet"))

@@ -32,7 +32,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from prometheus_oracle import binaries, diff_results, format_time, membership_diff
 from shared import REPO_ROOT, in_ci, shared_recording
 

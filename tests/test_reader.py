@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from shared import REPO_ROOT, shared_recording
 
 from rezgen.recording.reader import RecordingError, open_recording
-from shared import REPO_ROOT, shared_recording
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS  # whole seconds: every time below is exact as a decimal

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rawparquet import RawColumn, RawRecording, bucket_count, quantile_upper_edge, upper_edges
 from shared import RECORDINGS, REPO_ROOT, shared_recording
 

@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import requests
+from shared import shared_recording
 
-from rezgen.agent.recorded import RecordedAgent, ReplayError
 from rezgen.agent.schema import SchemaCache
 from rezgen.agent.snapshot import Snapshot, SnapshotError, decode
-from rezgen.recording.sample import generate_sample
-from shared import shared_recording
+from rezgen.synthetic.recorded import RecordedAgent, ReplayError
+from rezgen.synthetic.sample import generate_sample
 
 READY = re.compile(r"as a Rezolus agent at (http://127\.0\.0\.1:(\d+)/)")
 DROPPED_KEYS = ("metric_type", "endpoint", "node", "source")

@@ -9,8 +9,16 @@ import math
 import numpy as np
 import pytest
 
-from rezgen.promql.result import (SeriesResult, error_json, format_time, format_value, matrix_json, scalar_json,
-                                  string_json, vector_json)
+from rezgen.promql.result import (
+    SeriesResult,
+    error_json,
+    format_time,
+    format_value,
+    matrix_json,
+    scalar_json,
+    string_json,
+    vector_json,
+)
 
 S = 1_000_000_000
 

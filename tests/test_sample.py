@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from rezgen.recording.sample import generate_sample
+from rezgen.synthetic.sample import generate_sample
 
 START = 1_767_225_600 * 10**9  # the default start, 2026-01-01T00:00:00Z
 

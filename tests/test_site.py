@@ -37,7 +37,6 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
-
 from rawparquet import RawRecording
 from shared import REPO_ROOT, shared_recording, unavailable
 from siterecordings import HOSTILE_NAMES, HOSTS, write_hostile_cgroups, write_nodes, write_two_hosts
@@ -533,8 +532,8 @@ def test_a_strict_build_with_a_failing_plot_fails_and_keeps_the_previous_site(tw
 
 def test_pages_written_once_every_task_ran_match_those_written_after_the_sections(two_site, two_hosts, tmp_path,
                                                                                   monkeypatch):
-    from rezgen import site
     from rezgen.recording.reader import open_recording
+    from rezgen.site import build as site
 
     # As when the second process ran a section: the pages wait for every task's result.
     monkeypatch.setattr(site._Pages, "write_if_ready", lambda self: None)

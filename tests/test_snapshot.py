@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import copy
 import json
+
 import msgpack
 import numpy as np
 import pytest
+from shared import VECTORS, unavailable
 
-from rezgen.agent.encode import encode_v2, encode_v3, h2_config
 from rezgen.agent.schema import SchemaCache, fnv1a_128, schema_hash
 from rezgen.agent.snapshot import Entry, Snapshot, SnapshotError, decode
-from shared import VECTORS, unavailable
+from rezgen.synthetic.encode import encode_v2, encode_v3, h2_config
 
 NAMES = ["v1_legacy", "v2_2025", "v2_windowed", "v2_minimal", "v3_groups", "v3_schemaless"]
 NOT_LABELS = {"metric", "metric_type", "unit", "grouping_power", "max_value_power", "description"}

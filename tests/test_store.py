@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from rezgen.histograms import HistogramColumn
-from rezgen.model import Kind, SeriesKey, SeriesMeta, make_labels
-from rezgen.store import HistogramSeries, Series, Store, Table
 from storebuilder import build_store, hist, parse_key
+
+from rezgen.store.histograms import HistogramColumn
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
+from rezgen.store.store import HistogramSeries, Series, Store, Table
 
 S = 1_000_000_000
 

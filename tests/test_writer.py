@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rezgen.model import Kind, SeriesKey, SeriesMeta, make_labels
 from rezgen.recording.writer import RecordingWriter
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
 
 T0 = 1_767_225_600 * 10**9
 SECOND = 10**9

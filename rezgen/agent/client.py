@@ -36,10 +36,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .fetch import Fetcher, FetchError
-from .pieces import Snapshot, SnapshotError
-from .schema import SchemaCache
-from .snapshot import decode
+from rezgen.agent.fetch import Fetcher, FetchError
+from rezgen.agent.pieces import Snapshot, SnapshotError
+from rezgen.agent.schema import SchemaCache
+from rezgen.agent.snapshot import decode
 
 MAX_BACKOFF_S = 5.0
 RECENT_PROBLEMS = 20

@@ -14,7 +14,18 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .pieces import Entry, Identity, Memo, Resolved, Scalars, Snapshot, identity, layout_of, time_pair, window
+from rezgen.agent.pieces import (
+    Entry,
+    Identity,
+    Memo,
+    Resolved,
+    Scalars,
+    Snapshot,
+    identity,
+    layout_of,
+    time_pair,
+    window,
+)
 
 # Real snapshots: ≤ ~3,000 entries of ≤ ~10 labels, histograms of 496 (gp=3) to 7,424 (gp=7) buckets, cgroup
 # paths ≤ 4 KiB. Array and map lengths are also bounded by the body size (msgpack checks a header against it).

@@ -13,10 +13,12 @@ import time
 import requests
 import urllib3
 
+from rezgen.errors import RezgenError
+
 MAX_BODY = 64 << 20
 
 
-class FetchError(Exception):
+class FetchError(RezgenError):
     """A request that got no usable answer; the message is one line, prefixed with the path."""
 
 

@@ -13,15 +13,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..histogram import Layout, LayoutError
-from ..model import PROPERTY_KEYS, SeriesKey, make_labels
+from rezgen.errors import RezgenError
+from rezgen.store.histogram import Layout, LayoutError
+from rezgen.store.model import PROPERTY_KEYS, SeriesKey, make_labels
 
 U64 = 1 << 64
 I64 = 1 << 63
 MAX_PROBLEMS = 50
 
 
-class SnapshotError(Exception):
+class SnapshotError(RezgenError):
     """A payload that is not a usable snapshot; the message is one line."""
 
 

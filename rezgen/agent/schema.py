@@ -18,9 +18,21 @@ from typing import Any
 
 import msgpack
 
-from ..model import SeriesKey
-from .pieces import (U64, I64, Entry, Group, Identity, Memo, Problems, Snapshot, SnapshotError, histogram, identity,
-                     window)
+from rezgen.agent.pieces import (
+    I64,
+    U64,
+    Entry,
+    Group,
+    Identity,
+    Memo,
+    Problems,
+    Snapshot,
+    SnapshotError,
+    histogram,
+    identity,
+    window,
+)
+from rezgen.store.model import SeriesKey
 
 FNV128_OFFSET = 0x6C62272E07BB014262B821756295C58D
 FNV128_PRIME = 0x0000000001000000000000000000013B

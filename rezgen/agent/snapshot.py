@@ -24,11 +24,25 @@ from typing import Any
 
 import msgpack
 
-from .fast import FAST_HEADERS, LIMITS, decode_fast
-from ..gcpause import paused_gc
-from .pieces import (I64, U64, Entry, Group, Identity, Memo, Problems, Snapshot, SnapshotError, histogram, identity,
-                     kind_name, time_pair, window)
-from .schema import SchemaCache, _Context, decode_groups
+from rezgen.agent.fast import FAST_HEADERS, LIMITS, decode_fast
+from rezgen.agent.pieces import (
+    I64,
+    U64,
+    Entry,
+    Group,
+    Identity,
+    Memo,
+    Problems,
+    Snapshot,
+    SnapshotError,
+    histogram,
+    identity,
+    kind_name,
+    time_pair,
+    window,
+)
+from rezgen.agent.schema import SchemaCache, _Context, decode_groups
+from rezgen.gcpause import paused_gc
 
 __all__ = ["decode", "Entry", "Group", "Snapshot", "SnapshotError", "SchemaCache"]
 

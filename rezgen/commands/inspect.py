@@ -6,8 +6,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from ..model import PROVENANCE_KEYS
-from ..recording.reader import Recording
+from rezgen.recording.reader import Recording
+from rezgen.store.model import PROVENANCE_KEYS
 
 LABELS_WIDTH = 48
 

@@ -16,20 +16,20 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from ..agent.client import AgentClient
-from ..dashboards import load_dashboards
-from ..live.hub import Hub
-from ..live.ingest import Ingest
-from ..live.record import LiveRecorder, recover
-from ..live.source import LiveSource
-from ..promql.limits import DEFAULT_LIMITS, QueryLimits
-from ..resources import resource_dir
-from ..server.api import api_routes
-from ..server.guard import Guard, trusted_names
-from ..server.live import live_routes
-from ..templating import template_environment
-from ..store import Store
-from .serve import ServeError, listen
+from rezgen.agent.client import AgentClient
+from rezgen.dashboards import load_dashboards
+from rezgen.live.ingest import Ingest
+from rezgen.live.record import LiveRecorder, recover
+from rezgen.pages.templating import template_environment
+from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
+from rezgen.resources import resource_dir
+from rezgen.server.api import api_routes
+from rezgen.server.guard import Guard, trusted_names
+from rezgen.server.hub import Hub
+from rezgen.server.listen import ServeError, listen
+from rezgen.server.live import live_routes
+from rezgen.server.live_source import LiveSource
+from rezgen.store.store import Store
 
 
 def node_name(url: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..promql.engine import instant_query, range_query
-from ..promql.limits import MAX_POINTS_PER_SERIES, MAX_TIME_NS, check_range
-from ..promql.result import matrix_json, scalar_json, string_json, vector_json
-from ..promql.values import PromQLError
-from ..recording.reader import Recording
-from ..timeparse import ceil_ms
+from rezgen.promql.engine import instant_query, range_query
+from rezgen.promql.limits import MAX_POINTS_PER_SERIES, MAX_TIME_NS, check_range
+from rezgen.promql.result import matrix_json, scalar_json, string_json, vector_json
+from rezgen.promql.values import PromQLError
+from rezgen.recording.reader import Recording
+from rezgen.timeparse import ceil_ms
 
 
 def query_recording(recording: Recording, expr: str, *, start_ns: int | None = None, end_ns: int | None = None,

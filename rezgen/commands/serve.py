@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import uvicorn
 
-from ..promql.limits import DEFAULT_LIMITS, QueryLimits
-from ..recording.reader import open_recording
-from ..resources import resource_dir
-from ..server.app import create_app
-from ..server.guard import trusted_names
-from ..server.reload import Reloader
-from ..dashboards import load_dashboards
-from ..server.source import RecordingSource
-from ..site import build_site, hosts_of
+from rezgen.dashboards import load_dashboards
+from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
+from rezgen.recording.reader import open_recording
+from rezgen.resources import resource_dir
+from rezgen.server.app import create_app
+from rezgen.server.guard import trusted_names
+from rezgen.server.listen import listen
+from rezgen.server.reload import Reloader
+from rezgen.server.source import RecordingSource
+from rezgen.site.build import build_site, hosts_of
 
 
 def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 8000, dashboards: Path | None = None,
@@ -50,20 +50,3 @@ def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 800
             pass
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """Bind before serving, so a busy port or a bad address is one clear error (port 0 picks a free one)."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
-
-
-class ServeError(Exception):
-    """The server cannot start; the message is one line for the user."""

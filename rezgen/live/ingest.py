@@ -24,10 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..agent.pieces import Scalars
-from ..model import Kind, SeriesKey, SeriesMeta, make_labels
-from ..store import BlockSeries, HistogramSeries, Series, Store, Table
-
+from rezgen.agent.pieces import Scalars
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
+from rezgen.store.store import BlockSeries, HistogramSeries, Series, Store, Table
 
 SWEEP_EVERY = 64  # snapshots between searches for series that left the window
 EVICT_LATE = 64  # rows older than the retention go in batches, once the oldest is a 64th of the retention late

@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..histogram import Layout
-from ..model import Kind, SeriesKey, SeriesMeta, make_labels
-from ..recording.writer import RecordingWriter
-from .segments import merge, remove_temporaries, segment_name, sidecar, streams
+from rezgen.live.segments import merge, remove_temporaries, segment_name, sidecar, streams
+from rezgen.recording.writer import RecordingWriter
+from rezgen.store.histogram import Layout
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
 
 SEGMENT_SECONDS = 60.0
 SEGMENT_BYTES = 64 << 20  # of buffered values: a large host's snapshot is ~2 MB

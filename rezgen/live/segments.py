@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..recording.writer import MAX_ROW_GROUP_SIZE, open_parquet
+from rezgen.recording.writer import MAX_ROW_GROUP_SIZE, open_parquet
 
 SEGMENT = re.compile(r"^(\d+)-(\d+)-(\d+)\.parquet$")
 BATCH_ROWS = 32  # per stream and read: a row of a large host is ~2 MB decoded

@@ -10,11 +10,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..histogram import Layout
-from ..model import Labels
-from .deadline import check_deadline
-from .result import format_value
-from .values import NAME, PromQLError, Sample, Vector, with_label
+from rezgen.promql.deadline import check_deadline
+from rezgen.promql.result import format_value
+from rezgen.promql.values import NAME, PromQLError, Sample, Vector, with_label
+from rezgen.store.histogram import Layout
+from rezgen.store.model import Labels
 
 SIMPLE = ("sum", "avg", "min", "max", "count", "group", "stddev", "stdvar")
 GROUPED = ("sum", "avg", "count", "group")  # reduced for all groups at once

@@ -9,8 +9,8 @@ from collections import defaultdict
 import numpy as np
 import promql_parser as pp
 
-from ..model import Labels
-from .values import NAME, PromQLError, Sample, Scalar, Vector, drop_name, label_value, with_label
+from rezgen.promql.values import NAME, PromQLError, Sample, Scalar, Vector, drop_name, label_value, with_label
+from rezgen.store.model import Labels
 
 ARITHMETIC = ("+", "-", "*", "/", "%", "^", "atan2")
 COMPARISON = ("==", "!=", ">", "<", ">=", "<=")

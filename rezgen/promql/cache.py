@@ -16,9 +16,9 @@ from typing import Any, Callable, Hashable, TypeVar
 import numpy as np
 import promql_parser as pp
 
-from .limits import check_text, check_tree
-from .regex import check_regexes
-from .values import PromQLError, Vector
+from rezgen.promql.limits import check_text, check_tree
+from rezgen.promql.regex import check_regexes
+from rezgen.promql.values import PromQLError, Vector
 
 T = TypeVar("T")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import promql_parser as pp
 
-from ..store import HistogramSeries, Store
-from .limits import children
-from .selectors import datetime_ns, duration_ns, select_labelled
+from rezgen.promql.limits import children
+from rezgen.promql.selectors import datetime_ns, duration_ns, select_labelled
+from rezgen.store.store import HistogramSeries, Store
 
 
 def estimate_samples(store: Store, tree: pp.Expr, times: np.ndarray, start_ns: int, end_ns: int,

@@ -8,10 +8,12 @@ import time
 from contextvars import ContextVar
 from typing import Iterator
 
+from rezgen.errors import RezgenError
+
 _DEADLINE: ContextVar[float | None] = ContextVar("rezgen_query_deadline", default=None)
 
 
-class QueryTimeout(Exception):
+class QueryTimeout(RezgenError):
     """Evaluation passed its deadline (not a PromQLError: the API answers it with 503, not 422)."""
 
 

@@ -15,18 +15,29 @@ from typing import Iterator
 import numpy as np
 import promql_parser as pp
 
-from ..model import Labels
-from ..store import HistogramSeries, Store
-from . import aggregations, binops, functions, rangefuncs
-from .cache import matrix_key, parse, without_histograms
-from .cost import estimate_samples
-from .deadline import check_deadline
-from .limits import TRIM_AFTER_SAMPLES, check_samples, release_memory
-from .result import SeriesResult
-from .selectors import Context, duration_ns, instant_vector, range_vector, shifted_times
-from .sparse import summed_histogram_irate
-from .values import (NAME, Matrix, PromQLError, RangeSeries, Sample, Scalar, String, Value, Vector, drop_name,
-                     type_name)
+from rezgen.promql import aggregations, binops, functions, rangefuncs
+from rezgen.promql.cache import matrix_key, parse, without_histograms
+from rezgen.promql.cost import estimate_samples
+from rezgen.promql.deadline import check_deadline
+from rezgen.promql.limits import TRIM_AFTER_SAMPLES, check_samples, release_memory
+from rezgen.promql.result import SeriesResult
+from rezgen.promql.selectors import Context, duration_ns, instant_vector, range_vector, shifted_times
+from rezgen.promql.sparse import summed_histogram_irate
+from rezgen.promql.values import (
+    NAME,
+    Matrix,
+    PromQLError,
+    RangeSeries,
+    Sample,
+    Scalar,
+    String,
+    Value,
+    Vector,
+    drop_name,
+    type_name,
+)
+from rezgen.store.model import Labels
+from rezgen.store.store import HistogramSeries, Store
 
 CHUNK_CELLS = 4_000_000  # steps x buckets of one dense histogram array per chunk
 DEFAULT_SUBQUERY_STEP_NS = 60_000_000_000  # Prometheus's default evaluation interval

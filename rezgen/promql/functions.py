@@ -15,10 +15,10 @@ from typing import Any, Callable
 import numpy as np
 import promql_parser as pp
 
-from ..histogram import quantile_rows
-from .regex import anchored
-from .result import format_value
-from .values import PromQLError, Sample, Scalar, String, Value, Vector, drop_name, label_value, with_label
+from rezgen.promql.regex import anchored
+from rezgen.promql.result import format_value
+from rezgen.promql.values import PromQLError, Sample, Scalar, String, Value, Vector, drop_name, label_value, with_label
+from rezgen.store.histogram import quantile_rows
 
 EXTRA_FUNCTIONS = [pp.Function("histogram_heatmap", [pp.ValueType.Vector], pp.ValueType.Vector)]
 

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import promql_parser as pp
 
-from .values import PromQLError
+from rezgen.promql.values import PromQLError
 
 MAX_QUERY_BYTES = 65_536
 MAX_NESTING = 128  # brackets open at once, and the depth of the parsed tree

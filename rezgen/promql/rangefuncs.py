@@ -10,9 +10,9 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from ..store import segment_starts
-from .deadline import check_deadline
-from .values import Matrix, PromQLError, RangeSeries, Sample, Vector, drop_name
+from rezgen.promql.deadline import check_deadline
+from rezgen.promql.values import Matrix, PromQLError, RangeSeries, Sample, Vector, drop_name
+from rezgen.store.store import segment_starts
 
 NS = 1e9
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from functools import lru_cache
 import promql_parser as pp
 import re2  # type: ignore[import-untyped]
 
-from .limits import walk
-from .values import PromQLError
+from rezgen.promql.limits import walk
+from rezgen.promql.values import PromQLError
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would also log every syntax error to stderr; the caller reports it once

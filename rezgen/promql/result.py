@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model import Labels
+from rezgen.store.model import Labels
 
 
 def format_value(value: float) -> str:

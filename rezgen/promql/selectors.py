@@ -13,12 +13,12 @@ from typing import Callable, Hashable
 import numpy as np
 import promql_parser as pp
 
-from ..model import Labels
-from ..store import HistogramSeries, Series, Store, Table
-from .cache import EvalCache, selector_key, times_key, without_histograms
-from .deadline import check_deadline
-from .regex import anchored
-from .values import NAME, Matrix, RangeSeries, Sample, Vector
+from rezgen.promql.cache import EvalCache, selector_key, times_key, without_histograms
+from rezgen.promql.deadline import check_deadline
+from rezgen.promql.regex import anchored
+from rezgen.promql.values import NAME, Matrix, RangeSeries, Sample, Vector
+from rezgen.store.model import Labels
+from rezgen.store.store import HistogramSeries, Series, Store, Table
 
 LOOKBACK_NS = 5 * 60 * 1_000_000_000
 

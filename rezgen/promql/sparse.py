@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import promql_parser as pp
 
-from ..histogram import Layout
-from ..store import HistogramSeries, segment_starts
-from .cache import EvalCache, times_key
-from .selectors import Context, duration_ns, select_cached
-from .values import Sample, Vector
+from rezgen.promql.cache import EvalCache, times_key
+from rezgen.promql.selectors import Context, duration_ns, select_cached
+from rezgen.promql.values import Sample, Vector
+from rezgen.store.histogram import Layout
+from rezgen.store.store import HistogramSeries, segment_starts
 
 NS = 1e9
 

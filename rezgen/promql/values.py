@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..histogram import Layout
-from ..histograms import HistogramWindow
-from ..model import Labels
+from rezgen.errors import RezgenError
+from rezgen.store.histogram import Layout
+from rezgen.store.histograms import HistogramWindow
+from rezgen.store.model import Labels
 
 NAME = "__name__"
 
 
-class PromQLError(Exception):
+class PromQLError(RezgenError):
     """A query that cannot be evaluated; the message is one line meant for the user."""
 
 

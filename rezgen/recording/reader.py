@@ -21,12 +21,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..gcpause import paused_gc
-from ..histogram import Layout, LayoutError
-from ..histograms import HistogramColumn
-from ..model import PROPERTY_KEYS, Kind, SeriesKey, SeriesMeta, make_labels
-from ..store import HistogramSeries, Series, Store, Table
-from .footer import Footer, Notice, parse_footer
+from rezgen.errors import RezgenError
+from rezgen.gcpause import paused_gc
+from rezgen.recording.footer import Footer, Notice, parse_footer
+from rezgen.store.histogram import Layout, LayoutError
+from rezgen.store.histograms import HistogramColumn
+from rezgen.store.model import PROPERTY_KEYS, Kind, SeriesKey, SeriesMeta, make_labels
+from rezgen.store.store import HistogramSeries, Series, Store, Table
 
 # Rows of a histogram column decoded at once: about this many bytes of buckets, whatever the layout (a fixed row
 # count would make a grouping power 7 histogram's batch 15 times as large as a grouping power 3 one's).
@@ -38,7 +39,7 @@ MAX_LISTED_ROWS = 5  # dropped rows named in the warning
 INTERVAL_SLACK = 100  # how many times finer than the rows' spacing the footer's interval may be
 
 
-class RecordingError(Exception):
+class RecordingError(RezgenError):
     """A recording that cannot be read; the message is one line meant for the user."""
 
 

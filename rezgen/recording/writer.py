@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rezgen.histogram import Layout
-from rezgen.model import PROPERTY_KEYS, Kind, SeriesMeta
+from rezgen.store.histogram import Layout
+from rezgen.store.model import PROPERTY_KEYS, Kind, SeriesMeta
 
 MAX_ROW_GROUP_SIZE = 1800  # what Rezolus ≥ 5.17 writes
 RESERVED_FOOTER_KEYS = frozenset({"sampling_interval_ms", "source", "version"})

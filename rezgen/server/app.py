@@ -17,11 +17,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..promql.limits import DEFAULT_LIMITS, QueryLimits
-from .api import api_routes
-from .guard import Guard
-from .reload import Reloader
-from .source import DataSource
+from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
+from rezgen.server.api import api_routes
+from rezgen.server.guard import Guard
+from rezgen.server.reload import Reloader
+from rezgen.server.source import DataSource
 
 RELOAD_PATH = "/_rezgen/reload"
 RECORDING_STATUS = {"mode": "recording", "agents": []}

@@ -16,16 +16,24 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..dashboards import Plot, Section
-from ..live.hub import Hub
-from ..live.source import LiveSource
-from ..pages import (SINGLE_HOST, absent_plots, data_script, render, section_context, section_page, section_payload,
-                     site_context)
-from ..model import Kind
-from ..plots import TimeRange, plot_data, waiting_plot
-from ..site import metric_plot, metric_slug
-from .source import metric_catalog
-from ..timeparse import parse_duration
+from rezgen.dashboards import Plot, Section
+from rezgen.pages.catalog import metric_plot, metric_slug
+from rezgen.pages.model import (
+    SINGLE_HOST,
+    absent_plots,
+    data_script,
+    render,
+    section_context,
+    section_page,
+    section_payload,
+    site_context,
+)
+from rezgen.plotdata.plots import TimeRange, plot_data, waiting_plot
+from rezgen.server.hub import Hub
+from rezgen.server.live_source import LiveSource
+from rezgen.server.source import metric_catalog
+from rezgen.store.model import Kind
+from rezgen.timeparse import parse_duration
 
 RANGES = ("5m", "15m", "1h", "6h", "24h")
 UNREPORTED = "Not reported by this agent (one device: the aggregate chart shows it)"

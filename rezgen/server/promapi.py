@@ -19,16 +19,27 @@ import promql_parser as pp
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..promql.deadline import deadline
-from ..promql.engine import instant_query, parse, range_query
-from ..promql.limits import DEFAULT_LIMITS, MAX_POINTS_PER_SERIES, QueryLimits
-from ..promql.result import error_json, matrix_json, scalar_json, string_json, vector_json
-from ..promql.selectors import select
-from ..promql.values import PromQLError
-from ..store import HistogramSeries, Series
-from ..timeparse import parse_duration
-from .api import NS_PER_MS, NUMBER, ApiError, Compute, Params, api_time, bad, handler, json_response, too_big
-from .source import DataSource
+from rezgen.promql.deadline import deadline
+from rezgen.promql.engine import instant_query, parse, range_query
+from rezgen.promql.limits import DEFAULT_LIMITS, MAX_POINTS_PER_SERIES, QueryLimits
+from rezgen.promql.result import error_json, matrix_json, scalar_json, string_json, vector_json
+from rezgen.promql.selectors import select
+from rezgen.promql.values import PromQLError
+from rezgen.server.handling import (
+    NS_PER_MS,
+    NUMBER,
+    ApiError,
+    Compute,
+    Params,
+    api_time,
+    bad,
+    handler,
+    json_response,
+    too_big,
+)
+from rezgen.server.source import DataSource
+from rezgen.store.store import HistogramSeries, Series
+from rezgen.timeparse import parse_duration
 
 # Points in one answer: as JSON each costs ~200 bytes of Python objects while the body is built (4M points took the
 # server from 0.2 to 1.1 GB), so 2M keeps an answer near 0.4 GB.

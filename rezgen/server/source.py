@@ -10,11 +10,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..dashboards import Section
-from ..model import Kind
-from ..plots import TimeRange
-from ..store import Store
-from ..timeparse import ceil_ms
+from rezgen.dashboards import Section
+from rezgen.plotdata.plots import TimeRange
+from rezgen.store.model import Kind
+from rezgen.store.store import Store
+from rezgen.timeparse import ceil_ms
 
 
 class DataSource(Protocol):

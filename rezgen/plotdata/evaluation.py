@@ -13,12 +13,12 @@ from typing import Any, Iterator
 import numpy as np
 import promql_parser as pp
 
-from .model import Labels
-from .promql.cache import EvalCache, parse
-from .promql.engine import Evaluator
-from .promql.selectors import Context
-from .promql.values import Matrix, PromQLError, Scalar, String, Vector, type_name
-from .store import HistogramSeries, Store
+from rezgen.promql.cache import EvalCache, parse
+from rezgen.promql.engine import Evaluator
+from rezgen.promql.selectors import Context
+from rezgen.promql.values import Matrix, PromQLError, Scalar, String, Vector, type_name
+from rezgen.store.model import Labels
+from rezgen.store.store import HistogramSeries, Store
 
 CHUNK_STEPS = 4096  # steps evaluated at once (at most)
 SCALAR_CELLS = 1_000_000  # steps x counters/gauges a chunk's evaluation may hold (at least 256 steps)

@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rezgen.histogram import Layout
-from rezgen.model import Kind, SeriesKey, SeriesMeta, make_labels
-from rezgen.recording.load_model import Host, cpu_cycles, cpu_time, ipc, latency_counts, simulate_host, smooth
 from rezgen.recording.writer import MAX_ROW_GROUP_SIZE, RecordingWriter
+from rezgen.store.histogram import Layout
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
+from rezgen.synthetic.load_model import Host, cpu_cycles, cpu_time, ipc, latency_counts, simulate_host, smooth
 
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 AGENT_VERSION = "5.17.0"

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..dashboards import Plot
-from ..plots import OTHER, TimeRange, json_values, plot_data
-from ..store import Store
+from rezgen.dashboards import Plot
+from rezgen.plotdata.plots import OTHER, TimeRange, json_values, plot_data
+from rezgen.store.store import Store
 
 RANK_WINDOW_NS = 15 * 60 * 1_000_000_000  # the live pages' default range
 RERANK_SECONDS = 60.0

@@ -14,9 +14,9 @@ from typing import Any
 import jinja2
 import orjson
 
-from . import __version__
-from .dashboards import Plot, Section
-from .plots import TimeRange
+from rezgen import __version__
+from rezgen.dashboards import Plot, Section
+from rezgen.plotdata.plots import TimeRange
 
 SINGLE_HOST = "_"
 NON_ASCII = re.compile(r"[^\x00-\x7f]")

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from ..model import Kind, SeriesKey
-from ..plots import plot_selectors
-from ..promql.engine import parse
-from ..promql.selectors import select
-from ..promql.values import PromQLError
-from ..store import HistogramSeries, Series
-from .reader import Column, Recording
+from rezgen.plotdata.plots import plot_selectors
+from rezgen.promql.engine import parse
+from rezgen.promql.selectors import select
+from rezgen.promql.values import PromQLError
+from rezgen.recording.reader import Column, Recording
+from rezgen.store.model import Kind, SeriesKey
+from rezgen.store.store import HistogramSeries, Series
 
 KEEP_ALL_BYTES = 256 * 2**20  # a recording whose counters and gauges decode to less keeps every series it decodes
 LOADED_BUDGET = 64 * 2**20  # otherwise: decoded series kept between plots (estimated bytes)

@@ -1,4 +1,4 @@
-"""The load model behind the synthetic recording (`rezgen.recording.sample`): per-row driving signals of a host.
+"""The load model behind the synthetic recording (`rezgen.synthetic.sample`): per-row driving signals of a host.
 
 A web service's demand follows a daily wave with bursts, idle spells and latency spikes; every metric family of
 the sample derives its values from these few signals (plus the shared generator), so related series move
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rezgen.histogram import Layout
+from rezgen.store.histogram import Layout
 
 
 @dataclass

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Callable, Iterable
 
-from ..evaluation import selector_names
-from ..model import Kind
-from ..promql.values import PromQLError
-from .reader import Column, Recording
+from rezgen.plotdata.evaluation import selector_names
+from rezgen.promql.values import PromQLError
+from rezgen.recording.reader import Column, Recording
+from rezgen.store.model import Kind
 
 Work = list[tuple[bool, list[Column]]]  # items: (histogram?, columns decoded together), in decoding order
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import jinja2
 
-from .pages import render
-from .resources import resource_dir
+from rezgen.errors import RezgenError
+from rezgen.pages.model import render
+from rezgen.resources import resource_dir
 
 
-class SiteError(Exception):
+class SiteError(RezgenError):
     """A template problem; the message is one line for the user."""
 
 

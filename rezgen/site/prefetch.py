@@ -34,9 +34,9 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence
 
 import pyarrow.parquet as pq
 
-from .claims import Claims
-from .order import decode_work, named_metrics
-from .reader import Recording, RecordingError
+from rezgen.recording.reader import Recording, RecordingError
+from rezgen.site.claims import Claims
+from rezgen.site.order import decode_work, named_metrics
 
 Delivery = list[tuple[int, Any, "str | None"]]  # (column index, decoded value, or None and an error message)
 Task = Callable[[], Any]  # a part of the build; its result is picklable

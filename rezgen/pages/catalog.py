@@ -9,11 +9,11 @@ from typing import Any
 
 import promql_parser as pp
 
-from .dashboards import Plot
-from .model import PROVENANCE_KEYS, Kind
-from .promql.engine import parse
-from .promql.values import PromQLError
-from .recording.reader import Recording
+from rezgen.dashboards import Plot
+from rezgen.promql.engine import parse
+from rezgen.promql.values import PromQLError
+from rezgen.recording.reader import Recording
+from rezgen.store.model import PROVENANCE_KEYS, Kind
 
 METRIC_TOP = 10
 

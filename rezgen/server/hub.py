@@ -24,10 +24,10 @@ from typing import Any, AsyncIterator, Callable
 
 from sse_starlette import ServerSentEvent
 
-from ..dashboards import Section
-from ..plots import TimeRange
-from .ingest import Ingest
-from .ranking import TopK
+from rezgen.dashboards import Section
+from rezgen.live.ingest import Ingest
+from rezgen.plotdata.plots import TimeRange
+from rezgen.plotdata.topk import TopK
 
 MAX_BACKFILL_STEPS = 1000  # beyond this a page reloads its data rather than receive points
 IDLE_SECONDS = 60  # a section nobody watched for this long stops being computed

@@ -23,17 +23,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..histogram import Layout, LayoutError
-from ..model import PROPERTY_KEYS, Kind, SeriesKey, make_labels
-from ..recording.footer import parse_footer
-from .snapshot import Entry, Snapshot
+from rezgen.agent.snapshot import Entry, Snapshot
+from rezgen.errors import RezgenError
+from rezgen.recording.footer import parse_footer
+from rezgen.store.histogram import Layout, LayoutError
+from rezgen.store.model import PROPERTY_KEYS, Kind, SeriesKey, make_labels
 
 BATCH_ROWS = 64
 AGENT_METRICS = frozenset({"rezolus_cpu_usage", "rezolus_memory_usage_resident_set_size", "rezolus_rusage"})
 SIDECARS = (":window_begin", ":window_width")
 
 
-class ReplayError(Exception):
+class ReplayError(RezgenError):
     """The recording cannot be replayed; the message is one line for the user."""
 
 

@@ -41,8 +41,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .encode import encode, to_json
-from .recorded import RecordedAgent
+from rezgen.synthetic.encode import encode, to_json
+from rezgen.synthetic.recorded import RecordedAgent
 
 FAULTS = ("none", "garbage", "empty", "truncated", "slow", "error")
 FORMATS = {"v2": 2, "v3": 3}
@@ -226,7 +226,7 @@ def replay_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 42
                      fmt: str = "v2", loop: bool = True, node: str | None = None, fault: str = "none",
                      announce=print) -> None:
     """Serve until stopped. ReplayError / ServeError (one line) when the recording or the port is unusable."""
-    from ..commands.serve import listen
+    from rezgen.server.listen import listen
 
     agent = RecordedAgent(recording, node=node)
     listener = listen(host, port)

@@ -17,15 +17,15 @@ from typing import Any, Iterator
 import numpy as np
 import promql_parser as pp
 
-from . import decimate
-from .dashboards import Plot
-from .evaluation import Scope, TimeRange, chunk_matrix, coverage, evaluate_chunks, plot_selectors
-from .levels import json_values, levels, round_significant
-from .model import Labels
-from .percentiles import percentile_plot
-from .promql.cache import EvalCache, parse
-from .promql.values import PromQLError
-from .store import Store
+from rezgen.dashboards import Plot
+from rezgen.plotdata import decimate
+from rezgen.plotdata.evaluation import Scope, TimeRange, chunk_matrix, coverage, evaluate_chunks, plot_selectors
+from rezgen.plotdata.levels import json_values, levels, round_significant
+from rezgen.plotdata.percentiles import percentile_plot
+from rezgen.promql.cache import EvalCache, parse
+from rezgen.promql.values import PromQLError
+from rezgen.store.model import Labels
+from rezgen.store.store import Store
 
 # Imported from here by the rest of rezgen: what a plot is and how its values are written.
 __all__ = ["OTHER", "TimeRange", "json_values", "plot_data", "plot_selectors", "round_significant", "waiting_plot"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import decimate
+from rezgen.plotdata import decimate
 
 ROUND_DIGITS = 7  # significant digits of the values of reduced levels
 

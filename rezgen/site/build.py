@@ -19,26 +19,34 @@ from typing import Any, Callable, Iterator
 
 import jinja2
 
-from .dashboards import Plot, Section, load_dashboards
-from .gcpause import paused_gc
-from .metric_browser import metric_plot, metric_slug, metric_summaries
-from .pages import (SINGLE_HOST, absent_plots, data_script, section_context, section_page, section_payload,
-                    site_context)
-from .plots import TimeRange, plot_data
-from .promql.cache import EvalCache
-from .recording.budget import SeriesBudget
-from .recording.footer import Footer
-from .recording.order import need_order
-from .recording.prefetch import DecodeAhead, Task, run_in_order
-from .recording.reader import Recording, RecordingError
-from .resources import resource_dir
-from .templating import template_environment, write_page
-from .timeparse import ceil_ms
+from rezgen.dashboards import Plot, Section, load_dashboards
+from rezgen.errors import RezgenError
+from rezgen.gcpause import paused_gc
+from rezgen.pages.catalog import metric_plot, metric_slug, metric_summaries
+from rezgen.pages.model import (
+    SINGLE_HOST,
+    absent_plots,
+    data_script,
+    section_context,
+    section_page,
+    section_payload,
+    site_context,
+)
+from rezgen.pages.templating import template_environment, write_page
+from rezgen.plotdata.plots import TimeRange, plot_data
+from rezgen.promql.cache import EvalCache
+from rezgen.recording.footer import Footer
+from rezgen.recording.reader import Recording, RecordingError
+from rezgen.resources import resource_dir
+from rezgen.site.budget import SeriesBudget
+from rezgen.site.order import need_order
+from rezgen.site.prefetch import DecodeAhead, Task, run_in_order
+from rezgen.timeparse import ceil_ms
 
 Progress = Callable[[str], None]
 
 
-class BuildError(Exception):
+class BuildError(RezgenError):
     """A build refused (`strict` with plots that failed); the message is one line for the user."""
 
 

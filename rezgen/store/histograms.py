@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .buffer import GrowArray
+from rezgen.store.buffer import GrowArray
 
 
 class HistogramColumn:

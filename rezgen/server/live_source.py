@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from ..dashboards import Plot, Section
-from ..store import Store
-from .ingest import Ingest
+from rezgen.dashboards import Plot, Section
+from rezgen.live.ingest import Ingest
+from rezgen.store.store import Store
 
 
 class Agent(Protocol):

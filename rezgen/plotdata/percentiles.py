@@ -12,15 +12,15 @@ from typing import Any, Iterator
 import numpy as np
 import promql_parser as pp
 
-from . import decimate
-from .evaluation import CHUNK_CELLS, Scope, TimeRange, coverage, evaluate_chunks
-from .histogram import Layout
-from .levels import numbers
-from .promql.cache import EvalCache, parse
-from .promql.selectors import duration_ns, select_cached
-from .promql.sparse import histogram_irates
-from .promql.values import PromQLError, Vector, type_name
-from .store import HistogramSeries, Store
+from rezgen.plotdata import decimate
+from rezgen.plotdata.evaluation import CHUNK_CELLS, Scope, TimeRange, coverage, evaluate_chunks
+from rezgen.plotdata.levels import numbers
+from rezgen.promql.cache import EvalCache, parse
+from rezgen.promql.selectors import duration_ns, select_cached
+from rezgen.promql.sparse import histogram_irates
+from rezgen.promql.values import PromQLError, Vector, type_name
+from rezgen.store.histogram import Layout
+from rezgen.store.store import HistogramSeries, Store
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("p99.99", 0.9999))
 QUANTILE_VALUES = np.array([q for _, q in QUANTILES])

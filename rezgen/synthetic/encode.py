@@ -18,9 +18,9 @@ from typing import Any, Iterable, Mapping
 import msgpack
 import numpy as np
 
-from ..histogram import Layout
-from .schema import schema_hash
-from .pieces import Entry, Snapshot
+from rezgen.agent.pieces import Entry, Snapshot
+from rezgen.agent.schema import schema_hash
+from rezgen.store.histogram import Layout
 
 DEFAULT_GROUP = "default/main"
 _HASH_MEMO: dict[bytes, tuple[int, int]] = {}  # schema bytes → hash: replayed schemas repeat row after row

@@ -14,11 +14,11 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .block import SeriesBlock
-from .buffer import GrowArray
-from .histogram import Layout
-from .histograms import HistogramColumn, HistogramWindow
-from .model import Kind, SeriesKey, SeriesMeta
+from rezgen.store.block import SeriesBlock
+from rezgen.store.buffer import GrowArray
+from rezgen.store.histogram import Layout
+from rezgen.store.histograms import HistogramColumn, HistogramWindow
+from rezgen.store.model import Kind, SeriesKey, SeriesMeta
 
 Loader = Callable[[], np.ndarray]
 

@@ -1,0 +1,1 @@
+"""`rezgen build`: the static site."""

@@ -1,0 +1,1 @@
+"""The time-series store: series identity, tables of samples, histograms as sparse deltas."""

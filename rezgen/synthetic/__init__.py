@@ -1,0 +1,1 @@
+"""Made-up data: the synthetic recording and the fake agent (`rezgen replay`)."""
