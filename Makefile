@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := output/sample.parquet
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast check bench clean
 
 $(BIN)/rezgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(BIN)/rezgen
 # The inner loop: everything but real browsers, real-time live servers, the Prometheus oracle and slow tests.
 test-fast: $(BIN)/rezgen
 	$(BIN)/pytest -q -rs -m "not browser and not live and not oracle and not slow"
+
+# The layers (import-linter contracts in pyproject.toml), lint and types.
+check: $(BIN)/rezgen
+	$(BIN)/lint-imports
+	$(BIN)/ruff check rezgen tests benchmarks
+	$(BIN)/mypy rezgen
 
 bench: $(BIN)/rezgen
 	$(BIN)/python benchmarks/bench_query.py

@@ -54,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    k = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
 
 
@@ -160,7 +160,7 @@ def package_root() -> Path:
 def start_child(name: str, args: list[str], logdir: Path) -> Child:
     log = logdir / f"{name}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    handle = open(log, "w")
+    handle = open(log, "w")  # noqa: SIM115 - written to below for as long as the child starts up
     proc = subprocess.Popen([sys.executable, "-m", "rezgen", *args], cwd=package_root(), stdout=subprocess.PIPE,
                             stderr=handle, text=True, env=env)
     deadline = time.monotonic() + 60
@@ -324,7 +324,7 @@ async def sse_client(http, client: Client, url: str, stop_at: float) -> None:
                     elif event == "reset":
                         client.resets += 1
                 event, data = "message", []
-    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+    except Exception as exc:  # reported, not fatal
         client.error = f"{type(exc).__name__}: {exc}"
 
 

@@ -78,9 +78,16 @@ class Measured:
 
 
 def measure_pair(floor: tuple[str, ...], subject: tuple[str, ...], runs: int = 5) -> tuple[Measured, Measured]:
-    """`runs` fresh processes of each of two `(code, *args)`, taken in turns after one discarded warm-up of each,
-    so that a machine whose speed drifts (a shared VM's does, by tens of percent over minutes) weighs on both."""
-    run_child(*floor)
-    run_child(*subject)
-    pairs = [(run_child(*floor), run_child(*subject)) for _ in range(runs)]
-    return Measured([a for a, _ in pairs]), Measured([b for _, b in pairs])
+    """`runs` fresh processes of each of two `(code, *args)`, taken in turns (see `measure_turns`)."""
+    floor_runs, subject_runs = measure_turns([floor, subject], runs)
+    return floor_runs, subject_runs
+
+
+def measure_turns(subjects: list[tuple[str, ...]], runs: int = 5) -> list[Measured]:
+    """`runs` fresh processes of each `(code, *args)`, taken in turns (A, B, C, A, B, C, ...) after one discarded
+    warm-up of each, so that a machine whose speed drifts (a shared VM's does, by tens of percent over minutes)
+    weighs on all of them alike."""
+    for subject in subjects:
+        run_child(*subject)
+    rounds = [[run_child(*subject) for subject in subjects] for _ in range(runs)]
+    return [Measured([done[i] for done in rounds]) for i in range(len(subjects))]

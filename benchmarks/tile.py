@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 1800
@@ -44,7 +45,7 @@ def _decode(field: pa.Field, column: pa.ChunkedArray, rows: int) -> tuple[np.nda
     present = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool) if array.null_count \
         else np.ones(rows, dtype=bool)
     if pa.types.is_list(field.type):
-        lengths = pa.compute.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
+        lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
         buckets = int(lengths[present][0]) if present.any() else 0
         if np.any(lengths[present] != buckets):
             raise SystemExit(f"column {field.name!r}: histogram rows of different lengths")

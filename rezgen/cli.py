@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import signal
 import sys
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 # rezgen does no linear algebra: numpy's OpenBLAS threads would only spin on the other core after numpy's import
 # (a tenth of a CPU second), the core a build's second process works on. Set before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from rezgen.gcpause import paused_gc  # noqa: E402
+from rezgen.gcpause import paused_gc
 
 # Importing numpy and pyarrow makes a great many objects and no garbage: collections during it cost ~30 ms.
 with paused_gc():
@@ -25,6 +27,22 @@ with paused_gc():
     from rezgen.timeparse import parse_duration, parse_time
 
 
+class _TerminalHandler(logging.StreamHandler):
+    """stderr, one line per message: `rezgen: message`."""
+
+
+def _configure_logging() -> None:
+    """What the server and live mode log (the `rezgen.*` loggers) goes to stderr as `rezgen: message`, from INFO up.
+    Once per process: another `main()` in the same process (a benchmark) adds no second handler."""
+    logger = logging.getLogger("rezgen")
+    if any(isinstance(handler, _TerminalHandler) for handler in logger.handlers):
+        return
+    handler = _TerminalHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rezgen: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def _fail(message: str, code: int = 1) -> None:
     click.echo(f"rezgen: {message}", err=True)
     sys.exit(code)
@@ -32,6 +50,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 def main() -> None:
     """Console entry point: usage errors become one line on stderr, like every other failure."""
+    _configure_logging()
     try:
         cli.main(prog_name="rezgen", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -3,7 +3,29 @@
 from __future__ import annotations
 
 import pytest
-from shared import shared_recording, unavailable
+from shared import in_ci, shared_recording, unavailable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run lists its skips with their reasons (as `-rs` does), however pytest was started."""
+    chars = config.option.reportchars
+    if not any(c in chars for c in "sa") and "A" not in chars:
+        config.option.reportchars = chars + "s"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A skip must say why; in CI (where `unavailable()` fails rather than skips) no test may skip at all."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
+    reason = reason.removeprefix("Skipped: ").strip()
+    if reason in ("", "Skipped", "unconditional skip"):  # pytest.skip() or a bare @pytest.mark.skip
+        report.outcome, report.longrepr = "failed", f"{item.nodeid} skipped without saying why"
+    elif in_ci():
+        report.outcome, report.longrepr = "failed", f"skipped in CI: {reason}"
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ def stop(proc: subprocess.Popen) -> None:
         proc.stdout.close()
 
 
-def wait_for(check: Callable[[], T], timeout: float = 30.0, every: float = 0.1) -> T:
+def wait_for(check: Callable[[], T], timeout: float = 60.0, every: float = 0.1) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()

@@ -275,7 +275,7 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "PrometheusServer":
+    def __enter__(self) -> PrometheusServer:
         self.start()
         return self
 
@@ -512,7 +512,7 @@ def diff_results(ours: dict[str, Any], theirs: dict[str, Any], *, limit: int = 4
             if not values_equal(pa_[t], pb[t]):
                 problems.append(f"{_show(key)} @ {t / 1000}: rezgen {pa_[t]!r}, prometheus {pb[t]!r}")
     if len(problems) > limit:
-        problems = problems[:limit] + [f"... and {len(problems) - limit} more"]
+        problems = [*problems[:limit], f"... and {len(problems) - limit} more"]
     return problems
 
 

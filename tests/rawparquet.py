@@ -105,7 +105,7 @@ class RawRecording:
 
     @cached_property
     def interval_ns(self) -> int:
-        return int(round(float(self.footer["sampling_interval_ms"]) * 1e6))
+        return round(float(self.footer["sampling_interval_ms"]) * 1e6)
 
     @cached_property
     def timestamps(self) -> np.ndarray:

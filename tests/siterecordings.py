@@ -15,9 +15,9 @@ not on a whole millisecond.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -166,7 +166,7 @@ def write_hostile_cgroups(path: Path, rows: int = 121, seed: int = 2) -> Written
     stamps = timestamps(rng, rows)
     out = Columns()
     used = _cpu_usage(rng, out, stamps, 2, 0.5)
-    cgroups = tuple((str(10 + i), name) for i, name in enumerate(HOSTILE_NAMES)) + (("1", "/"),)
+    cgroups = (*((str(10 + i), name) for i, name in enumerate(HOSTILE_NAMES)), ("1", "/"))
     _cgroups(out, used, cgroups, (0.3, 0.3, 0.3, 0.1))
     return write_recording(path, stamps, [out], source="rezolus")
 

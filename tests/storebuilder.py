@@ -19,8 +19,8 @@ producer restarts), as a dict {bucket index: count}; missing buckets are 0.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def hist(g: int, m: int, samples: Sequence[tuple[float, Mapping[int, float] | No
 
 def ns(t_seconds: float) -> int:
     """Seconds to integer nanoseconds, without float noise for values like 0.1."""
-    return int(round(t_seconds * NS))
+    return round(t_seconds * NS)
 
 
 _SELECTOR = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?$')

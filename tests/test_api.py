@@ -170,6 +170,7 @@ def test_plot_data_equals_the_static_site(url: str, site: Path, route: str, plot
     assert window == {"start": FIRST * 1000, "end": LAST * 1000, "step": 1000}
 
 
+@pytest.mark.slow
 def test_plots_of_a_second_recording_equal_its_static_site(ab_url: str, ab: Path, tmp_path: Path) -> None:
     site = build(ab, tmp_path / "site")
     for route, plot_id in [("overview", "cpu-busy"), ("cpu", "busy-pct-per-cpu"), ("blockio", "latency-read")]:

@@ -152,6 +152,7 @@ def test_query_without_options_is_a_range_query_over_the_recording(recording):
     assert {v for _, v in series["values"]} == {"2"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["cpu_cores", "--step", "bogus"], ["--step", "bogus"]),
     (["cpu_cores", "--step", "0s"], ["--step", "positive"]),
@@ -248,6 +249,7 @@ def test_sigterm_ends_a_build_like_ctrl_c_leaving_the_previous_site(tmp_path):
 # -- query limits ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["+".join(["1"] * 5000)], ["too many operators: 4999, limit 256"]),  # SIGSEGV in promql-parser before
     (["(" * 1000 + "1" + ")" * 1000], ["nested too deeply"]),  # RecursionError traceback before
@@ -265,6 +267,7 @@ def test_queries_past_the_limits_are_one_line(recording, args, words):
     assert_one_line_error(rezgen("query", recording, *args), *words)
 
 
+@pytest.mark.slow
 def test_a_long_recording_is_queried_at_a_coarser_default_step(tmp_path):
     path = tmp_path / "long.parquet"
     assert rezgen("sample", "-o", path, "--duration", "4h", "--cpus", "1").returncode == 0

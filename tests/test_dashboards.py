@@ -39,7 +39,7 @@ def plot(sections, route, plot_id):
 # --- the shipped dashboards --------------------------------------------------------------------------------------
 
 def test_default_directory_is_the_checkout_dashboards():
-    assert DEFAULT_DIR == Path(__file__).resolve().parents[1] / "dashboards"
+    assert Path(__file__).resolve().parents[1] / "dashboards" == DEFAULT_DIR
 
 
 def test_sections_in_navigation_order(sections):
@@ -288,7 +288,8 @@ def test_prometheus_metrics_get_units_from_their_names_and_descriptions():
         plot = metric_plot(name, kind, recorded, descriptions.get(name))
         return plot.unit, plot.query
 
-    assert unit("vllm_e2e_request_latency_seconds") == ("time", "vllm_e2e_request_latency_seconds")  # ns (§2.7)
+    # ns (recording-format §2.7)
+    assert unit("vllm_e2e_request_latency_seconds") == ("time", "vllm_e2e_request_latency_seconds")
     assert unit("vllm_request_prompt_tokens")[0] == "count"  # tokens: a plain number, never "B"
     assert unit("process_resident_memory_bytes")[0] == "bytes"
     assert unit("http_response_size_bytes_sum")[0] == "datarate"

@@ -16,7 +16,6 @@ from shared import shared_recording
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-pytestmark = pytest.mark.live
 FOREIGN = ("http://evil.example", "null", "http://localhost.evil.example:{port}", "http://127.0.0.1:1")
 
 
@@ -47,7 +46,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert "Traceback" not in (logs / "live.log").read_text()
 
 
-@pytest.fixture(params=["recording", "live"])
+@pytest.fixture(params=["recording", pytest.param("live", marks=pytest.mark.live)])
 def server(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_server")
 

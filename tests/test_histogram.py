@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from rezgen.store.histogram import Layout, LayoutError, quantile_rows
+from rezgen.store.histogram import Layout, LayoutError, quantile_rows, quantiles
 
 
 def reference_buckets(g: int, m: int) -> list[tuple[int, int]]:
@@ -248,3 +248,36 @@ def test_scaling_a_row_does_not_move_its_quantile(q, expected):
 
 def test_one_dimensional_input_is_one_row():
     assert quantile_rows(dense({7: 3}), 0.5, HIGHS).shape == (1,)
+
+
+def rank_rule(counts: list[int], q: float, highs: list[float]) -> float:
+    """The Rezolus rule walked by hand: the upper edge of the bucket holding rank max(1, ceil(q * count))."""
+    rank = max(1, math.ceil(q * sum(counts)))
+    running = 0
+    for count, high in zip(counts, highs):
+        running += count
+        if running >= rank:
+            return high
+    raise AssertionError("no bucket holds the rank")
+
+
+@pytest.mark.parametrize("used_buckets", [40, 1000])
+def test_quantiles_over_only_the_used_buckets_follow_the_rank_rule(used_buckets):
+    """Percentile plots pass only the buckets that hold a count (with their edges) and several q at once."""
+    layout = Layout(7, 64)
+    rng = np.random.default_rng(used_buckets)
+    used = np.sort(rng.choice(layout.buckets, size=used_buckets, replace=False))
+    counts = rng.integers(0, 4, size=(60, used_buckets)) * (rng.random((60, used_buckets)) < 0.2)
+    counts[:5] = 0  # steps without observations
+    qs = np.array([0.5, 0.9, 0.99, 0.999, 0.9999])
+    highs = layout.highs[used]
+    for rates in (counts.astype(float), counts / 0.999):  # counts, and the same as rates over a window
+        got = quantiles(rates, qs, highs)
+        assert got.shape == (len(qs), 60)
+        for row in range(60):
+            for i, q in enumerate(qs):
+                if counts[row].sum() == 0:
+                    assert math.isnan(got[i, row])
+                else:
+                    assert got[i, row] == rank_rule(counts[row].tolist(), q, highs.tolist())
+

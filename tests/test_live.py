@@ -6,8 +6,8 @@ which the test learns by decoding one snapshot with plain msgpack.
 
 from __future__ import annotations
 
+import itertools
 import json
-import re
 import subprocess
 import sys
 import time
@@ -19,33 +19,11 @@ import msgpack
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from processes import start, stop, wait_for
 from shared import shared_recording
 
-READY = re.compile(r"at (http://127\.0\.0\.1:(\d+)/)")
+pytestmark = pytest.mark.live  # every test runs `rezgen replay` agents and a live server in real time
 INTERVAL_MS = 500  # twice per replayed row (1 s apart), so the server sees every row
-
-
-def start(args: list[str], log: Path) -> tuple[subprocess.Popen, str]:
-    with open(log, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "rezgen", *args], stdout=subprocess.PIPE, stderr=stderr,
-                                text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = READY.search(line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"{args[0]} did not start: {line!r} {log.read_text()}")
-    return proc, match.group(1)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    if proc.stdout:
-        proc.stdout.close()
 
 
 @pytest.fixture
@@ -69,16 +47,6 @@ def live(agent: tuple[str, list], tmp_path: Path) -> Iterator[str]:
                          tmp_path / "live.log")
     yield server
     stop(proc)
-
-
-def wait_for(check, timeout: float = 30.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def status(server: str) -> dict:
@@ -153,12 +121,14 @@ def test_pushed_points_equal_values_computed_from_the_recording(live: str, agent
 def test_a_page_reconnecting_with_last_event_id_receives_exactly_what_it_missed(live: str) -> None:
     wait_for(lambda: status(live)["seq"] >= 2)
     (first_id, _), = points(live, 1)
-    time.sleep(3)  # the page is away for a few steps
+    # The page is away for a few steps, counted by the server's newest sample (the steps it can compute reach
+    # three quarters of a step past it), not by the wall clock: a loaded machine polls late, not less.
+    wait_for(lambda: status(live)["newest_ms"] >= first_id + 3 * INTERVAL_MS)
     (_, backfill), = points(live, 1, headers={"Last-Event-ID": str(first_id)})
     step = backfill["plots"]["cpu-busy"]["t"]
     assert step[0] == first_id + INTERVAL_MS  # the very next grid step
     assert backfill["first"] == step[0] and len(step) >= 2
-    assert all(b - a == step[1] - step[0] for a, b in zip(step, step[1:]))  # no step twice, none skipped
+    assert all(b - a == step[1] - step[0] for a, b in itertools.pairwise(step))  # no step twice, none skipped
 
 
 def test_the_indicator_state_follows_the_agent_and_an_outage_is_a_break(live: str, agent, recording: Path,
@@ -170,7 +140,11 @@ def test_the_indicator_state_follows_the_agent_and_an_outage_is_a_break(live: st
     holder[0].wait(timeout=10)
     holder[0].stdout.close()
     wait_for(lambda: status(live)["agents"][0]["state"] in ("reconnecting", "disconnected"))
-    time.sleep(8)
+    # An outage the timestamps show: a hole is a gap of more than two sampling intervals (1 s rows here), and the
+    # replay's clock is the wall clock (rows start up to 1 s behind it), so wait until the agent's clock is 4 s
+    # past the newest sample the server holds; the restarted agent's first sample then lands past the hole's edge.
+    newest_ms = status(live)["newest_ms"]
+    wait_for(lambda: time.time() * 1000 >= newest_ms + 4000)
     port = url.rstrip("/").rsplit(":", 1)[1]
     holder[0], _ = start(["replay", str(recording), "--port", port], tmp_path / "replay2.log")
     wait_for(lambda: status(live)["agents"][0]["state"] == "connected", timeout=30)
@@ -244,19 +218,26 @@ def test_the_websocket_carries_the_same_updates_and_can_switch_section(live: str
 
 
 def test_record_writes_a_recording_that_rezgen_builds(agent, recording: Path, tmp_path: Path) -> None:
+    """What the server says it took from the agent is what the file holds. Not a count expected from the wall
+    clock: a loaded machine may poll past a row of the replay, and that row is then in neither."""
     url, _ = agent
     target = tmp_path / "session.parquet"
     proc, server = start(["serve", "--live", url, "--port", "0", "--interval", f"{INTERVAL_MS}ms",
                           "--record", str(target)], tmp_path / "live.log")
     try:
         wait_for(lambda: status(server)["seq"] >= 4)
+        # The agent answers errors from now on and the server has noticed: nothing more can arrive, so its count
+        # of snapshots is final.
+        assert httpx.post(url + "_replay/fault", params={"mode": "error"}).status_code == 200
+        frozen = wait_for(lambda: (s := status(server))["agents"][0]["state"] != "connected" and s)
+        taken = frozen["agents"][0]["snapshots"]
     finally:
         proc.send_signal(2)  # Ctrl+C: the recording is completed on the way out
         proc.wait(timeout=30)
         proc.stdout.close()
     assert target.is_file() and not list(tmp_path.glob(".session.parquet.*"))
     written, source = pq.ParquetFile(target).read(), pq.ParquetFile(recording).read()
-    assert written.num_rows >= 4
+    assert written.num_rows == taken >= 4  # every snapshot taken is a row: none lost
     # Every recorded cpu_usage value is a value of the same series in the source recording, row for row.
     for i, field in enumerate(written.schema):
         if (field.metadata or {}).get(b"metric") != b"cpu_usage":
@@ -267,7 +248,7 @@ def test_record_writes_a_recording_that_rezgen_builds(agent, recording: Path, tm
         got = written.column(i).to_numpy()
         rows = np.searchsorted(source.column(j).to_numpy(), got)
         assert (source.column(j).to_numpy()[rows] == got).all()
-        assert (np.diff(rows) == 1).all()  # consecutive source rows: nothing lost, nothing repeated
+        assert (np.diff(rows) >= 1).all()  # source rows in order, none repeated
     built = subprocess.run([sys.executable, "-m", "rezgen", "build", str(target), "-o", str(tmp_path / "site"), "-q"],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
@@ -305,7 +286,6 @@ def busy_per_row(recording: Path) -> np.ndarray:
     return total / cores / 1e9
 
 
-@pytest.mark.live
 @pytest.mark.slow
 def test_an_agent_restart_draws_no_rate_spike(recording: Path, tmp_path: Path) -> None:
     """A restarted agent's counters begin again from the recording's first row — large values, below where the
@@ -338,7 +318,6 @@ def test_an_agent_restart_draws_no_rate_spike(recording: Path, tmp_path: Path) -
         stop(first)
 
 
-@pytest.mark.live
 @pytest.mark.slow
 def test_a_gap_in_the_timestamps_is_a_break_without_an_outage(live: str, agent) -> None:
     """The agent's clock jumps 8 s (no poll fails, no outage is observed): every step between the two samples
@@ -353,7 +332,7 @@ def test_a_gap_in_the_timestamps_is_a_break_without_an_outage(live: str, agent) 
     def listen() -> None:
         try:
             for event in iter_points(live, done):
-                pushed.append(event)  # noqa: PERF402 (one by one: the test reads the list meanwhile)
+                pushed.append(event)
         finally:
             done.set()
 
@@ -401,7 +380,6 @@ def iter_points(server: str, done) -> Iterator[tuple[int, dict]]:
                 yield ident, json.loads(line.split(":", 1)[1])
 
 
-@pytest.mark.live
 def test_per_gpu_charts_of_a_one_gpu_agent_say_they_are_not_reported(tmp_path: Path) -> None:
     """sglang_gemma3 has one GPU: its per-GPU heatmaps never get data (the aggregate charts say it all), so after
     the first snapshots they say so instead of "Waiting for data…"; the aggregate charts have their line."""

@@ -9,6 +9,7 @@ break (null). Skips without Playwright/Chromium or the sample recordings; fails 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -23,6 +24,7 @@ from browser import chromium, launched
 from shared import shared_recording
 from test_replay import ReplayProcess
 
+pytestmark = [pytest.mark.browser, pytest.mark.live]  # Chromium on pages of a live server fed by `rezgen replay`
 READY = re.compile(r"serving live .* at (http://127\.0\.0\.1:(\d+)/)")
 INTERVAL_MS = 500
 CPU_BUSY = '.chart[data-plot-id="cpu-busy"]'
@@ -33,7 +35,9 @@ INIT = """
 (() => {
   const Native = window.EventSource;
   window.__sources = [];
-  window.EventSource = function (url, init) { const es = new Native(url, init); window.__sources.push(url); return es; };
+  window.EventSource = function (url, init) {
+    const es = new Native(url, init); window.__sources.push(url); return es;
+  };
   window.EventSource.prototype = Native.prototype;
   Object.assign(window.EventSource, { CONNECTING: 0, OPEN: 1, CLOSED: 2 });
   localStorage.setItem('rezgen-theme', 'dark');
@@ -200,7 +204,8 @@ def test_points_are_appended_in_place(live: str, tab) -> None:
     t.wait_state("connected")
     assert page.get_attribute("body", "data-live") == "true"
     # "waiting for data" until the stream's first points, then their age.
-    t.wait(r"() => /^last update \d+ s ago$/.test(document.querySelector('#live-connection .live-conn-age').textContent)")
+    t.wait(r"() => /^last update \d+ s ago$/"
+           r".test(document.querySelector('#live-connection .live-conn-age').textContent)")
     before = t.series()
     check_points(before)
     page.evaluate("""sel => {
@@ -215,7 +220,7 @@ def test_points_are_appended_in_place(live: str, tab) -> None:
     after = t.series()
     check_points(after)
     assert after[-1][0] > before[-1][0]
-    steps = {b[0] - a[0] for a, b in zip(after, after[1:])}
+    steps = {b[0] - a[0] for a, b in itertools.pairwise(after)}
     assert steps == {INTERVAL_MS}, f"points off the {INTERVAL_MS} ms grid: {sorted(steps)[:10]}"
     # In place: the same ECharts instance, no rebuilt chart, no second data request, one stream.
     assert page.evaluate(f"document.querySelector({json.dumps(CPU_BUSY)}).__rezgen.inst === window.__inst")
@@ -257,7 +262,8 @@ def test_range_and_refresh_controls(live: str, tab) -> None:
     t.wait_loaded()
     assert any("range=5m" in url for url in t.data_requests), t.data_requests
     t.wait(f"() => {{ const x = document.querySelector({json.dumps(CPU_BUSY)}).__rezgen.inst.getOption().xAxis[0];"
-           f" return x.max - x.min === 300000 || x.min === Math.min(REZGEN.live.st.oldest, x.max - 5 * {INTERVAL_MS}); }}")
+           f" return x.max - x.min === 300000"
+           f" || x.min === Math.min(REZGEN.live.st.oldest, x.max - 5 * {INTERVAL_MS}); }}")
     t.wait("([sel, n]) => document.querySelector(sel).__rezgen.inst.getOption().series[0].data.slice(-1)[0][0] > n",
            arg=[CPU_BUSY, t.series()[-1][0]])
     assert t.series()[0][0] >= t.x_window()[0]  # trimmed to the window
@@ -407,8 +413,6 @@ def test_outages_show_in_the_indicator_and_as_a_break(tab, tmp_path: Path) -> No
         agent.stop()
 
 
-@pytest.mark.live
-@pytest.mark.browser
 @pytest.mark.slow
 def test_a_new_session_fits_its_data_and_another_hosts_outage_is_a_small_notice(tab, tmp_path: Path) -> None:
     """A session a few seconds old: the x axis spans the data, not 15 empty minutes, and the picker says so. With

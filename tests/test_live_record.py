@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from processes import wait_for
 from shared import shared_recording
 
 from rezgen.agent.pieces import Entry, Snapshot
@@ -33,7 +34,6 @@ from rezgen.store.histogram import Layout
 from rezgen.store.model import SeriesKey
 
 READY = re.compile(r"at (http://127\.0\.0\.1:(\d+)/)")
-pytestmark = pytest.mark.live
 
 
 class Proc:
@@ -77,16 +77,6 @@ class Proc:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate(timeout=30)
-
-
-def wait_for(check, timeout: float = 60.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def status(server: str) -> dict:
@@ -161,6 +151,7 @@ def check_recording(target: Path, agents: list[tuple[Proc, Path]], counts: dict[
     assert [p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}")] == []
 
 
+@pytest.mark.live
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_two_agents_are_recorded_whole_on_a_clean_stop(agents, tmp_path: Path, sig: int) -> None:
@@ -184,6 +175,7 @@ def test_two_agents_are_recorded_whole_on_a_clean_stop(agents, tmp_path: Path, s
         assert built.returncode == 0, built.stderr
 
 
+@pytest.mark.live
 @pytest.mark.slow
 def test_a_killed_recording_is_recovered_at_the_next_start(agents, tmp_path: Path) -> None:
     target = tmp_path / "session.parquet"

@@ -84,6 +84,7 @@ def tab(browser):
         page.close()
 
 
+@pytest.mark.browser
 def test_overview_draws_cpu_busy_as_time_value_pairs(site, tab):
     t = tab()
     page = t.open(site / "index.html")
@@ -99,6 +100,7 @@ def test_overview_draws_cpu_busy_as_time_value_pairs(site, tab):
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_theme_toggle_flips_and_persists(site, tab):
     t = tab(theme="dark")
     page = t.open(site / "index.html")
@@ -118,6 +120,7 @@ def _windows(page) -> list[list[float]]:
         c.inst.getModel().getComponent('xAxis', 0).axis.scale.getExtent())""")
 
 
+@pytest.mark.browser
 def test_drag_zooms_every_chart_and_double_click_resets(site, tab):
     t = tab()
     page = t.open(site / "index.html")
@@ -138,6 +141,7 @@ def test_drag_zooms_every_chart_and_double_click_resets(site, tab):
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_every_page_opens_from_disk_without_errors(site, tab):
     pages = sorted(p for p in site.glob("*.html"))
     assert len(pages) >= 4
@@ -151,6 +155,7 @@ def test_every_page_opens_from_disk_without_errors(site, tab):
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_percentile_chart_has_the_five_series_and_toggles_to_buckets(site, tab):
     t = tab()
     page = t.open(site / "syscall.html")
@@ -166,6 +171,7 @@ def test_percentile_chart_has_the_five_series_and_toggles_to_buckets(site, tab):
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_metric_browser_filters_and_charts_a_metric(site, tab):
     t = tab()
     page = t.open(site / "metrics.html", charts=False)
@@ -179,6 +185,7 @@ def test_metric_browser_filters_and_charts_a_metric(site, tab):
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_system_page_lists_the_recorded_machine(site, tab):
     t = tab()
     page = t.open(site / "system.html", charts=False)
@@ -187,6 +194,7 @@ def test_system_page_lists_the_recorded_machine(site, tab):
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_series_names_from_the_recording_are_text_not_markup(site, tab, tmp_path):
     """Label values (cgroup names) reach legends and tooltips; markup in them must stay inert text."""
     hostile = tmp_path / "hostile"
@@ -407,7 +415,8 @@ def test_fixed_percent_axis_zooms_to_small_data_and_says_so(site, tab):
     shown = page.evaluate("""() => { const inst = echarts.getInstanceByDom(
         document.querySelector('[data-plot-id="softirq-net_rx-time"]'));
         return { extent: inst.getModel().getComponent('yAxis', 0).axis.scale.getExtent(),
-                 text: (inst.getOption().graphic || []).flatMap(g => g.elements || [g]).map(e => e.style && e.style.text) }; }""")
+                 text: (inst.getOption().graphic || []).flatMap(g => g.elements || [g])
+                                                       .map(e => e.style && e.style.text) }; }""")
     low, top = shown["extent"]
     assert low == 0 and peak <= top <= 2.5 * peak  # the data fills a good part of the height
     assert f"zoomed: max {float(f'{peak * 100:.2g}'):g}%" in shown["text"], shown["text"]
@@ -472,7 +481,7 @@ def test_cgroup_legend_shows_every_label_whole(gemma_site, tab):
         text = item["text"]
         assert not text.endswith(("…", "...")), text  # not truncated at its end
         assert name == text or (text.startswith("…/") and name.endswith(text[1:])), (name, text)
-        assert 0 <= item["x"] and item["x"] + item["w"] <= shown["width"] + 0.5
+        assert item["x"] >= 0 and item["x"] + item["w"] <= shown["width"] + 0.5
         assert shown["gridBottom"] + 12 < item["y"] and item["y"] + item["h"] <= shown["height"] + 0.5
     t.assert_clean()
 

@@ -440,6 +440,7 @@ def test_a_query_over_the_sample_limit_is_refused_and_memory_stays_bounded(c16: 
         assert ok(get(url, "/api/v1/query", query="1"))["resultType"] == "scalar"
 
 
+@pytest.mark.slow
 def test_the_sample_limit_is_a_serve_option(c16: Path, tmp_path: Path) -> None:
     for url, _ in serve_with(c16, tmp_path / "serve.log", "--query-max-samples", "1000"):
         refused(get(url, "/api/v1/query_range", query="cpu_usage", start=str(C16_FIRST), end=str(C16_LAST),
@@ -447,6 +448,7 @@ def test_the_sample_limit_is_a_serve_option(c16: Path, tmp_path: Path) -> None:
         assert ok(get(url, "/api/v1/query", query="cpu_cores", time=str(AT)))["result"]
 
 
+@pytest.mark.slow
 def test_a_query_past_the_timeout_is_a_prometheus_timeout(c16: Path, tmp_path: Path) -> None:
     for url, _ in serve_with(c16, tmp_path / "serve.log", "--query-timeout", "1ms"):
         # quantile_over_time works window by window in Python: well over a millisecond for 369 series x 361 steps

@@ -861,6 +861,8 @@ def test_histogram_scaling_by_a_scalar():
     'rate(h[2s]) + rate(h[2s])',
     'max(rate(h[2s]))',
     'max_over_time(h[2s])',
+    'deriv(h[2s])',
+    'predict_linear(h[2s], 60)',
     'histogram_count(rate(h[2s])[4s:1s])',
 ])
 def test_histogram_misuse_is_a_promql_error(expr):
@@ -872,9 +874,83 @@ def test_histogram_misuse_is_a_promql_error(expr):
 
 def test_chunked_evaluation_is_invisible(monkeypatch):
     """With a tiny chunk budget, a 41-step range query runs in three chunks and still gives every step."""
-    monkeypatch.setattr(engine, "CHUNK_CELLS", 16)
+    monkeypatch.setattr(engine, "CHUNK_STEPS", 16)
+    assert len(list(engine.evaluate_range(STORE, 'c_total', 0, ns(20), ns(0.5)))) == 3
     assert over(STORE, 'c_total', 0, 20, 0.5) == {'c_total{}': {t / 2: 10 * (t // 2) for t in range(41)}}
     assert over(HIST, 'histogram_count(rate(h{op="write"}[2s]))', 1, 3, 0.05)['{op="write"}'][3] == approx(1)
+
+
+def test_chunks_are_sized_by_every_series_the_query_reads():
+    """Counters and gauges: SCALAR_CELLS per chunk (256 to CHUNK_STEPS steps); histograms: CHUNK_CELLS buckets
+    summed over every histogram series read (16 steps at least)."""
+    assert engine.selected_size(STORE, engine.parse('c_total + g')) == (2, 0)
+    assert engine.selected_size(HIST, engine.parse('h')) == (0, 2 * 16)  # two g=2, m=5 histograms of 16 buckets
+    assert engine.chunk_steps(1, 0) == engine.CHUNK_STEPS
+    assert engine.chunk_steps(10_000, 0) == 256
+    assert engine.chunk_steps(2_000, 0) == engine.SCALAR_CELLS // 2_000
+    assert engine.chunk_steps(0, 7424) == engine.CHUNK_CELLS // 7424
+    assert engine.chunk_steps(0, 10 * 7424) == engine.CHUNK_CELLS // (10 * 7424)
+    assert engine.chunk_steps(0, 10**9) == 16
+
+
+def test_a_histogram_result_of_a_range_or_instant_query_is_one_error():
+    for query in (lambda: over(HIST, 'rate(h[2s])', 1, 3, 1), lambda: at(HIST, 'rate(h[2s])', 2)):
+        with pytest.raises(PromQLError) as caught:
+            query()
+        assert str(caught.value) == engine.HISTOGRAM_RESULT
+    # a caller that reads buckets gets them
+    (_, _, value), = engine.evaluate_range(HIST, 'rate(h[2s])', ns(1), ns(3), ns(1), histograms=True)
+    assert all(sample.is_histogram for sample in value.series)
+
+
+@pytest.mark.parametrize("raised, message", [
+    (MemoryError(), engine.OUT_OF_MEMORY),
+    (ValueError("number too large\nto fit"), "number too large"),  # one line
+    (OverflowError("int too big"), "int too big"),
+    (ValueError(), "ValueError"),
+])
+def test_what_evaluation_raises_becomes_one_promql_error(monkeypatch, raised, message):
+    from rezgen.promql.evaluator import Evaluator
+
+    def fail(self, node):
+        raise raised
+
+    monkeypatch.setattr(Evaluator, "eval", fail)
+    for query in (lambda: range_query(STORE, 'g', 0, ns(10), ns(1)), lambda: instant_query(STORE, 'g', ns(1))):
+        with pytest.raises(PromQLError) as caught:
+            query()
+        assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("expr, recognised", [
+    ('sum(irate(h[2s]))', True),
+    ('sum(irate({__name__="h"}[2s]))', True),
+    ('sum(irate(h{op="read"}[3s]))', True),
+    ('sum by (op) (irate(h[2s]))', False),
+    ('sum(rate(h[2s]))', False),
+    ('max(irate(h[2s]))', False),
+    ('sum(irate(h[2s] offset 1s))', False),
+    ('sum(irate(marker[2s]))', False),  # not a histogram
+    ('sum(irate(hg[2s]))', False),  # two grouping powers
+    ('sum(irate(nothing[2s]))', False),
+])
+def test_the_sparse_sum_of_histogram_irates_is_recognised_in_one_place(expr, recognised):
+    from rezgen.promql.sparse import summed_irate
+
+    assert (summed_irate(HIST, engine.parse(expr)) is not None) == recognised
+
+
+@pytest.mark.parametrize("selector", ['h', 'hm', 'h{op="read"}', 'hr'])
+def test_the_sparse_sum_of_histogram_irates_equals_the_general_path(selector):
+    """`sum by ()` keeps the engine off the fast path and sums the same series: the same buckets, bit for bit."""
+    fast = list(engine.evaluate_range(HIST, f'sum(irate({selector}[2s]))', 0, ns(3), ns(0.5), histograms=True))
+    general = list(engine.evaluate_range(HIST, f'sum by () (irate({selector}[2s]))', 0, ns(3), ns(0.5),
+                                         histograms=True))
+    for (_, _, f), (_, _, g) in zip(fast, general, strict=True):
+        assert [s.labels for s in f.series] == [s.labels for s in g.series]
+        for a, b in zip(f.series, g.series):
+            assert a.layout == b.layout and np.array_equal(a.present, b.present)
+            assert np.array_equal(np.where(a.present[:, None], a.values, 0), np.where(b.present[:, None], b.values, 0))
 
 
 def test_scope_restricts_series_that_carry_the_label():
@@ -883,7 +959,7 @@ def test_scope_restricts_series_that_carry_the_label():
     assert [s.values.tolist() for s in result.series] == [[4]]  # node="a" and the series without a node label
 
 
-# --- limits: what one query may cost (rezgen/promql/limits.py) ----------------------------------------------------------
+# --- limits: what one query may cost (rezgen/promql/limits.py) --------------------------------------------------------
 
 
 def _c16():
@@ -934,6 +1010,7 @@ def test_a_pathological_regex_finishes_promptly_and_is_right():
         assert [float(s.values[0]) for s in names.result(timeout=10).series] == [1.0]  # cpu_cores only
 
 
+@pytest.mark.slow
 def test_count_values_over_every_series_counts_the_float_samples():
     from collections import Counter
     from decimal import Decimal

@@ -17,8 +17,8 @@ three indistinguishable `vllm_prompt_tokens_by_source_total` series that the ora
 (8 CPUs, instance="0", a 2 s timestamp gap at 278 s, counter resets in `cgroup_syscall` and
 `cgroup_scheduler_runqueue_wait`, cgroup and task series that start and end mid-recording).
 
-Without prometheus/promtool this module is skipped (installed with `apt-get install prometheus`); in CI (`CI` set) it
-fails instead.
+Every test is marked `oracle` (left out of `make test-fast`). Without prometheus/promtool each skips, saying so, through
+the `prometheus_for` fixture (installed with `apt-get install prometheus`); in CI (`CI` set) each fails instead.
 """
 
 from __future__ import annotations
@@ -28,18 +28,12 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from prometheus_oracle import binaries, diff_results, format_time, membership_diff
-from shared import REPO_ROOT, in_ci, shared_recording
-
-if binaries() is None:
-    message = "prometheus and promtool are not installed (apt-get install prometheus)"
-    if in_ci():
-        pytest.fail(f"{message}: CI must run the PromQL oracle tests", pytrace=False)
-    pytest.skip(f"{message}: PromQL oracle tests skipped", allow_module_level=True)
+from prometheus_oracle import diff_results, format_time, membership_diff
+from shared import REPO_ROOT, shared_recording
 
 RECORDINGS = ["c16.parquet", "AB_base.parquet"]
 STEP = "5s"
@@ -157,6 +151,9 @@ INSTANT_CASES = [c for c in CASES if c.name in {
 }]
 
 
+pytestmark = pytest.mark.oracle  # every test asks a real Prometheus (`prometheus_for`)
+
+
 def rezgen_query(recording: Path, expr: str, *args: str) -> dict:
     """Run `python -m rezgen query` and return its JSON (it prints exactly a Prometheus API response)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
@@ -218,7 +215,7 @@ def test_rfc3339_times_name_the_same_instants(prometheus_for, recording):
     start, end = oracle.first_s + 60.5, oracle.first_s + 120.5
 
     def rfc3339(t: float) -> str:
-        return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     case = Case("rfc3339", "sum by (state) (rate(cpu_usage[1m]))")
     theirs = oracle_answer(oracle.query_range(case.expr, start, end, "15s"), case.expr)

@@ -200,6 +200,7 @@ def test_histogram_with_the_wrong_number_of_buckets_is_skipped_with_a_warning(tm
 
 # -- nulls, row groups, row order -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_leading_trailing_and_all_null_columns(tmp_path):
     path = write(tmp_path / "nulls.parquet", [
         counter("late", [None, None, 10, 13, 19, 20], metric="late"),
@@ -479,6 +480,7 @@ def _past_int64(ts: np.ndarray) -> pa.Array:
     return pa.array(ts, pa.uint64())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("corrupt, row, shown", [
     (_zero, 100, "1970-01-01T00:00:00Z"),
     (_six_years_early, 0, "2020-05-20T02:00:29Z"),
@@ -506,6 +508,7 @@ def test_a_row_with_a_bad_timestamp_is_dropped_and_named_on_stderr(tmp_path, cor
     assert (info["rows"], info["start_ns"], info["end_ns"]) == (360, int(expected[0]), int(expected[-1]))
 
 
+@pytest.mark.slow
 def test_a_bad_timestamp_does_not_exhaust_a_build(tmp_path):
     path = corrupted_c16(tmp_path / "zero.parquet", timestamps=_zero(c16_timestamps()))
     done = limited_rezgen("build", "-q", path, "-o", tmp_path / "site")
@@ -561,6 +564,7 @@ def test_a_sampling_interval_out_of_range_is_ignored_with_a_warning(tmp_path, in
     assert got == {frozenset(): [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]}
 
 
+@pytest.mark.slow
 def test_a_sampling_interval_far_finer_than_the_rows_is_replaced_by_their_spacing(tmp_path):
     path = corrupted_c16(tmp_path / "fine.parquet", footer={"sampling_interval_ms": "0.001"})
     done = limited_rezgen("query", path, "sum(cpu_cores)")
@@ -570,6 +574,7 @@ def test_a_sampling_interval_far_finer_than_the_rows_is_replaced_by_their_spacin
     assert len(json.loads(done.stdout)["data"]["result"][0]["values"]) == 361
 
 
+@pytest.mark.slow
 def test_a_histogram_column_stored_as_plain_numbers_leaves_its_metric_out(tmp_path):
     schema = pq.read_schema(shared_recording("c16.parquet"))
     latency = [i for i, f in enumerate(schema) if (f.metadata or {}).get(b"metric") == b"syscall_latency"]

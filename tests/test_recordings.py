@@ -17,12 +17,13 @@ Files without a metric still take part: the expected answer is then an empty res
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def assert_series_match(expected: dict[frozenset, dict[int, float]], actual: dic
 
 # -- independent expectations -----------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def raw(name: str) -> RawRecording:
     return RawRecording(RECORDINGS / name)
 
@@ -141,7 +142,7 @@ def extrapolated_rate(times: np.ndarray, values: np.ndarray, t: int, range_ns: i
     ts, vs = times[idx], values[idx]
     result = float(vs[-1] - vs[0])
     if is_counter:
-        for prev, cur in zip(vs[:-1], vs[1:]):
+        for prev, cur in itertools.pairwise(vs):
             if cur < prev:  # counter reset: the counter restarted from zero
                 result += float(prev)
     range_start, range_end = t - range_ns, t
@@ -337,6 +338,7 @@ def decreasing_series(rec: RawRecording) -> list[tuple[RawColumn, int]]:
     return out
 
 
+@pytest.mark.slow
 def test_ab_base_counter_resets_give_prometheus_irate_and_increase():
     path = shared_recording("AB_base.parquet")
     rec = raw("AB_base.parquet")
@@ -373,7 +375,7 @@ def zero_point_steps(rec: RawRecording, times: np.ndarray, values: np.ndarray, r
         if len(idx) < 2:
             continue
         ts, vs = times[idx], values[idx]
-        increase = vs[-1] - vs[0] + sum(p for p, c in zip(vs[:-1], vs[1:]) if c < p)
+        increase = vs[-1] - vs[0] + sum(p for p, c in itertools.pairwise(vs) if c < p)
         sampled = (ts[-1] - ts[0]) / NS
         average = sampled / (len(ts) - 1)
         to_start = (ts[0] - (t - range_ns)) / NS
@@ -428,7 +430,7 @@ def test_demo_read_latency_percentiles_between_rows_149_and_150_are_the_document
     t150 = int(rec.timestamps[150])
     assert (int(rec.timestamps[149]), t150) == (1768956787001544632, 1768956788001171088)
     (column,) = rec.select("syscall_latency", op="read")
-    present, dense = rec.histogram(column)
+    _, dense = rec.histogram(column)
     edges = upper_edges(column.grouping_power, column.max_value_power)
     delta = dense[150] - dense[149]
     assert delta.sum() == 47
@@ -438,6 +440,7 @@ def test_demo_read_latency_percentiles_between_rows_149_and_150_are_the_document
         assert [(r["metric"], float(r["value"][1])) for r in result] == [({"op": "read"}, documented)], q
 
 
+@pytest.mark.slow
 def test_demo_whole_recording_read_latency_percentiles_are_the_documented_ones():
     """Whole recording (row 0 -> row 301): p50 2559, p90 7167, p99 28671, p99.9 65535 (format doc §2.6).
 

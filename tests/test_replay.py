@@ -1,8 +1,8 @@
 """`rezgen replay RECORDING`: a recording served as a live Rezolus agent, by a real process on 127.0.0.1.
 
-What is served is checked against the recording read independently with pyarrow (§3.3: one node's non-null cells,
-names without `<node>::`/`:buckets`, metadata without recorder/combiner keys), and against the agent's HTTP
-surface (§1.1): banner, gzip only when asked, 404/405, optional documents.
+What is served is checked against the recording read independently with pyarrow (protocol §3.3: one node's
+non-null cells, names without `<node>::`/`:buckets`, metadata without recorder/combiner keys), and against the
+agent's HTTP surface (protocol §1.1): banner, gzip only when asked, 404/405, optional documents.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,7 @@ def replay(recording: Path, tmp_path: Path, *args: str) -> ReplayProcess:
 
 # --- what is served ---------------------------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_serves_one_node_of_a_combined_recording_cell_for_cell(c16: ReplayProcess) -> None:
     snap = c16.snapshot()
     offset = c16.stats()["offset_ns"]
@@ -177,6 +179,7 @@ def test_serves_one_node_of_a_combined_recording_cell_for_cell(c16: ReplayProces
     assert snap.problems == []
 
 
+@pytest.mark.live
 def test_systemtime_tracks_the_wall_clock_and_repeats_within_a_row(c16: ReplayProcess) -> None:
     first = c16.snapshot()
     again = c16.snapshot()
@@ -189,6 +192,7 @@ def test_systemtime_tracks_the_wall_clock_and_repeats_within_a_row(c16: ReplayPr
     assert later.timestamp_ns - first.timestamp_ns in range(int(0.9e9), int(2.6e9))
 
 
+@pytest.mark.live
 def test_http_surface_like_the_agent(c16: ReplayProcess) -> None:
     banner = c16.get("/")
     assert banner.text == "Rezolus 5.11.0 Agent\nFor information, see: https://rezolus.com\n"
@@ -208,6 +212,7 @@ def test_http_surface_like_the_agent(c16: ReplayProcess) -> None:
     assert as_json["histograms"][0]["value"]["config"]["grouping_power"] == 3
 
 
+@pytest.mark.live
 def test_systeminfo_and_descriptions_come_from_the_recording(c16: ReplayProcess) -> None:
     footer = pq.ParquetFile(c16.recording).metadata.metadata
     per_source = json.loads(footer[b"per_source_metadata"])
@@ -219,6 +224,7 @@ def test_systeminfo_and_descriptions_come_from_the_recording(c16: ReplayProcess)
     assert set(descriptions) <= served  # not vllm's or llm-perf's
 
 
+@pytest.mark.live
 def test_a_recording_without_documents_answers_404_and_can_serve_v3(tmp_path: Path) -> None:
     demo = shared_recording("demo.parquet")
     process = replay(demo, tmp_path, "--format", "v3")
@@ -248,6 +254,7 @@ def distinct(process: ReplayProcess, seconds: float) -> list[Snapshot]:
     return out
 
 
+@pytest.mark.live
 def test_looping_continues_time_and_counters_upward(small: Path, tmp_path: Path) -> None:
     process = replay(small, tmp_path, "--speed", "10")
     try:
@@ -256,14 +263,15 @@ def test_looping_continues_time_and_counters_upward(small: Path, tmp_path: Path)
     finally:
         process.stop()
     stamps = [s.timestamp_ns for s in seen]
-    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert all(b > a for a, b in pairwise(stamps))
     steps = np.diff(stamps)
     assert steps.min() > 0.9e9 and steps.max() < 8.1e9  # the recorded (jittered) 1 s rows; a busy host misses some
-    for before, after in zip(seen, seen[1:]):
+    for before, after in pairwise(seen):
         now = {e.key: e.value for e in after.counters}
         assert all(now[e.key] >= e.value for e in before.counters if e.key in now)
 
 
+@pytest.mark.live
 def test_without_looping_the_last_row_stays(small: Path, tmp_path: Path) -> None:
     process = replay(small, tmp_path, "--speed", "40", "--no-loop")
     try:
@@ -294,6 +302,7 @@ def test_a_pass_adds_the_recordings_increase_plus_one_step(small: Path) -> None:
     assert late and all(e.key.label("name") for e in late)
 
 
+@pytest.mark.live
 def test_speed_scales_progress_not_deltas(tmp_path: Path) -> None:
     demo = shared_recording("demo.parquet")
     process = replay(demo, tmp_path, "--speed", "10")
@@ -329,6 +338,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line() -> None:
     c16_path = str(shared_recording("c16.parquet"))
     result = run_cli(c16_path, "--node", "nope", "--port", "0")
@@ -347,6 +357,7 @@ def test_cli_errors_are_one_line() -> None:
 
 # --- faults and memory ------------------------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_faults_change_what_metrics_binary_answers(tmp_path: Path) -> None:
     process = replay(shared_recording("demo.parquet"), tmp_path)
     try:
@@ -376,6 +387,7 @@ def test_faults_change_what_metrics_binary_answers(tmp_path: Path) -> None:
         process.stop()
 
 
+@pytest.mark.live
 def test_a_whole_pass_over_c16_stays_small(tmp_path: Path) -> None:
     process = replay(shared_recording("c16.parquet"), tmp_path, "--speed", "150", "--no-loop")
     try:
@@ -390,6 +402,7 @@ def test_a_whole_pass_over_c16_stays_small(tmp_path: Path) -> None:
         process.stop()
 
 
+@pytest.mark.live
 @pytest.mark.slow
 def test_a_looped_real_recording_keeps_every_counter_rising_at_recorded_rates(tmp_path: Path) -> None:
     """Across the seam of a looped replay no counter or histogram bucket goes down (which a client would take for
@@ -411,7 +424,7 @@ def test_a_looped_real_recording_keeps_every_counter_rising_at_recorded_rates(tm
         process.stop()
     before = max((s for s in seen if s.timestamp_ns <= seam), key=lambda s: s.timestamp_ns)
     after = min((s for s in seen if s.timestamp_ns > seam), key=lambda s: s.timestamp_ns)
-    for a, b in zip(seen, seen[1:]):
+    for a, b in pairwise(seen):
         previous = {e.key: e.value for e in a.counters}
         assert all(e.value >= previous[e.key] for e in b.counters if e.key in previous)
         buckets = {e.key: e.value for e in a.histograms}

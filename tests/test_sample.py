@@ -202,7 +202,7 @@ def per_cpu_busy(recording: Recording) -> dict[str, np.ndarray]:
 
 def test_sample_per_cpu_busy_never_exceeds_one_core(sample):
     for cpu, ns_per_s in per_cpu_busy(sample).items():
-        assert 0 < ns_per_s.min() and ns_per_s.max() <= 1e9, cpu
+        assert ns_per_s.min() > 0 and ns_per_s.max() <= 1e9, cpu
 
 
 def test_sample_per_cpu_busy_never_exceeds_one_core_at_peak_load(tmp_path):
@@ -275,6 +275,7 @@ def test_sample_load_has_bursts_idle_spells_and_a_latency_spike(sample):
     assert mean_bucket.max() - np.median(mean_bucket) > 16
 
 
+@pytest.mark.slow
 def test_long_sample_spans_row_groups_and_stays_continuous(tmp_path):
     path = tmp_path / "long.parquet"
     generate_sample(path, duration_s=2000, cpus=2)

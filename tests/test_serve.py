@@ -124,6 +124,7 @@ def test_a_busy_port_is_one_clear_error(server: str, recording: Path) -> None:
     assert proc.stderr.strip().splitlines() == [f"rezgen: cannot listen on 127.0.0.1:{port}: Address already in use"]
 
 
+@pytest.mark.browser
 def test_an_open_page_reloads_itself_and_shows_a_failed_rebuild(server: str, dashboards: Path) -> None:
     from browser import launched
 

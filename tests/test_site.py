@@ -399,29 +399,7 @@ def test_a_failed_build_says_why_in_one_line_and_leaves_the_previous_site(two_si
     assert sorted(os.listdir(parent)) == ["site"], f"{bad}: left beside the site: {os.listdir(parent)}"
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:  # field 4: the parent's pid
-            out.append(int(entry.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-def test_ctrl_c_ends_a_build_and_its_second_process_leaving_the_previous_site(two_site, tmp_path):
+def test_ctrl_c_ends_a_build_half_way_leaving_the_previous_site(two_site, tmp_path):
     recording = shared_recording("c16.parquet")  # long enough a build to be caught half-way
     parent = tmp_path / "out"
     parent.mkdir()
@@ -430,23 +408,16 @@ def test_ctrl_c_ends_a_build_and_its_second_process_leaving_the_previous_site(tw
     before = tree_digest(site)
     build = subprocess.Popen([sys.executable, "-m", "rezgen", "build", str(recording), "-o", str(site), "-q"],
                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    children: list[int] = []
-    for _ in range(400):  # until the build has forked its second process
-        children = _children(build.pid)
-        if children or build.poll() is not None:
+    for _ in range(1000):  # until the build writes its first data file into its temporary directory
+        if any(parent.glob(".site.*/data")) or build.poll() is not None:
             break
         time.sleep(0.01)
-    assert children, "the build did not fork"
+    assert build.poll() is None, "the build ended before it could be interrupted"
     build.send_signal(signal.SIGINT)
     _, stderr = build.communicate(timeout=30)
     assert build.returncode == 130 and stderr.strip() == "rezgen: aborted", stderr
     assert tree_digest(site) == before
     assert sorted(os.listdir(parent)) == ["site"], os.listdir(parent)
-    for _ in range(100):
-        if not any(_alive(child) for child in children):
-            break
-        time.sleep(0.05)
-    assert not any(_alive(child) for child in children), "the second process outlived the build"
 
 
 # -- user dashboards and templates ------------------------------------------------------------------------------
@@ -530,18 +501,15 @@ def test_a_strict_build_with_a_failing_plot_fails_and_keeps_the_previous_site(tw
 
 # -- what is shown and what is left out -------------------------------------------------------------------------
 
-def test_pages_written_once_every_task_ran_match_those_written_after_the_sections(two_site, two_hosts, tmp_path,
-                                                                                  monkeypatch):
+def test_a_build_ends_holding_no_decoded_series(two_hosts, tmp_path):
+    """Each metric's series are released once its metric-browser chart is written (nothing reads them after)."""
     from rezgen.recording.reader import open_recording
-    from rezgen.site import build as site
+    from rezgen.site.build import build_site
 
-    # As when the second process ran a section: the pages wait for every task's result.
-    monkeypatch.setattr(site._Pages, "write_if_ready", lambda self: None)
-    late = site.build_site(open_recording(two_hosts), tmp_path / "late").output
-    names = sorted(page.name for page in two_site.glob("*.html"))
-    assert names == sorted(page.name for page in late.glob("*.html")) and "index.html" in names
-    for name in names:
-        assert (late / name).read_bytes() == (two_site / name).read_bytes(), name
+    recording = open_recording(two_hosts)
+    build_site(recording, tmp_path / "site")
+    assert any(True for _ in recording.store)
+    assert [series.key for series in recording.store if series.loaded] == []
 
 
 def test_the_site_directory_can_be_read_by_other_users_as_a_web_server_would(two_site):
@@ -689,6 +657,7 @@ def chart_option(page, plot_id: str) -> dict:
     }""", plot_id)
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("host", ["alpha", "beta"])
 def test_the_host_selector_switches_the_overview_to_that_hosts_data(two_site, two_hosts, tab, host):
     t = tab(two_site)
@@ -701,6 +670,7 @@ def test_the_host_selector_switches_the_overview_to_that_hosts_data(two_site, tw
     t.assert_clean()
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("host", ["alpha", "beta"])
 def test_the_per_cpu_heatmap_has_a_row_per_cpu_of_the_host(two_site, tab, host):
     t = tab(two_site)
@@ -710,6 +680,7 @@ def test_the_per_cpu_heatmap_has_a_row_per_cpu_of_the_host(two_site, tab, host):
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_choosing_a_host_in_the_selector_loads_its_page(two_site, tab):
     t = tab(two_site)
     page = t.open("cpu.html?host=alpha")
@@ -741,6 +712,7 @@ def assert_inert(t: Tab) -> None:
     t.assert_clean()
 
 
+@pytest.mark.browser
 def test_cgroup_names_with_markup_are_text_on_the_cgroups_page(hostile_site, tab):
     t = tab(hostile_site)
     page = t.open("cgroups.html")
@@ -754,6 +726,7 @@ def test_cgroup_names_with_markup_are_text_on_the_cgroups_page(hostile_site, tab
     assert_inert(t)
 
 
+@pytest.mark.browser
 def test_cgroup_names_with_markup_are_text_in_the_metric_browser(hostile_site, tab):
     t = tab(hostile_site)
     page = t.open("metrics.html", charts=False)
@@ -765,6 +738,7 @@ def test_cgroup_names_with_markup_are_text_in_the_metric_browser(hostile_site, t
     assert_inert(t)
 
 
+@pytest.mark.browser
 def test_every_page_of_a_combined_recording_opens_from_disk_cleanly(two_site, tab):
     pages = sorted(p.name for p in two_site.glob("*.html"))
     assert len(pages) == 6  # overview (index), cpu, syscall, cgroups, metrics, system

@@ -134,7 +134,7 @@ def wire(name: str) -> list:
 
 
 def test_an_empty_body_is_an_error() -> None:
-    with pytest.raises(SnapshotError, match="^empty body$"):
+    with pytest.raises(SnapshotError, match=r"^empty body$"):
         decode(b"")
 
 
@@ -330,7 +330,7 @@ def test_v3_encoding_groups_by_sampler_with_sorted_schemas_and_valid_hashes() ->
     groups = msgpack.unpackb(encoded)[3]
     assert [g[0] for g in groups] == sorted(g[0] for g in groups) == [
         "cpu_bandwidth/main", "cpu_perf/main", "syscall_counts/main", "syscall_latency/main"]
-    for name, hash_, schema, window, *_ in groups:
+    for _name, hash_, schema, window, *_ in groups:
         assert window is None
         assert tuple(hash_) == schema_hash(msgpack.packb(schema))
         for descs in schema:

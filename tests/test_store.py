@@ -116,14 +116,14 @@ def test_points_window_is_t_lo_exclusive_t_hi_inclusive():
 
 
 def test_nan_means_absent():
-    store, table, (x,) = live("x")
+    _store, table, (x,) = live("x")
     for t, value in [(1, 1.0), (2, float("nan")), (3, 3.0)]:
         x.set(table.append_row(t * S), value)
     assert points(x) == ([1, 3], [1.0, 3.0])
 
 
 def test_rows_a_series_was_not_written_for_are_absent():
-    store, table, (x, y) = live("x", "y")
+    _store, table, (x, y) = live("x", "y")
     for t in range(1, 5):
         row = table.append_row(t * S)
         x.set(row, t)
@@ -160,7 +160,7 @@ def test_eviction_drops_old_samples_of_every_series():
 
 
 def test_writing_after_eviction_lands_on_the_right_row():
-    store, table, (x,) = live("x")
+    _store, table, (x,) = live("x")
     for t in range(1, 6):
         x.set(table.append_row(t * S), t)
     table.evict_before(4 * S)
@@ -172,7 +172,7 @@ def test_writing_after_eviction_lands_on_the_right_row():
 
 def test_eviction_of_a_series_that_stopped_reporting():
     """The series' column is shorter than the table: eviction past its end must keep later writes aligned."""
-    store, table, (x, y) = live("x", "y")
+    _store, table, (x, y) = live("x", "y")
     for t in range(1, 4):
         row = table.append_row(t * S)
         x.set(row, t)
@@ -372,7 +372,7 @@ def test_a_lazy_histogram_loads_on_first_read():
 
     h = HistogramSeries(histogram_meta(), table, loader=loader)
     assert not h.loaded
-    t, totals = h.points()
+    _t, totals = h.points()
     assert h.loaded
     assert totals.tolist() == [1, 4]
     h.points()

@@ -217,19 +217,19 @@ def test_failed_write_leaves_previous_file_untouched(tmp_path):
     path = tmp_path / "r.parquet"
     write(path, [("c", counter("c"))], stamps(1), [np.array([1.0])])
     before = path.read_bytes()
-    with pytest.raises(RuntimeError, match="source went away"):
-        with RecordingWriter(path, [("c", counter("c"))], interval_ms=1000, source="rezolus") as writer:
-            writer.write(stamps(5), [np.arange(5.0)])
-            raise RuntimeError("source went away")
+    with pytest.raises(RuntimeError, match="source went away"), \
+            RecordingWriter(path, [("c", counter("c"))], interval_ms=1000, source="rezolus") as writer:
+        writer.write(stamps(5), [np.arange(5.0)])
+        raise RuntimeError("source went away")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.parquet"]  # no temporary file left behind
 
 
 def test_failed_first_write_leaves_nothing_behind(tmp_path):
     path = tmp_path / "r.parquet"
-    with pytest.raises(ValueError):
-        with RecordingWriter(path, [("h", histogram("h"))], interval_ms=1000, source="rezolus") as writer:
-            writer.write(stamps(1), [np.zeros((1, 10))])  # wrong bucket count
+    with pytest.raises(ValueError), \
+            RecordingWriter(path, [("h", histogram("h"))], interval_ms=1000, source="rezolus") as writer:
+        writer.write(stamps(1), [np.zeros((1, 10))])  # wrong bucket count
     assert list(tmp_path.iterdir()) == []
 
 
@@ -246,9 +246,9 @@ def test_failed_first_write_leaves_nothing_behind(tmp_path):
     ],
 )
 def test_rejects_malformed_rows(tmp_path, bad):
-    with pytest.raises(ValueError):
-        with RecordingWriter(tmp_path / "r.parquet", [("c", counter("c"))], interval_ms=1000, source="x") as writer:
-            bad(writer)
+    with pytest.raises(ValueError), \
+            RecordingWriter(tmp_path / "r.parquet", [("c", counter("c"))], interval_ms=1000, source="x") as writer:
+        bad(writer)
     assert list(tmp_path.iterdir()) == []
 
 

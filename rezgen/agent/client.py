@@ -8,7 +8,8 @@
   body) backs off: interval, ×2 each failure, up to max(5 s, interval); success resets it. A poll that failed
   slowly (timed out, a trickled body) retries at the next tick: its own wait was the back-off, and the agent is
   alive, so it is seen again within a tick or two of answering normally.
-- `log` gets one line per change of reachability (unreachable, connected again after N s), never one per poll.
+- One line per change of reachability (unreachable, connected again after N s), never one per poll: logged to
+  `rezgen.agent.client`, or given to `log` instead (as the terminal shows it: `rezgen: agent URL: ...`).
 - Snapshots with the `systemtime` already delivered are duplicates (the agent's 10 ms cache) and skipped.
 - Clock: the agent's `systemtime` is kept as the timeline (it is what a recording would store). A stamp a little
   behind the last one (≤ max(1 s, 2 × interval)) is an out-of-order/stale answer and is dropped; a larger jump back
@@ -29,10 +30,12 @@ from __future__ import annotations
 import collections
 import enum
 import json
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +43,8 @@ from rezgen.agent.fetch import Fetcher, FetchError
 from rezgen.agent.pieces import Snapshot, SnapshotError
 from rezgen.agent.schema import SchemaCache
 from rezgen.agent.snapshot import decode
+
+logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
 RECENT_PROBLEMS = 20
@@ -250,7 +255,7 @@ class AgentClient:
         names, values = counters.names, counters.values
         last_names, last_values = self._last_counters
         if (names is last_names or names == last_names) and \
-                (names is self._aligned_names or "" not in names and len(set(names)) == len(names)):
+                (names is self._aligned_names or ("" not in names and len(set(names)) == len(names))):
             # The same entries in the same order, every name present and unique (the usual case; checked once per
             # names list, which the decoder reuses while the entries stay the same): compare whole columns.
             self._aligned_names = names
@@ -331,23 +336,27 @@ class AgentClient:
     def _report(self, old: ClientState, new: ClientState) -> None:
         """One line per change of reachability; reconnecting → disconnected is the same outage, and stop() is
         not one."""
-        if self.log is None or self._stop.is_set():
+        if self._stop.is_set():
             return
         up, was_up = new.status is Status.CONNECTED, old.status is Status.CONNECTED
         if up and old.last_success is not None and old.down_since is not None:
-            self._say(f"connected again after {time.time() - old.down_since:.0f} s")
+            self._say(logging.INFO, f"connected again after {time.time() - old.down_since:.0f} s")
         elif up:
-            self._say("connected")
+            self._say(logging.INFO, "connected")
         elif was_up:
             self._unreachable(new)
 
     def _unreachable(self, state: ClientState) -> None:
-        if self.log is not None and not self._stop.is_set():
-            self._say(f"unreachable ({(state.last_error or 'no answer').removeprefix('/metrics/binary: ')})")
+        if not self._stop.is_set():
+            reason = (state.last_error or "no answer").removeprefix("/metrics/binary: ")
+            self._say(logging.WARNING, f"unreachable ({reason})")
 
-    def _say(self, text: str) -> None:
+    def _say(self, level: int, text: str) -> None:
         try:
-            self.log(f"rezgen: agent {self.url}: {text}")  # type: ignore[misc]
+            if self.log is None:
+                logger.log(level, "agent %s: %s", self.url, text)
+            else:
+                self.log(f"rezgen: agent {self.url}: {text}")
         except Exception as exc:  # a closed terminal must not stop the polling
             self._problem(f"log raised {type(exc).__name__}: {exc}")
 

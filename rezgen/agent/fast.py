@@ -39,7 +39,7 @@ def decode_fast(payload: bytes, memo: Memo) -> Snapshot | None:
     try:
         # Map keys: str or bin only (strict_map_key); the careful path reports any other.
         body = msgpack.unpackb(payload, use_list=False, **LIMITS)
-    except Exception:  # noqa: BLE001 - the careful path reports it
+    except Exception:  # the careful path reports it
         return None
     if type(body) is not tuple:
         return None
@@ -57,7 +57,9 @@ def decode_fast(payload: bytes, memo: Memo) -> Snapshot | None:
         if type(key) is not str or type(value) is not str:
             return None
     counters = _scalars_fast(memo, "counter", lists[0], "Q")
-    gauges = _scalars_fast(memo, "gauge", lists[1], "q") if counters is not None else None
+    if counters is None:
+        return None
+    gauges = _scalars_fast(memo, "gauge", lists[1], "q")
     histograms: list[Entry] = []
     if gauges is None or not _histograms_fast(memo, lists[2], histograms):
         return None
@@ -68,7 +70,7 @@ def _identity_fast(memo: Memo, name: Any, metadata: Any) -> Identity | None:
     if type(name) is not str:  # a tuple name could even match a memo slot: leave it to the careful path
         return None
     found = identity(memo, name, metadata)
-    return None if type(found) is str else found
+    return None if isinstance(found, str) else found
 
 
 _NAME, _VALUE, _METADATA = itemgetter(0), itemgetter(1), itemgetter(2)

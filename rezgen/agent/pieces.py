@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class Scalars:
     `identities` are the previous snapshot's very lists while the agent sends the same entries (see
     `Memo.lists`), and are shared between snapshots: read-only."""
 
-    __slots__ = ("names", "identities", "values", "windows")
+    __slots__ = ("identities", "names", "values", "windows")
 
     def __init__(self, names: list[str], identities: list[Identity], values: np.ndarray,
                  windows: list[tuple[int, int] | None] | None = None):
@@ -102,9 +103,9 @@ class Snapshot:
 
     def _entries(self, index: int) -> list[Entry]:
         found = self._scalars[index]
-        if type(found) is Scalars:
+        if isinstance(found, Scalars):
             found = self._scalars[index] = found.entries()
-        return found  # type: ignore[return-value]
+        return found
 
     @property
     def counters(self) -> list[Entry]:
@@ -126,7 +127,7 @@ class Snapshot:
         """Counters (0) or gauges (1) as columns; from the entries when they are entries (they may have been
         changed since)."""
         found = self._scalars[index]
-        return found if type(found) is Scalars else Scalars.of(found, np.uint64 if index == 0 else np.int64)
+        return found if isinstance(found, Scalars) else Scalars.of(found, np.uint64 if index == 0 else np.int64)
 
     @property
     def entries(self) -> list[Entry]:
@@ -188,7 +189,7 @@ class Memo(dict):
 class Resolved:
     """The identities of one list of entries, and what a later list must equal to have the same ones."""
 
-    __slots__ = ("names", "joined", "metadata", "identities")
+    __slots__ = ("identities", "joined", "metadata", "names")
 
     def __init__(self, names: list[str], identities: list[Identity]):
         self.names = names
@@ -222,7 +223,7 @@ def identity(memo: dict[Any, Identity], name: Any, metadata: Any) -> Identity | 
     if found is not None and found[0] == metadata:
         return found
     resolved = resolve(name, metadata)
-    if type(resolved) is not str:
+    if not isinstance(resolved, str):
         if len(memo) >= IDENTITY_LIMIT:
             memo.clear()
         memo[slot] = resolved
@@ -230,7 +231,7 @@ def identity(memo: dict[Any, Identity], name: Any, metadata: Any) -> Identity | 
 
 
 def resolve(name: Any, metadata: Any) -> Identity | str:
-    """§2.8: `metric` (else the entry name) plus every non-property key as a label."""
+    """Protocol §2.8: `metric` (else the entry name) plus every non-property key as a label."""
     if type(name) is not str:
         return "entry name is not a string"
     if type(metadata) is not dict or not all(type(k) is str and type(v) is str for k, v in metadata.items()):

@@ -171,7 +171,7 @@ def _group(ctx: _Context, index: int, name: Any, hash_: Any, schema: Any, raw: b
         info.hash_ok = True
     else:
         parsed = _schema(ctx.memo, schema, raw)
-        if type(parsed) is str:
+        if isinstance(parsed, str):
             problems.add(f"group {name!r}: {parsed}; dropped")
             return
         cached = parsed
@@ -201,7 +201,7 @@ def _schema(memo: dict[Any, Identity], schema: Any, raw: bytes) -> CachedSchema 
             if type(desc) is not list or len(desc) != 2:
                 return "a schema descriptor is not [name, metadata]"
             found = identity(memo, desc[0], desc[1])
-            if type(found) is str:
+            if isinstance(found, str):
                 return f"schema member {desc[0]!r:.60}: {found}"
             members.append(Member(desc[0], *found))
         kinds.append(tuple(members))
@@ -226,7 +226,7 @@ def _flatten(ctx: _Context, values: tuple[Any, Any, Any], members: tuple[tuple[M
         if value is None:
             continue
         parsed = histogram(value)
-        if type(parsed) is str:
+        if isinstance(parsed, str):
             problems.add(f"histogram {member.name!r}: {parsed}; dropped")
             continue
         snap.histograms.append(Entry(member.name, member.key, parsed[1], parsed[0], member.unit, member.metadata,

@@ -44,7 +44,7 @@ from rezgen.agent.pieces import (
 from rezgen.agent.schema import SchemaCache, _Context, decode_groups
 from rezgen.gcpause import paused_gc
 
-__all__ = ["decode", "Entry", "Group", "Snapshot", "SnapshotError", "SchemaCache"]
+__all__ = ["Entry", "Group", "SchemaCache", "Snapshot", "SnapshotError", "decode"]
 
 _MEMO = Memo()  # identities when the caller keeps no SchemaCache
 
@@ -155,10 +155,11 @@ def _entries(memo: dict[Any, Identity], kind: str, items: Any, out: list[Entry],
         # Inline fast path of `identity`: a non-empty str name whose metadata is what it was last time.
         found = get(name) if type(name) is str and name else None
         if found is None or found[0] != metadata:
-            found = identity(memo, name, metadata)
-            if type(found) is str:
-                problems.add(f"{kind} {name!r:.60}: {found}; dropped")
+            resolved = identity(memo, name, metadata)
+            if isinstance(resolved, str):
+                problems.add(f"{kind} {name!r:.60}: {resolved}; dropped")
                 continue
+            found = resolved
         if counter:
             if type(value) is int and 0 <= value < U64:
                 append(Entry(name, found[1], value, None, found[2], found[0], span))
@@ -171,7 +172,7 @@ def _entries(memo: dict[Any, Identity], kind: str, items: Any, out: list[Entry],
             problem = f"value {value!r:.40} is not an i64"
         else:
             parsed = histogram(value)
-            if type(parsed) is not str:
+            if not isinstance(parsed, str):
                 append(Entry(name, found[1], parsed[1], parsed[0], found[2], found[0], span))
                 continue
             problem = parsed

@@ -1,0 +1,1 @@
+"""The command line's plain functions: each `rezgen` command wires sources, store, pages and server together."""

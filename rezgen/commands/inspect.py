@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from rezgen.pages.catalog import metric_catalog, metric_summary
 from rezgen.recording.reader import Recording
-from rezgen.store.model import PROVENANCE_KEYS
 
 LABELS_WIDTH = 48
+HOST_LABELS = ("node", "instance")
 
 
 def describe_recording(recording: Recording) -> dict[str, Any]:
     recording.check_histograms()
     start, end = recording.time_range
     footer = recording.footer
-    metrics: dict[str, dict[str, Any]] = {}
-    label_values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    nodes: set[str] = set()
-    for column in recording.columns:
-        meta = column.meta
-        entry = metrics.setdefault(meta.key.metric, {
-            "name": meta.key.metric, "type": meta.kind.value, "unit": meta.unit, "series": 0,
-            "description": meta.description or footer.describe(meta.key.metric),
-        })
-        entry["series"] += 1
-        for key, value in meta.key.labels:
-            label_values[meta.key.metric][key].add(value)
-            if key in ("node", "instance"):
-                nodes.add(f"{key}={value}")
-    for name, entry in metrics.items():
-        labels = label_values[name]
-        entry["labels"] = {k: len(v) for k, v in sorted(labels.items()) if k not in PROVENANCE_KEYS}
-        entry["provenance"] = {k: sorted(v) for k, v in sorted(labels.items()) if k in PROVENANCE_KEYS}
+    catalog = metric_catalog(recording.store, footer.describe)
+    nodes = {f"{key}={value}" for entry in catalog for key in HOST_LABELS for value in entry["labels"].get(key, ())}
     return {
         "path": str(recording.path),
         "start": _iso(start), "end": _iso(end), "start_ns": start, "end_ns": end,
@@ -45,12 +29,12 @@ def describe_recording(recording: Recording) -> dict[str, Any]:
         "systeminfo": footer.systeminfo is not None,
         "events": len(footer.events),
         "warnings": recording.warnings,
-        "metrics": [metrics[name] for name in sorted(metrics)],
+        "metrics": [metric_summary(entry) for entry in catalog],
     }
 
 
 def _iso(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def format_report(info: dict[str, Any]) -> str:

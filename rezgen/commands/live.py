@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -83,8 +83,7 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
                     if recorder is not None:
                         recorder.add(url, snapshot)
                     loop.call_soon_threadsafe(hub.notify)
-            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot,
-                                      log=lambda line: print(line, file=sys.stderr, flush=True))
+            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot)  # logs reachability
             agents[url].start()
         pusher = asyncio.create_task(hub.run())
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,9 +45,7 @@ def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 800
         bound = listener.getsockname()[1]
         announce(f"serving {recording} at http://{host}:{bound}/ (Ctrl+C to stop)")
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[listener])
-        except KeyboardInterrupt:
-            pass
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

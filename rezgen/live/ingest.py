@@ -4,8 +4,8 @@ Each agent has its own table (its own timeline). With several agents every serie
 naming its agent, so pages can show one host at a time. Rows older than the retention window are evicted on
 every append, and series left with no sample in the window are dropped, so memory is bounded by the window
 (no raw snapshot is ever kept). A snapshot the client flags as an agent restart marks a break in its table
-(`Table.mark_break`): no rate window reaches across it. All access to the store goes through `lock`: the poller thread appends while
-request handlers read.
+(`Table.mark_break`): no rate window reaches across it. All access to the store goes through `lock`: the poller
+thread appends while request handlers read.
 
 Speed (a snapshot is ~2,000 entries, every second or faster): counters and gauges are `BlockSeries`, so a
 snapshot's values (read as columns: `Snapshot.scalars`) go into the table in one numpy operation; which slot each
@@ -116,6 +116,7 @@ class Ingest:
                         series.set(row, float(value))
                 return
         values = columns.values.astype(np.float64)  # as float(value), all at once
+        assert plan.slots is not None  # a counters or gauges plan always has its slots
         agent.table.block.write_row(plan.slots, values if plan.take is None else values[plan.take])
 
     def _histograms(self, agent: AgentTable, items: list[Entry], row: int) -> None:

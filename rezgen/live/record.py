@@ -10,14 +10,15 @@ start with the same FILE recovers the segments left behind (`recover`) and conti
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from rezgen.live.segments import merge, remove_temporaries, segment_name, sideca
 from rezgen.recording.writer import RecordingWriter
 from rezgen.store.histogram import Layout
 from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
+
+log = logging.getLogger(__name__)
 
 SEGMENT_SECONDS = 60.0
 SEGMENT_BYTES = 64 << 20  # of buffered values: a large host's snapshot is ~2 MB
@@ -115,7 +118,7 @@ class LiveRecorder:
                 try:
                     self._write(self.parts / segment_name(self._run, index, seq), rows, columns)
                 except (OSError, ValueError) as exc:  # e.g. a full disk: say so, keep recording
-                    print(f"rezgen: could not write a recording segment: {exc}", file=sys.stderr)
+                    log.error("could not write a recording segment: %s", exc)
 
     @property
     def closed(self) -> bool:

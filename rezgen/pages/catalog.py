@@ -1,10 +1,12 @@
-"""The metric browser's charts: every metric of a recording with a default query (the dashboards chart only the
-metrics they name), and the rows of its metric table."""
+"""The metric catalog: every metric of a store as `rezgen inspect`, /api/metrics and the metric browser (static and
+live) list it, and the browser's chart of each (a default query: the dashboards chart only the metrics they
+name)."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import promql_parser as pp
@@ -12,8 +14,8 @@ import promql_parser as pp
 from rezgen.dashboards import Plot
 from rezgen.promql.engine import parse
 from rezgen.promql.values import PromQLError
-from rezgen.recording.reader import Recording
 from rezgen.store.model import PROVENANCE_KEYS, Kind
+from rezgen.store.store import Store
 
 METRIC_TOP = 10
 
@@ -53,34 +55,54 @@ def _selector(metric: str) -> str:
     return f'{{__name__="{quoted}"}}'
 
 
-def metric_summaries(recording: Recording) -> list[dict[str, Any]]:
-    """The metric table's rows, as `rezgen inspect` lists them (name, type, unit, series, description, label
-    counts, provenance), from the field metadata alone: `describe_recording` also reads every histogram column
-    to check its list lengths, which costs a build a second pass over the largest columns; a malformed column
-    is reported by the loader when its chart is computed."""
-    metrics: dict[str, dict[str, Any]] = {}
+def metric_catalog(store: Store, describe: Callable[[str], str | None]) -> list[dict[str, Any]]:
+    """Every metric, by name: type, unit, series count, label names with their values, and description (the
+    series' own, else `describe`'s: a recording's footer, an agent's help text). From the series' metadata alone:
+    nothing is decoded, so a build or a live server lists a metric without reading its data."""
+    catalog: dict[str, dict[str, Any]] = {}
     label_values: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for column in recording.columns:
-        meta = column.meta
-        entry = metrics.setdefault(meta.key.metric, {
-            "name": meta.key.metric, "type": meta.kind.value, "kind": meta.kind, "unit": meta.unit, "series": 0,
-            "description": meta.description or recording.footer.describe(meta.key.metric),
+    for series in store:
+        name = series.key.metric
+        entry = catalog.setdefault(name, {
+            "name": name, "type": series.kind.value, "unit": series.meta.unit, "series": 0, "labels": {},
+            "description": series.meta.description or describe(name),
         })
         entry["series"] += 1
-        for key, value in meta.key.labels:
-            label_values[meta.key.metric][key].add(value)
-    for name, entry in metrics.items():
-        labels = label_values[name]
-        entry["labels"] = {k: len(v) for k, v in sorted(labels.items()) if k not in PROVENANCE_KEYS}
-        entry["provenance"] = {k: sorted(v) for k, v in sorted(labels.items()) if k in PROVENANCE_KEYS}
-    return [metrics[name] for name in sorted(metrics)]
+        for key, value in series.key.labels:
+            label_values[name][key].add(value)
+    for name, entry in catalog.items():
+        entry["labels"] = {k: sorted(v) for k, v in sorted(label_values[name].items())}
+    return [catalog[name] for name in sorted(catalog)]
+
+
+def metric_summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """A catalog entry as `rezgen inspect` and the metric table show it: how many values each label has, and
+    apart, where the series came from (provenance labels such as `node`, with their values)."""
+    labels = entry["labels"]
+    return {"name": entry["name"], "type": entry["type"], "unit": entry["unit"], "series": entry["series"],
+            "description": entry["description"],
+            "labels": {k: len(v) for k, v in labels.items() if k not in PROVENANCE_KEYS},
+            "provenance": {k: v for k, v in labels.items() if k in PROVENANCE_KEYS}}
+
+
+def metric_rows(catalog: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metric browser's table: each metric's summary and its chart's data script (per host)."""
+    return [{**metric_summary(entry), "data": f"data/{{host}}/metrics/{metric_slug(entry['name'])}.js"}
+            for entry in catalog]
+
+
+def catalog_plot(entry: dict[str, Any]) -> Plot:
+    """The metric browser's chart of a catalog entry."""
+    return metric_plot(entry["name"], Kind(entry["type"]), entry["unit"], entry["description"])
 
 
 PERCENT = "percent"  # _unit_of's answer for a 0–100 value, which metric_plot scales to a fraction
 SAMPLE_SUFFIXES = ("_total", "_sum")  # a Prometheus counter's sample suffixes, after the unit (_bytes_total)
 # What a metric's description says of its unit, for names without a unit suffix ("Resident memory size in bytes.").
-DESCRIBED = ((re.compile(r"\bin nanoseconds\b", re.IGNORECASE), "nanoseconds"), (re.compile(r"\bin seconds\b", re.IGNORECASE), "seconds"),
-             (re.compile(r"\bin bytes\b", re.IGNORECASE), "bytes"), (re.compile(r"\b1 means 100 ?(%|percent)", re.IGNORECASE), "ratio"))
+DESCRIBED = ((re.compile(r"\bin nanoseconds\b", re.IGNORECASE), "nanoseconds"),
+             (re.compile(r"\bin seconds\b", re.IGNORECASE), "seconds"),
+             (re.compile(r"\bin bytes\b", re.IGNORECASE), "bytes"),
+             (re.compile(r"\b1 means 100 ?(%|percent)", re.IGNORECASE), "ratio"))
 
 
 def _unit_of(unit: str | None, kind: Kind, name: str = "", description: str | None = None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -16,10 +16,20 @@ import orjson
 
 from rezgen import __version__
 from rezgen.dashboards import Plot, Section
+from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange
+from rezgen.plotdata.window import DEFAULT_RANGE, RANGES, range_ns
 
-SINGLE_HOST = "_"
+SINGLE_HOST = "_"  # the host of data with a single one, in data file paths and URLs ("data/_/overview.js")
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def host_scope(host: str | None, hosts: list[str] | None = None) -> Scope:
+    """The labels that select a host's series, for a host as pages and the API name it: none for the single host
+    (`SINGLE_HOST`, "" or None) nor when the data (`hosts`, when given) has a single host; else its `node`."""
+    if not host or host == SINGLE_HOST or (hosts is not None and not hosts):
+        return ()
+    return (("node", host),)
 
 
 def plot_summary(plot: Plot) -> dict[str, Any]:
@@ -41,12 +51,16 @@ def absent_plots(section: Section, store: Any) -> set[str]:
     return {p.id for p in section.plots if not all(store.series_of(name) for name in p.metrics)}
 
 
+def span_json(span: TimeRange) -> dict[str, int]:
+    """A payload's `range`: what its plots were evaluated over, in unix ms."""
+    return {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000, "step": span.step_ns // 1_000_000}
+
+
 def section_payload(section: Section, plots: dict[str, dict[str, Any]], span: TimeRange,
                     events: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {
         "route": section.route, "title": section.title,
-        "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
-                  "step": span.step_ns // 1_000_000},
+        "range": span_json(span),
         "groups": [{"name": g.name, "plots": [plots[p.id] for p in g.plots if p.id in plots]}
                    for g in section.groups],
         "events": events,
@@ -68,9 +82,42 @@ def site_context(title: str, start_ns: int, end_ns: int, sections: list[tuple[Se
     }
 
 
+def metric_payload(name: str, plot: Plot, data: dict[str, Any] | None, span: TimeRange) -> dict[str, Any]:
+    """The data of a metric browser's chart (its default query, see pages.catalog)."""
+    return {"name": name, "query": plot.query, "plot": data, "range": span_json(span)}
+
+
 def section_page(section: Section) -> dict[str, Any]:
     return {"route": section.route, "title": section.title, "kind": "section",
             "data": f"data/{{host}}/{section.route}.js", "root": ""}
+
+
+def other_page(kind: str) -> dict[str, Any]:
+    """The template's `page` of the metric browser ("metrics") or the system page ("system")."""
+    return {"route": kind, "title": kind.title(), "kind": kind, "data": "", "root": ""}
+
+
+# A live page's controls come from here, rendered into the page (base.html's `live-config`), so its scripts and the
+# server never disagree on a range or a default.
+RANGE_NAMES = {"5m": ("Last 5 minutes", "last 5 min"), "15m": ("Last 15 minutes", "last 15 min"),
+               "1h": ("Last 1 hour", "last 1 h"), "6h": ("Last 6 hours", "last 6 h"),
+               "24h": ("Last 24 hours", "last 24 h")}  # (the picker's option, the page's range line)
+REFRESH_MS = ((1000, "1s"), (5000, "5s"), (10000, "10s"), (30000, "30s"), (60000, "1m"))  # how often points apply
+DEFAULT_REFRESH_MS = 1000
+STREAM = "api/stream"
+
+
+def live_config(interval_ns: int, retention_ns: int) -> dict[str, Any]:
+    """The page's `live-config`: the ranges within the retention (at least the shortest), times in ms."""
+    ranges = [r for r in RANGES if range_ns(r) <= retention_ns] or [RANGES[0]]
+    return {
+        "interval_ms": interval_ns // 1_000_000, "retention_ms": retention_ns // 1_000_000, "stream": STREAM,
+        "ranges": [{"value": r, "ms": range_ns(r) // 1_000_000, "label": RANGE_NAMES[r][0], "name": RANGE_NAMES[r][1]}
+                   for r in ranges],
+        "default_range": DEFAULT_RANGE if DEFAULT_RANGE in ranges else ranges[0],
+        "refresh": [{"ms": ms, "label": label} for ms, label in REFRESH_MS],
+        "default_refresh_ms": DEFAULT_REFRESH_MS,
+    }
 
 
 def render(env: jinja2.Environment, template: str, **context: Any) -> str:
@@ -98,4 +145,4 @@ def _safe(text: bytes) -> bytes:
 
 
 def _utc(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(t_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")

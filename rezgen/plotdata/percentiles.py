@@ -1,35 +1,35 @@
 """Percentile plots: p50..p99.99 and the bucket heatmap of `sum(irate(H[5m]))` for a histogram selector H.
 
-They are computed straight from the stored sparse bucket deltas, which gives the numbers the PromQL engine gives,
-without a dense (steps x buckets) array per series; any other expression goes through the engine.
+They are computed straight from the stored sparse bucket deltas (`promql.sparse`, the engine's own fast path for
+that sum), which gives the numbers the PromQL engine gives, without a dense (steps x buckets) array; any other
+expression goes through the engine. Percentiles follow the one rule of `store.histogram.quantiles`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import promql_parser as pp
 
 from rezgen.plotdata import decimate
-from rezgen.plotdata.evaluation import CHUNK_CELLS, Scope, TimeRange, coverage, evaluate_chunks
+from rezgen.plotdata.evaluation import Scope, TimeRange, coverage
 from rezgen.plotdata.levels import numbers
 from rezgen.promql.cache import EvalCache, parse
-from rezgen.promql.selectors import duration_ns, select_cached
-from rezgen.promql.sparse import histogram_irates
+from rezgen.promql.engine import chunk_steps, evaluate_range, translated_errors
+from rezgen.promql.sparse import summed_irate
 from rezgen.promql.values import PromQLError, Vector, type_name
-from rezgen.store.histogram import Layout
-from rezgen.store.store import HistogramSeries, Store
+from rezgen.store.histogram import Layout, quantiles
+from rezgen.store.store import Store
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("p99.99", 0.9999))
 QUANTILE_VALUES = np.array([q for _, q in QUANTILES])
-SPARSE_CHUNK_STEPS = 1024  # steps of bucket rates gathered at once from the sparse deltas (entries ~ steps x series)
 HEAT_COLUMNS = 500  # columns of a percentile plot's bucket heatmap (at most)
 HEAT_CELLS = 10_000  # cells holding a count in a bucket heatmap (at most; columns are merged to fit)
 HEAT_CELLS_COARSE = 4_000  # the same for a coarse-only plot (the metric browser)
 HEAT_DIGITS = 4  # significant digits of bucket heatmap cells averaged over several steps
-IRATE_RANGE_NS = 5 * 60 * 1_000_000_000
 
 
 def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coarse_only: bool,
@@ -47,9 +47,10 @@ def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coa
     layout: Layout | None = None
     for first, chunk_times, used, rates, chunk_layout in bucket_rates(store, query, span, scope, cache):
         layout = chunk_layout
-        quantiles = percentiles_of(rates, used, layout.highs)
-        quantiles[:, ~coverage(store, chunk_times)] = np.nan
-        rows.feed(quantiles)
+        # The buckets left out are empty, which leaves every percentile as it is (see `quantiles`).
+        values = quantiles(rates, QUANTILE_VALUES, layout.highs[used])
+        values[:, ~coverage(store, chunk_times)] = np.nan
+        rows.feed(values)
         if len(used):
             columns = (first + np.arange(len(chunk_times))) // stride
             starts = np.flatnonzero(np.diff(columns, prepend=columns[0] - 1))
@@ -61,90 +62,40 @@ def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coa
     return [name for name, _ in QUANTILES], rows, heatmap
 
 
-def percentiles_of(rates: np.ndarray, used: np.ndarray, highs: np.ndarray) -> np.ndarray:
-    """(len(QUANTILES), steps) percentiles of per-step bucket rates given for the `used` buckets only (the others
-    are empty), by the rule of `histogram.quantile_rows`: the upper edge of the first bucket whose running sum
-    reaches q x total; NaN where a step has no observation."""
-    out = np.full((len(QUANTILES), rates.shape[0]), np.nan)
-    if rates.size == 0:
-        return out
-    total = rates.sum(axis=1)
-    ok = total > 0
-    if not ok.any():
-        return out
-    running = np.cumsum(rates[ok], axis=1)
-    # A relative slack absorbs the rounding of summed rates (as in quantile_rows). Every q is > 0, so a running
-    # sum that reaches the target is positive, and running sums never decrease: the first bucket reaching the
-    # target is the number of buckets below it.
-    targets = QUANTILE_VALUES[:, None] * total[ok][None, :] * (1 - 1e-12)
-    if running.shape[1] <= 256:
-        first = np.stack([(running < target[:, None]).sum(axis=1) for target in targets])
-    else:  # wide rows (g=7 histograms): a binary search per row beats comparing every bucket
-        first = np.empty(targets.shape, dtype=np.int64)
-        for row in range(running.shape[0]):
-            first[:, row] = np.searchsorted(running[row], targets[:, row], side="left")
-    out[:, ok] = highs[used][np.minimum(first, running.shape[1] - 1)]
-    return out
-
-
 def bucket_rates(store: Store, query: str, span: TimeRange, scope: Scope, cache: EvalCache | None = None
                  ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, Layout]]:
     """Per chunk of steps: (first step, times, used buckets, (steps, used) bucket rates, layout) of
     sum(irate(query[5m])); steps where no series has a rate are zero."""
     tree = parse(f"sum(irate({query}[5m]))")
-    selector = _plain_selector(tree)
-    series = [s for s, _ in select_cached(store, selector, scope, cache)] if selector is not None else None
-    if series is None or not all(isinstance(s, HistogramSeries) for s in series) \
-            or len({s.layout.grouping_power for s in series}) > 1:
+    summed = summed_irate(store, tree, scope, cache)
+    if summed is None:
         yield from engine_bucket_rates(store, tree, span, scope, cache)  # the engine decides (or says what is wrong)
         return
-    if not series:
-        return
-    layout = max((s.layout for s in series), key=lambda lay: lay.buckets)
+    layout = summed.layout
     times = span.times
-    chunk = max(16, min(SPARSE_CHUNK_STEPS, CHUNK_CELLS // layout.buckets))
+    chunk = chunk_steps(0, layout.buckets)  # the engine's chunks for the one dense sum its own fast path holds
     for first in range(0, len(times), chunk):
         chunk_times = times[first : first + chunk]
-        steps_at, buckets_at, rates_at = [], [], []
-        for s in series:
-            found = histogram_irates(s, chunk_times, IRATE_RANGE_NS, cache)
-            if found is not None:
-                steps_at.append(found[0])
-                buckets_at.append(found[1])
-                rates_at.append(found[2])
-        if not steps_at:
+        with translated_errors():
+            found = summed.entries(chunk_times, cache)
+        if found is None:
             yield first, chunk_times, np.zeros(0, dtype=np.int64), np.zeros((len(chunk_times), 0)), layout
             continue
-        step_of, bucket_of = np.concatenate(steps_at), np.concatenate(buckets_at)
+        step_of, bucket_of, rates, _ = found
         seen = np.zeros(layout.buckets, dtype=bool)  # np.unique without its sort: buckets are small integers
         seen[bucket_of] = True
         used = np.flatnonzero(seen)
         column = (np.cumsum(seen) - 1)[bucket_of]
         # bincount adds in input order, series after series: the same sums as the engine's `sum`.
-        dense = np.bincount(step_of * len(used) + column, weights=np.concatenate(rates_at),
+        dense = np.bincount(step_of * len(used) + column, weights=rates,
                             minlength=len(chunk_times) * len(used)).reshape(len(chunk_times), len(used))
         yield first, chunk_times, used, dense, layout
 
 
-def _plain_selector(tree: pp.Expr) -> pp.VectorSelector | None:
-    """The selector of `sum(irate(selector[5m]))` when the expression is exactly that, else None."""
-    if not (isinstance(tree, pp.AggregateExpr) and str(tree.op) == "sum" and tree.modifier is None
-            and tree.param is None):
-        return None
-    call = tree.expr
-    if not (isinstance(call, pp.Call) and call.func.name == "irate" and len(call.args) == 1
-            and isinstance(call.args[0], pp.MatrixSelector)):
-        return None
-    matrix = call.args[0]
-    selector = matrix.vector_selector
-    if duration_ns(matrix.range) != IRATE_RANGE_NS or selector.offset is not None or selector.at is not None:
-        return None
-    return selector
-
-
 def engine_bucket_rates(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, cache: EvalCache | None = None
                         ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, Layout]]:
-    for first, times, value in evaluate_chunks(store, tree, span, scope, cache):
+    for first, times, value in evaluate_range(store, tree, span.start_ns, span.end_ns, span.step_ns, scope,
+                                              cache=cache, histograms=True):
         if not isinstance(value, Vector):
             raise PromQLError("a percentiles plot needs histogram series, not a " + type_name(value))
         for sample in value.series:

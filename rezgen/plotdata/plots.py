@@ -4,25 +4,27 @@ Every kind gives a shared time axis (`t`, unix ms) and named series of values al
 is no point. Steps that fall in a hole of the data (no sample in the last two sampling intervals) are nulled so
 charts draw a break instead of a line across it. Long ranges become resolution levels (see `decimate`, `levels`).
 
-A plot is evaluated in chunks of steps (see `evaluation`) and each chunk is reduced at once to the finest
-resolution level the plot can ship, so memory follows the size of the payload, not the length of the recording:
-a day at 1 s is 86,400 steps, and one dense histogram array over it would not fit. Percentile plots have their
-own path (see `percentiles`); line, multi and heatmap plots are here.
+A plot is evaluated in chunks of steps (`promql.engine.evaluate_range`) and each chunk is reduced at once to the
+finest resolution level the plot can ship, so memory follows the size of the payload, not the length of the
+recording: a day at 1 s is 86,400 steps, and one dense histogram array over it would not fit. Percentile plots
+have their own path (see `percentiles`); line, multi and heatmap plots are here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import promql_parser as pp
 
 from rezgen.dashboards import Plot
 from rezgen.plotdata import decimate
-from rezgen.plotdata.evaluation import Scope, TimeRange, chunk_matrix, coverage, evaluate_chunks, plot_selectors
+from rezgen.plotdata.evaluation import Scope, TimeRange, chunk_matrix, coverage, plot_selectors
 from rezgen.plotdata.levels import json_values, levels, round_significant
 from rezgen.plotdata.percentiles import percentile_plot
 from rezgen.promql.cache import EvalCache, parse
+from rezgen.promql.engine import evaluate_range
 from rezgen.promql.values import PromQLError
 from rezgen.store.model import Labels
 from rezgen.store.store import Store
@@ -49,29 +51,26 @@ def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, c
         raise PromQLError("the end time must not be before the start time")
     try:
         return _evaluated(store, plot, span, scope, coarse_only, cache)
-    except (PromQLError, ValueError, OverflowError) as exc:
+    except PromQLError as exc:
         # The one place a plot's failure is caught: a query that works on one recording can fail on another
-        # (times past int64, an `@` out of range, a histogram where a number is needed), and one plot must not
-        # take the page or the build down with it.
-        return {**plot.to_json(), "error": _first_line(exc), "query": plot.query}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        # (times past int64, an `@` out of range, a histogram where a number is needed: the engine words them
+        # all, as `rezgen query` says them), and one plot must not take the page or the build down with it.
+        return {**plot.to_json(), "error": str(exc), "query": plot.query}
 
 
 def _evaluated(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None
                ) -> dict[str, Any] | None:
     if plot.kind == "percentiles":
-        built = percentile_plot(store, plot.query, span, scope, coarse_only, cache)
-        heatmap = built[2] if built else None
+        percentiles = percentile_plot(store, plot.query, span, scope, coarse_only, cache)
+        if percentiles is None:
+            return None
+        names, rows, heatmap = percentiles
     else:
-        built = _series(store, plot, span, scope, coarse_only, cache)
+        series = _series(store, plot, span, scope, coarse_only, cache)
+        if series is None:
+            return None
+        names, rows = series
         heatmap = None
-    if built is None:
-        return None
-    names, rows = built[0], built[1]
     kind = plot.kind
     if kind == "line" and len(names) > 1:
         kind = "multi"
@@ -104,7 +103,7 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
     sums, counts = np.zeros(0), np.zeros(0, dtype=np.int64)  # of each row's values, to rank a top-k plot
     kept: list[Chunk] | None = [] if ranked else None
     kept_cells = 0
-    for _, times, value in evaluate_chunks(store, tree, span, scope, cache):
+    for _, times, value in evaluate_range(store, tree, span.start_ns, span.end_ns, span.step_ns, scope, cache=cache):
         labels, values = chunk_matrix(value, len(times))
         ids = np.array([index.setdefault(key, len(index)) for key in labels], dtype=np.int64)
         if len(index) > rows.rows:
@@ -170,7 +169,7 @@ def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.
 
 def _evaluated_again(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, index: dict[Labels, int]
                      ) -> Iterator[Chunk]:
-    for _, times, value in evaluate_chunks(store, tree, span, scope):
+    for _, times, value in evaluate_range(store, tree, span.start_ns, span.end_ns, span.step_ns, scope):
         labels, values = chunk_matrix(value, len(times))
         known = [i for i, key in enumerate(labels) if key in index]  # every one, the query being the same
         yield times, np.array([index[labels[i]] for i in known], dtype=np.int64), values[known]

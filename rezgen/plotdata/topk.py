@@ -3,8 +3,11 @@
 A plot of many series shows its `top` largest (by mean over the range) and sums the rest into "Other". Ranked
 over the one or two steps of a live update, that membership would change every second: series would come and
 go, and every page would rebuild its chart each time. Live updates therefore use one membership per plot and
-subscription, ranked over the last `RANK_WINDOW_NS` of the window and renewed every `RERANK_SECONDS`; each
-update is computed for every series and folded into it.
+subscription, and each update is computed for every series and folded into it.
+
+That membership is the one the page's first load computed (`adopt`), over the window the page shows; it is
+renewed every `RERANK_SECONDS` by the same ranking over the same length of window, so the updates never rank
+differently from a load of the page at that moment.
 """
 
 from __future__ import annotations
@@ -16,19 +19,35 @@ from typing import Any
 import numpy as np
 
 from rezgen.dashboards import Plot
+from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import OTHER, TimeRange, json_values, plot_data
+from rezgen.plotdata.window import DEFAULT_RANGE, range_ns, trailing
 from rezgen.store.store import Store
 
-RANK_WINDOW_NS = 15 * 60 * 1_000_000_000  # the live pages' default range
 RERANK_SECONDS = 60.0
 EVERY_SERIES = 1_000_000  # a `top` no plot reaches: no ranking, no "Other"
 
-Scope = tuple[tuple[str, str], ...]
-
 
 class TopK:
-    def __init__(self) -> None:
-        self._chosen: dict[str, tuple[float, frozenset[str] | None]] = {}
+    def __init__(self, window_ns: int = range_ns(DEFAULT_RANGE)) -> None:
+        self.window_ns = window_ns  # how far back a ranking reaches: the range of the page that loaded last
+        self._chosen: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def adopt(self, plots: list[Plot], loaded: dict[str, dict[str, Any]], window_ns: int) -> None:
+        """A page's first load (`loaded`: plot id -> payload) over the last `window_ns`: the updates use the
+        memberships it ranked, and rank again over that length of window."""
+        self.window_ns = window_ns
+        now = time.monotonic()
+        for plot in plots:
+            data = loaded.get(plot.id)
+            if plot.kind != "multi" or not data or "error" in data:
+                continue
+            names = data["names"]
+            # Ranked, or every series shows (none to keep: more series later get a ranking of their own).
+            if OTHER in names if plot.other else len(names) == plot.top:
+                self._chosen[plot.id] = (now, frozenset(names) - {OTHER})
+            else:
+                self._chosen.pop(plot.id, None)
 
     def plot_data(self, store: Store, plot: Plot, span: TimeRange, scope: Scope, oldest_ns: int
                   ) -> dict[str, Any] | None:
@@ -58,10 +77,8 @@ class TopK:
         chosen = self._chosen.get(plot.id)
         if chosen is not None and time.monotonic() - chosen[0] < RERANK_SECONDS and chosen[1]:
             return chosen[1]
-        end = span.end_ns
-        start = max(oldest_ns, end - RANK_WINDOW_NS)
-        start = end - (end - start) // span.step_ns * span.step_ns  # on the live grid
-        ranked = plot_data(store, plot, TimeRange(start, end, span.step_ns), scope, coarse_only=True)
+        window = trailing(span.end_ns, self.window_ns, oldest_ns, span.step_ns)  # as the page's first load
+        ranked = plot_data(store, plot, window, scope, coarse_only=True)
         members = frozenset(ranked["names"]) - {OTHER} if ranked else frozenset()
         self._chosen[plot.id] = (time.monotonic(), members)
         return members

@@ -6,6 +6,7 @@ in how many buckets they have, so shorter ones are padded with empty buckets.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -63,7 +64,7 @@ def _grouped(op: str, groups: dict[Labels, list[Sample]]) -> Vector:
     with np.errstate(invalid="ignore", divide="ignore"):
         if op in ("sum", "avg"):
             masked = np.where(present, values, 0.0)
-            result = np.stack([masked[start:end].sum(axis=0) for start, end in zip(bounds[:-1], bounds[1:])])
+            result = np.stack([masked[start:end].sum(axis=0) for start, end in itertools.pairwise(bounds)])
             if op == "avg":
                 result = result / count
         elif op == "count":
@@ -151,7 +152,7 @@ def _quantile(key: Labels, members: list[Sample], q: np.ndarray) -> list[Sample]
     steps = values.shape[1]
     qs = np.broadcast_to(q, (steps,))
     result = np.zeros(steps)
-    any_present = present.any(axis=0)
+    any_present = np.any(present, axis=0)
     for step in np.flatnonzero(any_present):
         window = values[present[:, step], step]
         qv = qs[step]

@@ -138,7 +138,7 @@ def _index(vector: Vector, modifier: pp.BinModifier | None, steps: int
     groups: dict[Labels, list[Sample]] = defaultdict(list)
     for sample in vector.series:
         groups[_signature(sample.labels, modifier)].append(sample)
-    index = {}
+    index: dict[Labels, tuple[np.ndarray, list[Labels], np.ndarray]] = {}
     for signature, members in groups.items():
         present = np.stack([m.present for m in members])
         if (present.sum(axis=0) > 1).any():
@@ -149,7 +149,7 @@ def _index(vector: Vector, modifier: pp.BinModifier | None, steps: int
             values[m.present] = m.values[m.present]
         which = np.argmax(present, axis=0)
         labels = [members[i].labels for i in which]
-        index[signature] = (values, labels, present.any(axis=0))
+        index[signature] = (values, labels, np.any(present, axis=0))
     return index
 
 

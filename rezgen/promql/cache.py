@@ -10,8 +10,9 @@ label values. Cached values are shared between queries: evaluation never modifie
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from functools import lru_cache
-from typing import Any, Callable, Hashable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import promql_parser as pp

@@ -1,16 +1,18 @@
 """PromQL functions over instant vectors and scalars, including the Rezolus histogram functions.
 
-Histogram functions treat Rezolus histograms as Prometheus native histograms. `histogram_quantile` reports the
-upper edge of the bucket holding rank max(1, ceil(q * count)) — what Rezolus itself shows — and gives no point
-for an interval with no observations. `histogram_sum` is an estimate: every observation counts at its bucket's
+Histogram functions treat Rezolus histograms as Prometheus native histograms. `histogram_quantile` follows the
+percentile rule of Rezolus itself (`store.histogram.quantiles`) and gives no point for an interval with no
+observations. `histogram_sum` is an estimate: every observation counts at its bucket's
 midpoint. `histogram_heatmap` (a rezgen extension) returns one series per non-empty bucket, labelled `le` with
 the bucket's upper edge, holding that bucket's count: the bucket-by-time matrix of a heatmap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import promql_parser as pp
@@ -31,10 +33,8 @@ MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def register_extensions() -> None:
-    try:
+    with contextlib.suppress(ValueError):  # already registered in this process
         pp.register_extra_functions(EXTRA_FUNCTIONS)
-    except ValueError:
-        pass  # already registered in this process
 
 
 def _floats(vector: Vector, name: str) -> list[Sample]:

@@ -17,8 +17,8 @@ import ctypes
 import ctypes.util
 import gc
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import promql_parser as pp
 
@@ -80,7 +80,7 @@ def check_text(text: str) -> None:
         elif kind == "close":
             depth = max(0, depth - 1)
             braces = max(0, braces - (token.group() == "}"))
-        elif not braces and (kind == "operator" or kind == "word" and token.group().lower() in KEYWORD_OPERATORS):
+        elif not braces and (kind == "operator" or (kind == "word" and token.group().lower() in KEYWORD_OPERATORS)):
             operators += 1
     if operators > MAX_OPERATORS:
         raise PromQLError(f"query has too many operators: {operators}, limit {MAX_OPERATORS}")

@@ -6,7 +6,8 @@ series' samples, found with two binary searches, and prefix sums turn window sum
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 
@@ -81,9 +82,10 @@ def extrapolated(matrix: Matrix, kind: str) -> Vector:
             first_v = series.histogram.cumulative(first).sum(axis=1)
             change = increase.sum(axis=1)
         else:
-            corrected = _reset_corrected(series.values) if is_counter else series.values
+            floats = series.float_values
+            corrected = _reset_corrected(floats) if is_counter else floats
             increase = corrected[last] - corrected[first]
-            first_v = series.values[first]
+            first_v = floats[first]
             change = increase
         # Prometheus 3 order: a window edge too far from its sample gets half an average interval, and a
         # counter's start is then capped at the point where it would have been zero.
@@ -111,11 +113,14 @@ def instant(matrix: Matrix, kind: str) -> Vector:
         seconds = (group[0].times[b] - group[0].times[a]) / NS
         if group[0].histogram is not None:
             for series in group:
+                # A histogram window's times are its own array, so its run is that one histogram series.
+                assert series.histogram is not None
                 delta = series.histogram.delta(b)  # rows between two consecutive samples hold no entries
                 out.series.append(_sample(series, ok, delta / seconds[:, None] if kind == "irate" else delta))
             continue
         # The group's series at once, one row each: the same arithmetic as series by series.
-        values = np.stack([series.values for series in group]) if len(group) > 1 else group[0].values[None, :]
+        values = (np.stack([series.float_values for series in group]) if len(group) > 1
+                  else group[0].float_values[None, :])
         va, vb = values[:, a], values[:, b]
         delta = np.where(vb < va, vb, vb - va) if kind == "irate" else vb - va
         if kind == "irate":
@@ -166,9 +171,10 @@ def over_time(matrix: Matrix, name: str, param: np.ndarray | None = None) -> Vec
     """The `<agg>_over_time` functions (param: the quantile for quantile_over_time, per step)."""
     out = Vector()
     if any(series.histogram is not None for series in matrix.series):
-        raise PromQLError(f"{name}_over_time() does not take histograms")
+        function = name if name in ("changes", "resets") else f"{name}_over_time"
+        raise PromQLError(f"{function}() does not take histograms")
     for series, lo, hi, ok in _windowed(matrix, 1):
-        v = series.values
+        v = series.float_values
         count = (hi - lo).astype(np.float64)
         if name in ("sum", "avg"):
             prefix = _prefix(v)
@@ -212,13 +218,15 @@ def _quantile(window: np.ndarray, q: float) -> float:
 
 def deriv(matrix: Matrix, predict_s: np.ndarray | None = None) -> Vector:
     """`deriv` (per-second slope by least squares), and `predict_linear` when predict_s (seconds ahead) is given."""
+    if any(series.histogram is not None for series in matrix.series):
+        raise PromQLError(f"{'predict_linear' if predict_s is not None else 'deriv'}() does not take histograms")
     out = Vector()
     for series, lo, hi, ok in _windowed(matrix, 2):
         values = []
         for step, (a, b) in enumerate(_checked(zip(lo, hi))):
             at = matrix.times[ok][step]
             x = (series.times[a:b] - at) / NS
-            y = series.values[a:b]
+            y = series.float_values[a:b]
             slope, intercept = _regression(x, y)
             values.append(slope if predict_s is None else intercept + slope * predict_s[ok][step])
         out.series.append(_sample(series, ok, np.array(values)))

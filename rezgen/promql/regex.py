@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import promql_parser as pp
-import re2  # type: ignore[import-untyped]
+import re2
 
 from rezgen.promql.limits import walk
 from rezgen.promql.values import PromQLError

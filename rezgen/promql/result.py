@@ -41,7 +41,8 @@ class SeriesResult:
 
 def matrix_json(series: list[SeriesResult]) -> dict[str, Any]:
     return _success("matrix", [
-        {"metric": s.metric, "values": [[format_time(int(t)), format_value(float(v))] for t, v in zip(s.times, s.values)]}
+        {"metric": s.metric,
+         "values": [[format_time(int(t)), format_value(float(v))] for t, v in zip(s.times, s.values)]}
         for s in series
     ])
 

@@ -6,9 +6,9 @@ the newest sample in (t - lookback, t].
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Hashable
 
 import numpy as np
 import promql_parser as pp
@@ -62,7 +62,7 @@ def shifted_times(ctx: Context, offset: timedelta | None, at: pp.AtModifier | No
 def datetime_ns(value: datetime | None) -> int:
     assert value is not None
     seconds = value.timestamp()
-    return int(round(seconds * 1000)) * 1_000_000
+    return round(seconds * 1000) * 1_000_000
 
 
 def _branch_test(branch: list[pp.Matcher]) -> Callable[[dict[str, str]], bool]:
@@ -80,10 +80,7 @@ def _branch_test(branch: list[pp.Matcher]) -> Callable[[dict[str, str]], bool]:
         for name, value in unequal:
             if values.get(name, "") == value:
                 return False
-        for name, search, wanted in regex:
-            if (search(values.get(name, "")) is not None) != wanted:
-                return False
-        return True
+        return all((search(values.get(name, "")) is not None) == wanted for name, search, wanted in regex)
 
     return test
 
@@ -103,6 +100,22 @@ def _candidate_names(selector: pp.VectorSelector, branches: list[list[pp.Matcher
             return None
         names.add(equal[0])
     return names
+
+
+def vector_selectors(node: object) -> Iterator[pp.VectorSelector]:
+    """Every vector selector of a parsed expression (those inside range selectors too), in the query's order."""
+    if isinstance(node, pp.VectorSelector):
+        yield node
+        return
+    if isinstance(node, pp.MatrixSelector):
+        yield node.vector_selector
+        return
+    for name in ("expr", "lhs", "rhs", "param"):
+        child = getattr(node, name, None)
+        if isinstance(child, pp.Expr):
+            yield from vector_selectors(child)
+    for child in getattr(node, "args", None) or []:
+        yield from vector_selectors(child)
 
 
 def select(store: Store, selector: pp.VectorSelector, scope: tuple[tuple[str, str], ...] = ()) -> list[Series]:

@@ -1,4 +1,5 @@
-"""`irate` of histograms straight from their stored sparse bucket deltas, and `sum(irate(H[range]))` from it.
+"""`irate` of histograms straight from their stored sparse bucket deltas, and `sum(irate(H[range]))` from it: for
+the engine (a dense sum) and for percentile plots (the sum's non-zero buckets only).
 
 Through the general path every histogram series of such a sum is a dense (steps x buckets) array first (a
 7,424-bucket histogram over 361 steps is 21 MB), most of it zeros. Here each series contributes only its
@@ -7,14 +8,16 @@ non-zero entries, added in series order into one array: the same sums, bit for b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import promql_parser as pp
 
 from rezgen.promql.cache import EvalCache, times_key
-from rezgen.promql.selectors import Context, duration_ns, select_cached
+from rezgen.promql.selectors import duration_ns, select_cached
 from rezgen.promql.values import Sample, Vector
 from rezgen.store.histogram import Layout
-from rezgen.store.store import HistogramSeries, segment_starts
+from rezgen.store.store import HistogramSeries, Store, segment_starts
 
 NS = 1e9
 
@@ -62,30 +65,57 @@ def _irates(series: HistogramSeries, times: np.ndarray, range_ns: int) -> Irates
     return np.flatnonzero(ok)[owner], buckets[entries], counts[entries] / seconds[owner], ok
 
 
-def summed_histogram_irate(ctx: Context, expr: pp.Expr) -> Vector | None:
-    """`sum(<expr>)` when expr is irate over a selector of one histogram metric; None for any other expr (the
-    general path decides, or says what is wrong)."""
-    if not (isinstance(expr, pp.Call) and expr.func.name == "irate" and len(expr.args) == 1
-            and isinstance(expr.args[0], pp.MatrixSelector)):
+@dataclass(frozen=True)
+class SummedIrate:
+    """`sum(irate(H[range]))` over histogram series of one grouping power: their buckets line up, and the widest
+    of their layouts holds them all."""
+
+    series: list[HistogramSeries]
+    range_ns: int
+    layout: Layout
+
+    def entries(self, times: np.ndarray, cache: EvalCache | None = None) -> Irates | None:
+        """Every series' sparse (step, bucket, rate) entries at `times`, series after series (adding them in that
+        order gives the general path's sums, bit for bit), and the steps where some series has a rate; None when
+        none has one."""
+        parts = [found for s in self.series if (found := histogram_irates(s, times, self.range_ns, cache))]
+        if not parts:
+            return None
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]), np.logical_or.reduce([p[3] for p in parts]))
+
+    def dense(self, times: np.ndarray, cache: EvalCache | None = None) -> Vector:
+        """The sum as the engine's value: one (steps x buckets) histogram sample."""
+        found = self.entries(times, cache)
+        if found is None:
+            return Vector()
+        step_of, bucket_of, rates, present = found
+        buckets, steps = self.layout.buckets, len(times)
+        # bincount adds in input order, series after series: the general path's sums.
+        dense = np.bincount(step_of * buckets + bucket_of, weights=rates,
+                            minlength=steps * buckets).reshape(steps, buckets)
+        return Vector([Sample((), dense, present, Layout(self.layout.grouping_power, self.layout.max_value_power))])
+
+
+def summed_irate(store: Store, node: pp.Expr, scope: tuple[tuple[str, str], ...] = (),
+                 cache: EvalCache | None = None) -> SummedIrate | None:
+    """The one recognition of the fast path: `node` is `sum(irate(H[range]))` (no `by`/`without`, no offset or
+    `@`) and H selects histograms of one grouping power only; None for anything else (the general path decides,
+    or says what is wrong)."""
+    if not (isinstance(node, pp.AggregateExpr) and str(node.op) == "sum" and node.modifier is None
+            and node.param is None):
         return None
-    matrix = expr.args[0]
+    call = node.expr
+    if not (isinstance(call, pp.Call) and call.func.name == "irate" and len(call.args) == 1
+            and isinstance(call.args[0], pp.MatrixSelector)):
+        return None
+    matrix = call.args[0]
     selector = matrix.vector_selector
-    if not selector.name or selector.offset is not None or selector.at is not None:
+    if selector.offset is not None or selector.at is not None:
         return None
-    series = [s for s, _ in select_cached(ctx.store, selector, ctx.scope, ctx.cache)]
-    if not series or not all(isinstance(s, HistogramSeries) for s in series) \
-            or len({s.layout.grouping_power for s in series}) > 1:
+    series = [s for s, _ in select_cached(store, selector, scope, cache)]
+    histograms = [s for s in series if isinstance(s, HistogramSeries)]
+    if not series or len(histograms) < len(series) or len({s.layout.grouping_power for s in histograms}) > 1:
         return None
-    layout = max((s.layout for s in series), key=lambda lay: lay.buckets)
-    steps = len(ctx.times)
-    range_ns = duration_ns(matrix.range)
-    parts = [found for s in series if (found := histogram_irates(s, ctx.times, range_ns, ctx.cache))]
-    if not parts:
-        return Vector()
-    # bincount adds in input order, series after series: the general path's sums.
-    step_of = np.concatenate([p[0] for p in parts])
-    bucket_of = np.concatenate([p[1] for p in parts])
-    dense = np.bincount(step_of * layout.buckets + bucket_of, weights=np.concatenate([p[2] for p in parts]),
-                        minlength=steps * layout.buckets).reshape(steps, layout.buckets)
-    present = np.logical_or.reduce([p[3] for p in parts])
-    return Vector([Sample((), dense, present, Layout(layout.grouping_power, layout.max_value_power))])
+    layout = max((s.layout for s in histograms), key=lambda lay: lay.buckets)
+    return SummedIrate(histograms, duration_ns(matrix.range), layout)

@@ -86,6 +86,12 @@ class RangeSeries:
     layout: Layout | None = None
     breaks: np.ndarray | None = None  # restarts of its table (`Table.breaks`): windows start after the last one
 
+    @property
+    def float_values(self) -> np.ndarray:
+        """`values` of a float series: only a histogram series (`histogram` set) has none."""
+        assert self.values is not None, "a histogram series has no float values"
+        return self.values
+
 
 @dataclass
 class Matrix:

@@ -1,0 +1,1 @@
+"""Rezolus Parquet recordings, a source: reading them into the store, and writing them."""

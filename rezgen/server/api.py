@@ -24,7 +24,8 @@ that cannot be evaluated). The Prometheus API (/api/v1/*) is in promapi.py; what
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from starlette.requests import Request
@@ -32,11 +33,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from rezgen.dashboards import Plot, Section
+from rezgen.pages.catalog import metric_catalog
+from rezgen.pages.model import SINGLE_HOST, host_scope
+from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange, json_values, plot_data
 from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
 from rezgen.server.handling import NS_PER_MS, ApiError, Params, api_time, bad, handler, json_response
 from rezgen.server.promapi import prometheus_error, prometheus_routes
-from rezgen.server.source import DataSource, default_span, metric_catalog
+from rezgen.server.source import DataSource, default_span
 from rezgen.store.store import HistogramSeries, Series
 
 MAX_PLOT_STEPS = 1_000_000  # longer plots (11.6 days at 1 s) are evaluated at a multiple of the sampling interval
@@ -59,7 +63,7 @@ def _section(source: DataSource, route: str) -> Section:
 
 
 def metrics(source: DataSource, params: Params, path: dict[str, str]) -> Any:
-    return {"metrics": metric_catalog(source)}
+    return {"metrics": metric_catalog(source.store, source.describe)}
 
 
 def sections(source: DataSource, params: Params, path: dict[str, str]) -> Any:
@@ -82,14 +86,12 @@ def _range(params: Params) -> tuple[int | None, int | None]:
     return start, end
 
 
-def _scope(source: DataSource, params: Params) -> tuple[tuple[str, str], ...]:
-    host = params.get("host") or "_"
-    if host == "_":  # the static site's name for "the only host"
-        return ()
-    if host not in source.hosts:
+def _scope(source: DataSource, params: Params) -> Scope:
+    host = params.get("host") or SINGLE_HOST
+    if host != SINGLE_HOST and host not in source.hosts:
         known = ", ".join(source.hosts) or "none: the data has a single host"
         raise bad(f"unknown host {host!r} (hosts: {known})")
-    return (("node", host),)
+    return host_scope(host, source.hosts)
 
 
 def plot(source: DataSource, params: Params, path: dict[str, str]) -> Any:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +23,7 @@ from rezgen.promql.values import PromQLError
 from rezgen.server.source import DataSource
 from rezgen.timeparse import parse_time
 
-log = logging.getLogger("rezgen.api")
+log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20  # bytes of a form-encoded POST body
 BIG_BODY = 16 << 20  # bytes of an answer after which the memory used to build it is handed back
@@ -120,11 +121,8 @@ def api_time(name: str, text: str | None, unbounded: bool = False) -> int:
     invalid = bad(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp')
     if unbounded and text in UNBOUNDED:
         return UNBOUNDED[text]
-    if NUMBER.fullmatch(text):
-        try:
-            seconds = Decimal(text)
-        except InvalidOperation:
-            raise invalid from None
+    seconds = decimal_seconds(text, invalid)
+    if seconds is not None:
         if too_big(seconds):
             return _out_of_range(name, text, seconds > 0, unbounded)
         return int((seconds * 1000).to_integral_value(ROUND_HALF_UP)) * NS_PER_MS
@@ -137,6 +135,16 @@ def api_time(name: str, text: str | None, unbounded: bool = False) -> int:
     if abs(ns) > 2**62:
         return _out_of_range(name, text, ns > 0, unbounded)
     return ns // NS_PER_MS * NS_PER_MS
+
+
+def decimal_seconds(text: str, invalid: ApiError) -> Decimal | None:
+    """`text` as a decimal number of seconds, or None when it is not written as a number."""
+    if not NUMBER.fullmatch(text):
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise invalid from None
 
 
 def too_big(seconds: Decimal) -> bool:

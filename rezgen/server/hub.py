@@ -7,10 +7,11 @@ gets the same event, serialised once.
 The grid sits half a step after the agent's samples, and a step counts as computable once the newest sample is
 at most `LEAD` steps before it: the next sample is due a whole interval after the newest one, so nothing can
 still land in (newest, step] unless samples come more than a quarter interval early. A grid on the samples
-themselves would, with any jitter, wait a whole interval for the sample after a step half the time. An event's id is the time (ms) of its last step, so a page that reconnects with
-`Last-Event-ID` receives exactly the steps after it that are still in the window. Nothing queues per client: a
-page that fell behind (slow network, paused tab) gets one coalesced event covering everything it missed, and a
-page too far behind is told to reload its data instead.
+themselves would, with any jitter, wait a whole interval for the sample after a step half the time. An event's id
+is the time (ms) of its last step, so a page that reconnects with `Last-Event-ID` receives exactly the steps after
+it that are still in the window. Nothing queues per client: a page that fell behind (slow network, paused tab)
+gets one coalesced event covering everything it missed, and a page too far behind is told to reload its data
+instead.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from sse_starlette import ServerSentEvent
 
 from rezgen.dashboards import Section
 from rezgen.live.ingest import Ingest
+from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange
 from rezgen.plotdata.topk import TopK
 
@@ -53,7 +56,7 @@ class Update:
 @dataclass
 class Subscription:
     section: Section
-    host: str | None
+    scope: Scope  # the labels of the host it shows (see pages.model.host_scope)
     last_ms: int | None = None  # newest step computed
     latest: Update | None = None
     watchers: int = 0
@@ -91,7 +94,7 @@ class Hub:
         self.step_ns = interval_ns
         self.anchor_ns: int | None = None
         self.status = status
-        self._subs: dict[tuple[str, str | None], Subscription] = {}
+        self._subs: dict[tuple[str, Scope], Subscription] = {}
         self._wake = asyncio.Event()
 
     def grid_until(self, t_ns: int) -> int | None:
@@ -133,18 +136,17 @@ class Hub:
         if sub.last_ms is not None and end_ms <= sub.last_ms:
             return None
         start_ms = end_ms if sub.last_ms is None else sub.last_ms + self.step_ns // 1_000_000
-        update = self.points(sub.section, sub.host, start_ms, end_ms, sub.known, sub.ranks)
+        update = self.points(sub.section, sub.scope, start_ms, end_ms, sub.known, sub.ranks)
         sub.last_ms = end_ms
         return update
 
-    def points(self, section: Section, host: str | None, first_ms: int, last_ms: int,
+    def points(self, section: Section, scope: Scope, first_ms: int, last_ms: int,
                known: dict[str, tuple[str, list[str]]] | None = None, ranks: TopK | None = None) -> Update:
         """The plots' values at the grid steps between first_ms and last_ms (inclusive).
 
         `known` (plot id -> kind and series names already sent) keeps a plot in the update when these steps have
         no value at all, as explicit nulls: that is how a page learns of an outage."""
         span = TimeRange(first_ms * 1_000_000, last_ms * 1_000_000, self.step_ns)
-        scope = (("node", host),) if host else ()
         plots: dict[str, Any] = {}
         ranks = ranks or TopK()
         with self.ingest.lock:
@@ -165,10 +167,18 @@ class Hub:
                                       "values": [[None] * len(steps) for _ in names]}
         return Update(first_ms, last_ms, plots)
 
-    async def stream(self, section: Section, host: str | None, last_event_id: str | None
+    def subscription(self, section: Section, scope: Scope) -> Subscription:
+        """The one subscription of a section and host, made on first use (by a page's first load or stream)."""
+        key = (section.route, scope)
+        return self._subs.get(key) or self._subs.setdefault(key, Subscription(section, scope))
+
+    def adopt(self, section: Section, scope: Scope, loaded: dict[str, dict[str, Any]], window_ns: int) -> None:
+        """A page's first load of the section over the last `window_ns`: its updates keep the series it ranked."""
+        self.subscription(section, scope).ranks.adopt(section.plots, loaded, window_ns)
+
+    async def stream(self, section: Section, scope: Scope, last_event_id: str | None
                      ) -> AsyncIterator[ServerSentEvent]:
-        key = (section.route, host)
-        sub = self._subs.get(key) or self._subs.setdefault(key, Subscription(section, host))
+        sub = self.subscription(section, scope)
         sub.watchers += 1
         self._wake.set()
         cursor = _parse_id(last_event_id)
@@ -200,7 +210,7 @@ class Hub:
         first = first + (latest.last_ms - first) % step_ms  # stay on the grid
         if (latest.last_ms - first) // step_ms > MAX_BACKFILL_STEPS:
             return None
-        return await asyncio.to_thread(self.points, sub.section, sub.host, first, latest.last_ms, dict(sub.known),
+        return await asyncio.to_thread(self.points, sub.section, sub.scope, first, latest.last_ms, dict(sub.known),
                                        sub.ranks)
 
     def _window_start_ms(self) -> int | None:

@@ -17,27 +17,28 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rezgen.dashboards import Plot, Section
-from rezgen.pages.catalog import metric_plot, metric_slug
+from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
     data_script,
+    host_scope,
+    live_config,
+    metric_payload,
+    other_page,
     render,
     section_context,
     section_page,
     section_payload,
     site_context,
 )
+from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange, plot_data, waiting_plot
+from rezgen.plotdata.window import range_ns, trailing
 from rezgen.server.hub import Hub
 from rezgen.server.live_source import LiveSource
-from rezgen.server.source import metric_catalog
-from rezgen.store.model import Kind
-from rezgen.timeparse import parse_duration
 
-RANGES = ("5m", "15m", "1h", "6h", "24h")
 UNREPORTED = "Not reported by this agent (one device: the aggregate chart shows it)"
-DEFAULT_RANGE = "15m"
 
 
 def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: str) -> list[BaseRoute]:
@@ -52,41 +53,30 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         return site_context(title, bounds[0], bounds[1], [(s, len(ids)) for s, ids in nav()], source.hosts)
 
     def live_context() -> dict[str, Any]:
-        return {"interval_ms": source.interval_ns // 1_000_000, "retention_ms": source.ingest.retention_ns // 1_000_000,
-                "ranges": [r for r in RANGES if parse_duration(r) <= source.ingest.retention_ns] or [RANGES[0]],
-                "stream": "api/stream"}
+        return live_config(source.interval_ns, source.ingest.retention_ns)
 
-    def metrics() -> list[dict[str, Any]]:
+    def catalog() -> list[dict[str, Any]]:
         with source.lock:
-            catalog = metric_catalog(source)
-        return [{**m, "labels": {k: len(v) for k, v in m["labels"].items()},
-                 "data": f"data/{{host}}/metrics/{metric_slug(m['name'])}.js"} for m in catalog]
+            return metric_catalog(source.store, source.describe)
 
     def metric_data(request: Request) -> Response:
         host, slug = request.path_params["host"], request.path_params["name"]
-        with source.lock:
-            entry = next((m for m in metric_catalog(source) if metric_slug(m["name"]) == slug), None)
-        span = _span(source, hub, request.query_params)
-        if entry is None or span is None:
+        entry = next((m for m in catalog() if metric_slug(m["name"]) == slug), None)
+        window = _window(source, hub, request.query_params)
+        if entry is None or window is None:
             return JSONResponse({"error": "no such metric or no data yet"}, status_code=404)
-        plot = metric_plot(entry["name"], Kind(entry["type"]), entry["unit"], entry["description"])
-        scope = (("node", host),) if host != SINGLE_HOST and source.hosts else ()
+        span, plot = window[0], catalog_plot(entry)
         with source.lock:
-            data = plot_data(source.store, plot, span, scope)
-        payload = {"name": entry["name"], "query": plot.query, "plot": data,
-                   "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
-                             "step": span.step_ns // 1_000_000}}
-        return Response(data_script(f"{host}/metrics/{entry['name']}", payload), media_type="text/javascript",
-                        headers={"Cache-Control": "no-store"})
+            data = plot_data(source.store, plot, span, host_scope(host, source.hosts))
+        return Response(data_script(f"{host}/metrics/{entry['name']}", metric_payload(entry["name"], plot, data, span)),
+                        media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
     def page(request: Request) -> Response:
         name = request.path_params.get("page", "index.html")
         sections = nav()
         if name in ("metrics.html", "system.html"):
-            kind = name.split(".")[0]
             return HTMLResponse(render(env, name, site=site(), live=live_context(), systeminfo=source.systeminfo,
-                                       page={"route": kind, "title": kind.title(), "kind": kind, "data": "",
-                                             "root": ""}, metrics=metrics()))
+                                       page=other_page(name.split(".")[0]), metrics=metric_rows(catalog())))
         wanted = sections[0][0].route if name == "index.html" and sections else name.removesuffix(".html")
         match = next(((s, ids) for s, ids in sections if s.route == wanted), None)
         if match is None:
@@ -103,10 +93,11 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     def data(request: Request) -> Response:
         host, route = request.path_params["host"], request.path_params["route"]
         section = next((s for s in source.sections if s.route == route), None)
-        span = _span(source, hub, request.query_params)
-        if section is None or span is None:
+        window = _window(source, hub, request.query_params)
+        if section is None or window is None:
             return JSONResponse({"error": "no such section or no data yet"}, status_code=404)
-        scope = (("node", host),) if host != SINGLE_HOST and source.hosts else ()
+        span, length = window
+        scope = host_scope(host, source.hosts)
         with source.lock:
             # A plot whose metrics exist but have no point in the range yet (the first seconds) is sent empty, so the
             # page keeps its place and fills it from the stream.
@@ -116,6 +107,8 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             plots = {p.id: plot_data(source.store, p, span, scope)
                      or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(source, p, span, scope) else {})}
                      for p in section.plots if p.id not in absent}
+        # The page's live updates keep the series this load ranked, and rank again over the same window.
+        hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
                                                                   "step": span.step_ns // 1_000_000})
         return Response(data_script(f"{host}/{route}", payload), media_type="text/javascript",
@@ -130,7 +123,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         if host is not None and host != SINGLE_HOST and host not in source.hosts:
             return JSONResponse({"error": f"unknown host {host!r}"}, status_code=400)
         cursor = request.headers.get("last-event-id") or request.query_params.get("since")
-        events = hub.stream(section, host if source.hosts else None, cursor)
+        events = hub.stream(section, host_scope(host, source.hosts), cursor)
         return EventSourceResponse(events, ping=15, send_timeout=10,
                                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -142,8 +135,8 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         await websocket.accept()
         forward: asyncio.Task[None] | None = None
 
-        async def relay(section: Section, host: str | None, since: str | None) -> None:
-            async for event in hub.stream(section, host, since):
+        async def relay(section: Section, scope: Scope, since: str | None) -> None:
+            async for event in hub.stream(section, scope, since):
                 await websocket.send_text(json.dumps({"type": event.event, "id": event.id,
                                                       "data": json.loads(str(event.data))}))
 
@@ -158,9 +151,10 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
                     continue
                 if forward is not None:
                     forward.cancel()
-                host = request.get("host") if source.hosts else None
+                host = request.get("host")
+                scope = host_scope(host, source.hosts) if isinstance(host, str) else ()
                 since = request.get("since")
-                forward = asyncio.create_task(relay(section, host, None if since is None else str(since)))
+                forward = asyncio.create_task(relay(section, scope, None if since is None else str(since)))
         except WebSocketDisconnect:
             pass
         finally:
@@ -175,7 +169,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     ]
 
 
-def _one_device(source: LiveSource, plot: Plot, span: TimeRange, scope: tuple[tuple[str, str], ...]) -> bool:
+def _one_device(source: LiveSource, plot: Plot, span: TimeRange, scope: Scope) -> bool:
     """A heatmap whose query has one series: `plot_data` leaves it out, as the static site does. (A query with no
     point yet is not one: it may still get its devices.)"""
     if plot.kind != "heatmap":
@@ -184,22 +178,18 @@ def _one_device(source: LiveSource, plot: Plot, span: TimeRange, scope: tuple[tu
     return line is not None and len(line["names"]) == 1
 
 
-def _span(source: LiveSource, hub: Hub, params: Any) -> TimeRange | None:
-    """The window to show, on the live grid: `from`/`to` (unix ms, `to` defaults to the newest step) or the last
-    `range` (e.g. 15m) of the data, clamped to what the window holds."""
+def _window(source: LiveSource, hub: Hub, params: Any) -> tuple[TimeRange, int] | None:
+    """The span to show, on the live grid: `from`/`to` (unix ms, `to` defaults to the newest step) or the last
+    `range` (e.g. 15m) of the data, clamped to what the window holds; and the length asked for (ns)."""
     bounds = source.time_range()
     newest = hub.newest_step(bounds[1]) if bounds is not None else None
     if bounds is None or newest is None:
         return None
-    try:
-        length = parse_duration(params.get("range", DEFAULT_RANGE))
-    except ValueError:
-        length = parse_duration(DEFAULT_RANGE)
+    length = range_ns(params.get("range"))
     try:
         end = min(newest, hub.grid_until(int(params["to"]) * 1_000_000) or newest) if "to" in params else newest
-        start = int(params["from"]) * 1_000_000 if "from" in params else end - length
+        if "from" in params:
+            length = end - int(params["from"]) * 1_000_000
     except ValueError:
-        end, start = newest, newest - length
-    start = max(start, bounds[0], end - parse_duration("24h"))
-    start = end - max(0, end - start) // hub.step_ns * hub.step_ns  # on the grid
-    return TimeRange(start, end, hub.step_ns)
+        end, length = newest, range_ns(params.get("range"))
+    return trailing(end, length, bounds[0], hub.step_ns), length

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rezgen.dashboards import Plot, Section
@@ -22,7 +23,7 @@ class Agent(Protocol):
 
 
 class LiveSource:
-    def __init__(self, ingest: Ingest, sections: list[Section], interval_ns: int, agents: dict[str, Agent],
+    def __init__(self, ingest: Ingest, sections: list[Section], interval_ns: int, agents: Mapping[str, Agent],
                  nodes: dict[str, str]):
         self.ingest = ingest
         self.sections = sections

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import time
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from collections.abc import Callable
+from decimal import ROUND_FLOOR
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import promql_parser as pp
 from starlette.responses import Response
@@ -27,12 +28,12 @@ from rezgen.promql.selectors import select
 from rezgen.promql.values import PromQLError
 from rezgen.server.handling import (
     NS_PER_MS,
-    NUMBER,
     ApiError,
     Compute,
     Params,
     api_time,
     bad,
+    decimal_seconds,
     handler,
     json_response,
     too_big,
@@ -55,11 +56,8 @@ def api_duration(name: str, text: str | None) -> int:
     """Float seconds or a duration string (`15s`, `1m30s`) as whole milliseconds in ns; may be zero or negative."""
     text = (text or "").strip()
     invalid = bad(f'invalid parameter "{name}": cannot parse "{text}" to a valid duration')
-    if NUMBER.fullmatch(text):
-        try:
-            seconds = Decimal(text)
-        except InvalidOperation:
-            raise invalid from None
+    seconds = decimal_seconds(text, invalid)
+    if seconds is not None:
         if too_big(seconds):
             raise bad(f'invalid parameter "{name}": cannot parse "{text}" to a valid duration. It overflows int64')
         return int((seconds * 1000).to_integral_value(ROUND_FLOOR)) * NS_PER_MS

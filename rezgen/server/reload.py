@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 from sse_starlette import ServerSentEvent
 from watchfiles import Change, awatch
+
+log = logging.getLogger(__name__)
 
 Build = Callable[[], None]
 
@@ -49,11 +51,11 @@ class Reloader:
             await asyncio.to_thread(self._build)
         except Exception as exc:  # any failure keeps the last good site; the pages show the message
             self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"rezgen: rebuild failed: {self.error}", file=sys.stderr, flush=True)
+            log.error("rebuild failed: %s", self.error)
         else:
             self.error = None
             self.epoch += 1
-            print("rezgen: rebuilt; reloading open pages", file=sys.stderr, flush=True)
+            log.info("rebuilt; reloading open pages")
         async with self._condition():
             self.generation += 1
             self._condition().notify_all()
@@ -66,6 +68,7 @@ class Reloader:
         yield ServerSentEvent(self._state(), event="hello")
         while True:
             async with self._condition():
-                await self._condition().wait_for(lambda: self.generation != seen)
+                # wait_for calls the predicate only before it returns, so `seen` is this iteration's value
+                await self._condition().wait_for(lambda: self.generation != seen)  # noqa: B023
                 seen = self.generation
             yield ServerSentEvent(self._state(), event="error" if self.error else "reload")

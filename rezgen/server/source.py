@@ -18,12 +18,26 @@ from rezgen.timeparse import ceil_ms
 
 
 class DataSource(Protocol):
-    store: Store
-    lock: threading.RLock  # held while reading the store: live mode appends from a poller thread, and a
-    # recording decodes series lazily on first use
-    sections: list[Section]
-    interval_ns: int
-    hosts: list[str]  # values of the `node` label when there are several hosts, else []
+    """What the API and the pages read; read-only members, so a property (a recording's store, a live window's
+    lock) satisfies them as well as an attribute does."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while reading the store: live mode appends from a poller thread, and a recording decodes series
+        lazily on first use."""
+
+    @property
+    def sections(self) -> list[Section]: ...
+
+    @property
+    def interval_ns(self) -> int: ...
+
+    @property
+    def hosts(self) -> list[str]:
+        """Values of the `node` label when there are several hosts, else []."""
 
     def time_range(self) -> tuple[int, int] | None:
         """First and last sample time (ns) of the data, None before the first sample."""
@@ -41,22 +55,6 @@ def default_span(source: DataSource) -> TimeRange | None:
     if bounds is None:
         return None
     return TimeRange(ceil_ms(bounds[0]), bounds[1], source.interval_ns)
-
-
-def metric_catalog(source: DataSource) -> list[dict[str, Any]]:
-    """Every metric: name, type, unit, series count, label names with their values, description."""
-    catalog: dict[str, dict[str, Any]] = {}
-    for series in source.store:
-        entry = catalog.setdefault(series.key.metric, {
-            "name": series.key.metric, "type": series.kind.value, "unit": series.meta.unit, "series": 0,
-            "labels": {}, "description": series.meta.description or source.describe(series.key.metric),
-        })
-        entry["series"] += 1
-        for key, value in series.key.labels:
-            entry["labels"].setdefault(key, set()).add(value)
-    for entry in catalog.values():
-        entry["labels"] = {k: sorted(v) for k, v in sorted(entry["labels"].items())}
-    return [catalog[name] for name in sorted(catalog)]
 
 
 @dataclass

@@ -1,102 +1,257 @@
-"""Bounds the decoded series a long recording's build holds at once.
+"""Bounds what a build holds at once (decoded series, and the evaluation pieces its charts share), and decodes
+the series ahead of the build in a thread.
 
 A recording decodes a series when a query first reads it and keeps it (`store.Series`); a day at 1 s of a
-2,000-column recording is over a gigabyte of counters alone. For such a recording (over `KEEP_ALL_BYTES` of
-counters and gauges), before each plot the series the plot does not read are released once the decoded series
-exceed `LOADED_BUDGET` (a later query decodes them again), and counters and gauges are decoded in groups of at most
-`LOAD_GROUP_BYTES` instead of a whole metric at once. Shorter recordings keep everything they decode.
+2,000-column recording is over a gigabyte of counters alone, and a day of demo.parquet's histograms about as much
+in sparse deltas. So every series decodes through one loader of the budget's, which counts what is decoded; before
+each plot, once the decoded series exceed `LOADED_BUDGET`, the longest-decoded series the plot does not read are
+released until within it (a later query decodes them again), and the build releases a metric's series once nothing
+reads them any more (`release`). Counters and gauges are decoded in the recording's read groups, split to at most
+`LOAD_GROUP_BYTES` (a day of a metric with hundreds of columns is hundreds of megabytes). A short recording never
+reaches the budget. The thread of `decode_ahead` stops at the budget too. Together with `CACHE_BYTES` of shared
+evaluation pieces (`BuildCache`), this keeps a build of a day at 1 s within about 1 GB.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future
+from functools import partial
+from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rezgen.plotdata.plots import plot_selectors
+from rezgen.promql.cache import EvalCache
 from rezgen.promql.engine import parse
 from rezgen.promql.selectors import select
-from rezgen.promql.values import PromQLError
+from rezgen.promql.values import PromQLError, Vector
 from rezgen.recording.reader import Column, Recording
-from rezgen.store.model import Kind, SeriesKey
-from rezgen.store.store import HistogramSeries, Series
+from rezgen.store.model import Kind
+from rezgen.store.store import Series
 
-KEEP_ALL_BYTES = 256 * 2**20  # a recording whose counters and gauges decode to less keeps every series it decodes
-LOADED_BUDGET = 64 * 2**20  # otherwise: decoded series kept between plots (estimated bytes)
-LOAD_GROUP_BYTES = 16 * 2**20  # decoded values one read of a metric's counters and gauges may produce
+LOADED_BUDGET = 256 * 2**20  # decoded series kept between plots (estimated bytes)
+LOAD_GROUP_BYTES = 16 * 2**20  # decoded values one read of counters and gauges may produce
+CACHE_BYTES = 64 * 2**20  # arrays the build's evaluation cache keeps
+
+T = TypeVar("T")
 
 
 class SeriesBudget:
+    """Every series of the recording decodes through `_load` (its one loader for the whole build), which counts
+    what is decoded and takes what the decoding thread (`decode_ahead`) decoded first."""
+
     def __init__(self, recording: Recording):
         self.recording = recording
-        self.active = recording.rows * len(recording.columns) * 8 > KEEP_ALL_BYTES
-        self._groups: dict[SeriesKey, list[Column]] = {}
-        if not self.active:
-            return
-        per_read = max(1, LOAD_GROUP_BYTES // (8 * recording.rows))
-        by_metric: dict[str, list[Column]] = defaultdict(list)
+        store, table = recording.store, recording.table
+        self._series: dict[int, Series] = {}  # by column index
+        self._by_metric: dict[str, list[int]] = defaultdict(list)
         for column in recording.columns:
-            if column.meta.kind is not Kind.HISTOGRAM:
-                by_metric[column.meta.key.metric].append(column)
-        for columns in by_metric.values():
-            for first in range(0, len(columns), per_read):
-                group = columns[first : first + per_read]
-                for column in group:
-                    self._groups[column.meta.key] = group
-        for column, series in self._pairs():  # every series decodes through a bounded loader
-            self._release(column, series, rearm=True)
+            if (series := store.get(table, column.meta.key)) is not None:
+                self._series[column.index] = series
+                self._by_metric[column.meta.key.metric].append(column.index)
+        self._index_of = {id(series): index for index, series in self._series.items()}
+        # What one read decodes: a histogram column, or counters and gauges in the recording's read groups, split.
+        self._items: list[list[Column]] = []
+        per_read = max(1, LOAD_GROUP_BYTES // (8 * max(1, recording.rows)))
+        for group in recording.scalar_groups:
+            for first in range(0, len(group), per_read):
+                if part := [c for c in group[first : first + per_read] if c.index in self._series]:
+                    self._items.append(part)
+        self._items += [[c] for c in recording.columns if c.meta.kind is Kind.HISTOGRAM and c.index in self._series]
+        self._item_of = {column.index: item for item, columns in enumerate(self._items) for column in columns}
+        self._loaded: dict[int, None] = {}  # the columns whose series are decoded, the longest decoded first
+        self._bytes = 0  # what they hold (about)
+        # What each column holds once decoded: known up front for counters and gauges, after a first decoding for
+        # a histogram.
+        self._sizes = {c.index: 8 * recording.rows for c in recording.columns
+                       if c.index in self._series and c.meta.kind is not Kind.HISTOGRAM}
+        self._freed = 0  # bytes released since memory was last handed back
+        self._ahead: _DecodeAhead | None = None
+        self._loaders = {index: partial(self._load, index) for index in self._item_of}
+        for index, loader in self._loaders.items():
+            self._series[index].unload(loader)
 
-    def _pairs(self, metrics: set[str] | None = None) -> Iterator[tuple[Column, Series]]:
-        for column in self.recording.columns:
-            if metrics is None or column.meta.key.metric in metrics:
-                series = self.recording.store.get(self.recording.table, column.meta.key)
-                if series is not None:
-                    yield column, series
+    def _load(self, index: int) -> Any:
+        item = self._item_of[index]
+        decoded = self._ahead.take(item) if self._ahead is not None else None
+        if decoded is None:
+            decoded = self._decode(item)
+        for other, values in decoded.items():  # the columns read with it get theirs
+            if other != index:
+                self._series[other].provide(values)
+            if other not in self._loaded:
+                self._loaded[other] = None
+                self._sizes[other] = _held_bytes(values)
+                self._bytes += self._sizes[other]
+        return decoded[index]
+
+    def _decode(self, item: int, parquet: pq.ParquetFile | None = None) -> dict[int, Any]:
+        """An item's decoded columns by index (through `parquet`, a handle of its own, from another thread)."""
+        columns = self._items[item]
+        if columns[0].meta.kind is Kind.HISTOGRAM:
+            return {columns[0].index: self.recording.histogram_loader(columns[0], parquet)()}
+        return self.recording.read_scalars(columns, parquet)
+
+    @contextlib.contextmanager
+    def decode_ahead(self, metrics: list[str]) -> Iterator[None]:
+        """Decode in a thread, meanwhile, the series of these metrics in this order (the order the build reads
+        them), then the others', while the decoded series stay within the budget: decoding (Parquet, above all
+        histograms) releases the GIL, so it overlaps the evaluation on a second core."""
+        order = {name: rank for rank, name in enumerate(metrics)}
+        ranked = sorted(range(len(self._items)), key=lambda item: min(
+            order.get(c.meta.key.metric, len(order)) for c in self._items[item]))  # stable: then file order
+        self._ahead = _DecodeAhead(self, ranked)
+        try:
+            yield
+        finally:
+            self._ahead.stop()
+            self._ahead = None
 
     def loaded_bytes(self) -> int:
-        return sum(series.loaded_bytes for _, series in self._pairs())
+        """About how much the decoded series hold."""
+        return self._bytes
 
     def before(self, query: str, scope: tuple[tuple[str, str], ...] = ()) -> None:
-        """Make room for a plot: when over budget, release every series the plot does not read."""
-        if not self.active:
-            return
-        if self.loaded_bytes() <= LOADED_BUDGET:
-            return_freed_memory()  # what the last plot freed (cheap: about a millisecond)
-            return
+        """Make room for a plot: when what is decoded and what the plot will decode exceed the budget, release the
+        series the plot does not read, the longest decoded first, until within it (or none is left to release)."""
         try:
             selectors = list(plot_selectors(parse(query)))
         except PromQLError:
             return
         store = self.recording.store
         needed = {id(series) for selector in selectors for series in select(store, selector, scope)}
-        for column, series in self._pairs():
-            if id(series) not in needed:
-                self._release(column, series)
-        return_freed_memory()
-
-    def release(self, metrics: set[str] | None = None) -> None:
-        """Forget the decoded values of these metrics' series (all when None); a query decodes them again."""
-        if self.active:
-            for column, series in self._pairs(metrics):
-                self._release(column, series)
-            return_freed_memory()
-
-    def _release(self, column: Column, series: Series, rearm: bool = False) -> None:
-        if not (series.loaded or rearm):
+        incoming = sum(self._sizes.get(index, 0) for index in map(self._index_of.get, needed)
+                       if index is not None and index not in self._loaded)
+        excess = self._bytes + incoming - LOADED_BUDGET
+        if excess <= 0:
             return
-        if isinstance(series, HistogramSeries):
-            series.unload(self.recording.histogram_loader(column))
-        else:
-            series.unload(self.recording.scalar_loader(column, self._groups.get(column.meta.key, [column])))
+        chosen = []
+        for index in self._loaded:
+            if excess <= 0:
+                break
+            if id(series := self._series[index]) not in needed:
+                chosen.append(index)
+                excess -= series.loaded_bytes
+        self._release(chosen)
+
+    def release(self, metric: str) -> None:
+        """Forget the decoded values of a metric's series; a query decodes them again."""
+        self._release([index for index in self._by_metric.get(metric, ()) if index in self._loaded])
+
+    def _release(self, indices: list[int]) -> None:
+        if not indices:
+            return
+        for index in indices:
+            series = self._series[index]
+            self._bytes -= series.loaded_bytes
+            self._freed += series.loaded_bytes
+            del self._loaded[index]
+            series.unload(self._loaders[index])
+        if self._freed >= LOAD_GROUP_BYTES:  # a short recording's metric is not worth a trim of the heap
+            return_freed_memory()
+            self._freed = 0
+
+
+class _DecodeAhead:
+    """A thread that decodes items in order ahead of the caller, stopping once what it holds and the decoded
+    series exceed the budget. Each item is decoded once: by the thread if it gets there first (the caller then
+    waits for it, or takes it when done), else by the caller (`take` says None, and the thread skips it)."""
+
+    def __init__(self, budget: SeriesBudget, order: list[int]):
+        self._budget = budget
+        self._lock = threading.Lock()
+        self._taken: set[int] = set()  # by the caller: not to be decoded here
+        self._ready: dict[int, Future[dict[int, Any]]] = {}  # by the thread, until the caller takes them
+        self._held = 0  # bytes decoded here and not taken yet
+        self._stop = threading.Event()
+        self._parquet = budget.recording.reopen()  # a handle of its own: the caller reads through the recording's
+        self._thread = threading.Thread(target=self._run, args=(order,), name="rezgen-decode", daemon=True)
+        self._thread.start()
+
+    def take(self, item: int) -> dict[int, Any] | None:
+        """The item's columns if the thread decoded (or is decoding) it, waiting for them; None: decode it."""
+        with self._lock:
+            future = self._ready.pop(item, None)
+            if future is None:
+                self._taken.add(item)
+                return None
+        decoded = future.result()  # raises what decoding raised, as decoding here would
+        with self._lock:
+            self._held -= sum(_held_bytes(values) for values in decoded.values())
+        return decoded
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self, order: list[int]) -> None:
+        for item in order:
+            with self._lock:
+                if self._stop.is_set() or self._held + self._budget.loaded_bytes() > LOADED_BUDGET:
+                    return  # the caller decodes the rest as it needs them
+                if item in self._taken:
+                    continue
+                future: Future[dict[int, Any]] = Future()
+                self._ready[item] = future
+            try:
+                decoded = self._budget._decode(item, self._parquet)
+            except BaseException as exc:  # the caller meets it when it needs the item
+                future.set_exception(exc)
+                continue
+            with self._lock:  # before the caller can take it and count it off
+                self._held += sum(_held_bytes(values) for values in decoded.values())
+            future.set_result(decoded)
+
+
+def _held_bytes(values: Any) -> int:
+    """About what a decoded column holds: float64 values, or a histogram's sparse deltas (as its series counts
+    them)."""
+    return values.nbytes if isinstance(values, np.ndarray) else values.entries * 12 + values.rows * 10
 
 
 def return_freed_memory() -> None:
     """Hand memory freed by released series back to the system: the columns are many mid-sized arrays that glibc
     keeps in its heap (and Arrow in its pool) after they are freed, so a long build's footprint would only grow."""
     pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)  # glibc; elsewhere there is nothing to call
-    except (OSError, AttributeError):
-        pass
+    with contextlib.suppress(OSError, AttributeError):  # glibc; elsewhere there is nothing to call
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+class BuildCache(EvalCache):
+    """The build's evaluation cache, keeping at most `CACHE_BYTES` of arrays (the first pieces computed): the
+    pieces of a long recording (the irates of a day of histograms: ~3 GB for demo.parquet tiled to 24 h) would
+    outgrow the series themselves. A short recording's all fit (c16's: ~8 MB)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._room = CACHE_BYTES
+
+    def get(self, key: Hashable, compute: Callable[[], T], keep: Callable[[T], bool] | None = None) -> T:
+        def fits(value: T) -> bool:
+            if keep is not None and not keep(value):
+                return False
+            size = _nbytes(value)
+            if size > self._room:
+                return False
+            self._room -= size
+            return True
+
+        return super().get(key, compute, fits)
+
+
+def _nbytes(value: Any) -> int:
+    """The bytes of the arrays a cached value holds; a selection (a list of series) holds none of its own."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, Vector):
+        return sum(sample.values.nbytes + sample.present.nbytes for sample in value.series)
+    if isinstance(value, tuple):
+        return sum(_nbytes(part) for part in value)
+    return 0

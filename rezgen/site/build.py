@@ -10,37 +10,42 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import jinja2
 
 from rezgen.dashboards import Plot, Section, load_dashboards
 from rezgen.errors import RezgenError
 from rezgen.gcpause import paused_gc
-from rezgen.pages.catalog import metric_plot, metric_slug, metric_summaries
+from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
     data_script,
+    host_scope,
+    metric_payload,
+    other_page,
     section_context,
     section_page,
     section_payload,
     site_context,
 )
 from rezgen.pages.templating import template_environment, write_page
+from rezgen.plotdata.evaluation import selector_names
 from rezgen.plotdata.plots import TimeRange, plot_data
 from rezgen.promql.cache import EvalCache
+from rezgen.promql.values import PromQLError
 from rezgen.recording.footer import Footer
 from rezgen.recording.reader import Recording, RecordingError
 from rezgen.resources import resource_dir
-from rezgen.site.budget import SeriesBudget
-from rezgen.site.order import need_order
-from rezgen.site.prefetch import DecodeAhead, Task, run_in_order
+from rezgen.site.budget import BuildCache, SeriesBudget
 from rezgen.timeparse import ceil_ms
 
 Progress = Callable[[str], None]
@@ -103,11 +108,12 @@ def systems_by_host(footer: Footer, hosts: list[str]) -> list[dict[str, Any]]:
 
 def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
                templates: Path | None = None, progress: Progress | None = None, served: bool = False,
-               warn: Progress | None = None, strict: bool = False) -> BuildReport:
+               warn: Progress | None = None, strict: bool = False, decode_ahead: bool = True) -> BuildReport:
     """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`.
 
     A plot whose query fails on this recording shows the error in its card and is reported through `warn`, one
-    line each; with `strict` the build fails instead (BuildError) and `output` is left as it was."""
+    line each; with `strict` the build fails instead (BuildError) and `output` is left as it was. Without
+    `decode_ahead` every series is decoded when first read, by the caller (benchmarks/bench_build.py compares)."""
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
@@ -116,16 +122,16 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
         env = template_environment(templates)
         env.globals["served"] = served
         return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None),
-                      warn or (lambda _: None), strict)
+                      warn or (lambda _: None), strict, decode_ahead)
 
 
 def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
-           output: Path, progress: Progress, warn: Progress, strict: bool) -> BuildReport:
+           output: Path, progress: Progress, warn: Progress, strict: bool, decode_ahead: bool) -> BuildReport:
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     work.chmod(0o755)  # mkdtemp's is 0700: the site is meant to be published (a web server reads it as another user)
     try:
-        report = _render(recording, sections, budget, env, work, progress)
+        report = _render(recording, sections, budget, env, work, progress, decode_ahead)
         if strict and report.failed:  # one line, as any failed build: the first failure and how many more
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
             raise BuildError(f"{report.failed[0]}{more}; strict build: {output} was left as it was")
@@ -151,7 +157,7 @@ def _swap(work: Path, output: Path) -> None:
 
 
 def _render(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
-            work: Path, progress: Progress) -> BuildReport:
+            work: Path, progress: Progress, decode_ahead: bool) -> BuildReport:
     report = BuildReport(work)
     start, end = recording.time_range
     span = TimeRange(ceil_ms(start), end, recording.interval_ns)
@@ -161,50 +167,56 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
         if host in (".", "..") or "/" in host or "\\" in host or "\0" in host:
             raise RecordingError(f"{recording.path}: node name {host!r} cannot be used as a host directory")
     events = _events(recording)
-    # Charts share evaluated pieces when the decoded series all stay loaded (see `budget`).
-    build = _Build(recording, work, hosts, span, events, budget, None if budget.active else EvalCache())
-    # The data files are written by tasks: a section's, then a metric's for the metric browser. For a recording
-    # whose series all stay loaded, a child process decodes them ahead and then takes tasks too (see `prefetch`);
-    # a long one's memory is bounded by `budget` instead.
-    metrics, metric_tasks = _metric_browser(build)
-    queries = [plot.query for section in sections for plot in section.plots]
-    # The metric charts in the order the sections first read their metrics, the others last, the dearest to decode
-    # at the end: the caller, taking tasks from the front, charts what its sections decoded; the child, from the
-    # back, what no section reads, and the two meet over cheap charts.
-    cells = recording.metric_cells()
-    metric_order = need_order(metric_tasks, queries, lambda name: cells.get(name, 0))
+    build = _Build(recording, work, hosts, span, events, budget, BuildCache())
+    metrics, charts = _metric_browser(build)
     pages = _Pages(env, work, recording, sections, metrics, events, hosts)
-    # The pages come right after the sections: the caller, who takes tasks from the front and so runs the sections,
-    # writes them while the child still charts metrics, rather than at the end while the child waits.
-    tasks = [partial(pages.section, index, build) for index in range(len(sections))] + [pages.write_if_ready] + \
-        [metric_tasks[name] for name in metric_order]
-
-    def announce(index: int) -> None:
-        if index < len(sections):
-            progress(f"[{index + 1}/{len(sections)}] {sections[index].title}: {len(sections[index].plots)} plots")
-        elif index == len(sections) + 1:
+    named = [_named_metrics(section, charts.keys()) for section in sections]
+    # A metric's chart is drawn right after the last section that reads the metric, while its series are still
+    # decoded; then they are released (see `budget`): nothing reads them again. The others' come last.
+    chart_after: dict[int, list[str]] = defaultdict(list)
+    for name, index in {name: index for index, names in enumerate(named) for name in names}.items():
+        chart_after[index].append(name)
+    charted: dict[str, list[str]] = {}  # metric -> its warning lines
+    build.copy_static()
+    try:
+        # The series are decoded ahead in the order the build reads them: the sections', then the other charts'.
+        order = list(dict.fromkeys([name for names in named for name in names] + list(charts)))
+        with budget.decode_ahead(order) if decode_ahead else nullcontext():
+            contexts = []
+            for index, section in enumerate(sections):
+                progress(f"[{index + 1}/{len(sections)}] {section.title}: {len(section.plots)} plots")
+                contexts.append(_section(build, section))
+                for name in chart_after[index]:
+                    charted[name] = charts[name]()
+            report.pages = pages.write(contexts)
             progress("metric browser")
-
-    ahead = None if budget.active else DecodeAhead(recording, queries, tasks, flush=build.flush)
-    with ahead or nullcontext():
-        try:
-            build.copy_static()  # after the fork: the writer's thread must not exist yet then
-            results = ahead.run_tasks(announce) if ahead else run_in_order(tasks, announce)
-        except BaseException:
-            build.finish(check=False)
-            raise
-        build.finish()
-    contexts = results[: len(sections)]
-    report.pages = results[len(sections)] or pages.write(contexts)  # the child ran some sections: pages now
+            for name, chart in charts.items():
+                if name not in charted:
+                    charted[name] = chart()
+    except BaseException:
+        build.finish(check=False)
+        raise
+    build.finish()
     built = [context for context in contexts if context is not None]
     report.plots = sum(_plot_count(context) for context in built)
     report.missing = sum(len(context["missing"]) for context in built)
-    # Failures come back with the tasks' results: the child process may have run any of them.
     report.failed = [f"{section.path or section.route}: plot {plot_id!r} failed: {error} (query: {query})"
                      for section, context in zip(sections, contexts) if context is not None
                      for plot_id, query, error in context["failed"]]
-    report.failed += [line for lines in results[len(sections) + 1 :] for line in lines]
+    report.failed += [line for name in charts for line in charted[name]]  # in the metric browser's order
     return report
+
+
+def _named_metrics(section: Section, metrics: Collection[str]) -> list[str]:
+    """The metrics the section's queries name, in the order they first do."""
+    named: dict[str, None] = {}
+    for plot in section.plots:
+        try:
+            names = selector_names(plot.query)
+        except PromQLError:
+            continue  # the chart reports it
+        named.update((name, None) for name in names if name in metrics)
+    return list(named)
 
 
 class _Pages:
@@ -214,18 +226,6 @@ class _Pages:
                  metrics: list[dict[str, Any]], events: list[dict[str, Any]], hosts: list[str]):
         self._env, self._work, self._recording, self._sections = env, work, recording, sections
         self._metrics, self._events, self._hosts = metrics, events, hosts
-        self._contexts: dict[int, dict[str, Any] | None] = {}  # of the sections run in this process
-
-    def section(self, index: int, build: _Build) -> dict[str, Any] | None:
-        """A section's task: its data files, and its template context (kept here for `write_if_ready`)."""
-        context = self._contexts[index] = _section(build, self._sections[index])
-        return context
-
-    def write_if_ready(self) -> list[str] | None:
-        """The pages' task: written, and their names, when every section ran in this process; else None."""
-        if len(self._contexts) < len(self._sections):
-            return None
-        return self.write([self._contexts[index] for index in range(len(self._sections))])
 
     def write(self, contexts: list[dict[str, Any] | None]) -> list[str]:
         """Write the pages given every section's context (None for a section without data); their names."""
@@ -240,12 +240,11 @@ class _Pages:
                         section=context, events=self._events)
             names.append(name)
         write_page(self._env, "metrics.html", self._work / "metrics.html", site=site, events=self._events,
-                    metrics=self._metrics,
-                    page={"route": "metrics", "title": "Metrics", "kind": "metrics", "data": "", "root": ""})
+                    metrics=self._metrics, page=other_page("metrics"))
         write_page(self._env, "system.html", self._work / "system.html", site=site, events=self._events,
                     systeminfo=self._recording.footer.systeminfo,
                     systems=systems_by_host(self._recording.footer, [h for h in self._hosts if h != SINGLE_HOST]),
-                    page={"route": "system", "title": "System", "kind": "system", "data": "", "root": ""})
+                    page=other_page("system"))
         names += ["metrics.html", "system.html"]
         if not built:
             # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
@@ -268,7 +267,7 @@ class _Build:
     span: TimeRange
     events: list[dict[str, Any]]
     budget: SeriesBudget
-    cache: EvalCache | None
+    cache: EvalCache
     # Data files are written by a thread of their own (writing does not hold the GIL) while the next charts are
     # computed.
     _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "rezgen-write"))
@@ -282,22 +281,18 @@ class _Build:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writes.append(self._writer.submit(path.write_bytes, data_script(key, payload)))
 
-    def flush(self) -> None:
-        """Wait for the data files written so far; the first that could not be written raises its error."""
-        writes, self._writes = self._writes, []
-        for write in writes:
-            write.result()
-
     def finish(self, check: bool = True) -> None:
-        """Wait for the data files and stop the writer; with `check`, as `flush`."""
+        """Wait for the data files and stop the writer; with `check`, the first file that could not be written
+        raises its error."""
         self._writer.shutdown(wait=True, cancel_futures=not check)
         if check:
-            self.flush()
+            for write in self._writes:
+                write.result()
 
     def scopes(self) -> Iterator[tuple[str, tuple[tuple[str, str], ...]]]:
         """(host, the labels that select its series) per host."""
         for host in self.hosts:
-            yield host, (("node", host),) if host != SINGLE_HOST else ()
+            yield host, host_scope(host)
 
     def plot_data(self, plot: Plot, scope: tuple[tuple[str, str], ...], coarse_only: bool = False
                   ) -> dict[str, Any] | None:
@@ -337,32 +332,25 @@ def _events(recording: Recording) -> list[dict[str, Any]]:
     return out
 
 
-def _metric_browser(build: _Build) -> tuple[list[dict[str, Any]], dict[str, Task]]:
-    """The metric browser's table, and per metric a task that writes its data file per host: its default chart at
+def _metric_browser(build: _Build) -> tuple[list[dict[str, Any]], dict[str, Callable[[], list[str]]]]:
+    """The metric browser's table, and per metric a call that writes its data file per host: its default chart at
     the coarsest level only (the browser's chart does not zoom into detail; the dashboards do). Each metric's
     series are released once its chart is written, so a long recording's build does not end up holding every
     column it has."""
-    rows, tasks = [], {}
-    for metric in metric_summaries(build.recording):
-        name, kind = metric.pop("name"), metric.pop("kind")
-        plot = metric_plot(name, kind, metric["unit"], metric["description"])
-        rows.append({"name": name, **metric, "query": plot.query,
-                     "data": f"data/{{host}}/metrics/{metric_slug(name)}.js"})
-        tasks[name] = partial(_metric_data, build, name, plot)
-    return rows, tasks
+    catalog = metric_catalog(build.recording.store, build.recording.footer.describe)
+    charts: dict[str, Callable[[], list[str]]] = {
+        entry["name"]: partial(_metric_data, build, entry["name"], catalog_plot(entry)) for entry in catalog}
+    return metric_rows(catalog), charts
 
 
 def _metric_data(build: _Build, name: str, plot: Plot) -> list[str]:
     """Writes the metric's data file per host; a warning line if its chart failed."""
-    span = build.span
     errors: set[str] = set()
     for host, scope in build.scopes():
         data = build.plot_data(plot, scope, coarse_only=True)
         if data is not None and "error" in data:
             errors.add(data["error"])
         build.write_data(build.work / "data" / host / "metrics" / f"{metric_slug(name)}.js", f"{host}/metrics/{name}",
-                         {"name": name, "query": plot.query, "plot": data,
-                          "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
-                                    "step": span.step_ns // 1_000_000}})
-    build.budget.release({name})
+                         metric_payload(name, plot, data, build.span))
+    build.budget.release(name)
     return [f"metric browser: {name!r} failed: {error} (query: {plot.query})" for error in sorted(errors)]

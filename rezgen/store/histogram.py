@@ -65,27 +65,37 @@ class Layout:
 
 
 def quantile_rows(counts: np.ndarray, q: float, highs: np.ndarray) -> np.ndarray:
-    """Percentile of each row of a (rows, buckets) array of per-bucket counts; NaN where a row is empty.
+    """Percentile q of each row of a (rows, buckets) array of per-bucket counts; NaN where a row is empty."""
+    return quantiles(counts, np.array([q], dtype=np.float64), highs)[0]
+
+
+def quantiles(counts: np.ndarray, qs: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    """(len(qs), rows) percentiles of each row of a (rows, buckets) array of per-bucket counts whose buckets' upper
+    edges are `highs`; NaN where a row is empty. The one place the Rezolus rule is written.
 
     For integer counts, "the first bucket whose running sum reaches max(1, ceil(q * total))" is the same bucket
     as "the first non-empty bucket whose running sum reaches q * total"; the second form also holds for rates
-    (counts divided by an interval), so a percentile does not depend on how long the interval was.
+    (counts divided by an interval), so a percentile does not depend on how long the interval was. It also holds
+    when empty buckets are left out of the rows (with their edges): an empty bucket never reaches first.
     q outside [0, 1] follows Prometheus: -Inf below, +Inf above.
     """
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim == 1:
         counts = counts[None, :]
-    out = np.full(counts.shape[0], np.nan)
+    out = np.full((len(qs), counts.shape[0]), np.nan)
     total = counts.sum(axis=1)
     ok = total > 0
-    if math.isnan(q) or not ok.any():
-        return out
-    if q < 0 or q > 1:
-        out[ok] = -np.inf if q < 0 else np.inf
+    if not ok.any():
         return out
     running = np.cumsum(counts[ok], axis=1)
-    # A relative slack absorbs the rounding of summed rates; integer counts are far coarser than 1e-12.
-    target = q * total[ok] * (1 - 1e-12)
-    reached = (running >= target[:, None]) & (running > 0)
-    out[ok] = highs[np.argmax(reached, axis=1)]
+    for row, q in enumerate(qs.tolist()):
+        if math.isnan(q):
+            continue
+        if q < 0 or q > 1:
+            out[row, ok] = -np.inf if q < 0 else np.inf
+            continue
+        # A relative slack absorbs the rounding of summed rates; integer counts are far coarser than 1e-12.
+        target = q * total[ok] * (1 - 1e-12)
+        reached = (running >= target[:, None]) & (running > 0)
+        out[row, ok] = highs[np.argmax(reached, axis=1)]
     return out

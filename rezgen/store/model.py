@@ -7,8 +7,8 @@ A series is identified by its metric name plus its label set (all strings). Labe
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 Labels = tuple[tuple[str, str], ...]
 

@@ -10,7 +10,7 @@ live series are appended row by row and evicted by age, so memory is bounded by 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 

@@ -13,7 +13,8 @@ an agent would send for the same content.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import msgpack
 import numpy as np
@@ -42,7 +43,8 @@ def _time_pair(ns: int | None) -> list[int]:
 
 def _histogram(entry: Entry) -> list[Any]:
     assert entry.layout is not None, f"histogram {entry.name!r} has no layout"
-    buckets = entry.value.tolist() if isinstance(entry.value, np.ndarray) else list(entry.value)
+    value = entry.value  # a decoded histogram's is an array; one built by hand may be a list of counts
+    buckets = value.tolist() if isinstance(value, np.ndarray) else list(cast(Iterable[int], value))
     return [h2_config(entry.layout), buckets]
 
 
@@ -114,6 +116,7 @@ def encode(snapshot: Snapshot, version: int) -> bytes:
 # --- /metrics/json ----------------------------------------------------------------------------------------------
 
 def _json_histogram(entry: Entry) -> dict[str, Any]:
+    assert entry.layout is not None, f"histogram {entry.name!r} has no layout"
     config = dict(zip(("max", "grouping_power", "max_value_power", "cutoff_power", "cutoff_value",
                        "lower_bin_count", "upper_bin_divisions", "upper_bin_count"), h2_config(entry.layout)))
     return {"config": config, "buckets": _histogram(entry)[1]}

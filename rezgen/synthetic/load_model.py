@@ -62,7 +62,8 @@ def simulate_host(rng: np.random.Generator, rows: int, cpus: int, interval_ms: i
                 durations)
 
 
-def pulses(rng: np.random.Generator, t: np.ndarray, count: int, lengths: tuple, heights: tuple) -> np.ndarray:
+def pulses(rng: np.random.Generator, t: np.ndarray, count: int, lengths: tuple[float, float],
+           heights: tuple[float, float]) -> np.ndarray:
     """Sum of `count` rectangular pulses at random times (kept inside the recording) with random length and height."""
     span = float(t[-1])
     starts = rng.uniform(0.1, 0.9, count) * span

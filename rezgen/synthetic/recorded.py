@@ -219,8 +219,13 @@ class RecordedAgent:
         c_shift = np.array([max(last - first + round((last - first) / (n - 1)), 0) % (1 << 64) if n >= 2 else 0
                             for first, last, n in zip(c_first.tolist(), c_last.tolist(), c_count.tolist())],
                            dtype=np.uint64)
-        h_shift = [np.zeros(c.layout.buckets, dtype=np.uint64) if first is None else _shift(first, last, count)
-                   for c, first, last, count in zip(hists, h_first, h_last, h_count)]
+        h_shift = []
+        for c, first, last, count in zip(hists, h_first, h_last, h_count.tolist()):
+            if first is None or last is None:  # set together: never present in the rows served
+                assert c.layout is not None  # a histogram column without its layout is not kept
+                h_shift.append(np.zeros(c.layout.buckets, dtype=np.uint64))
+            else:
+                h_shift.append(_shift(first, last, count))
         return c_shift, h_shift
 
 

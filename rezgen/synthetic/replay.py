@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import gzip
 import json
 import os
@@ -211,15 +212,15 @@ def create_app(replay: Replay, faults: Faults | None = None) -> Starlette:
     ]
 
     class Count:  # per-path request counts, so tests can tell what a client fetched
-        def __init__(self, app: Any) -> None:
-            self.app = app
+        def __init__(self, app: Any, paths: dict[str, int]) -> None:
+            self.app, self.paths = app, paths
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] == "http":
-                faults.paths[scope["path"]] = faults.paths.get(scope["path"], 0) + 1
+                self.paths[scope["path"]] = self.paths.get(scope["path"], 0) + 1
             await self.app(scope, receive, send)
 
-    return Starlette(routes=routes, middleware=[Middleware(Count)])
+    return Starlette(routes=routes, middleware=[Middleware(Count, paths=faults.paths)])
 
 
 def replay_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 4241, speed: float = 1.0,
@@ -237,7 +238,5 @@ def replay_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 42
     announce(f"serving {recording} ({who}{agent.rows} rows, {fmt}, speed {speed:g}) as a Rezolus agent at "
              f"http://{host}:{bound}/ (Ctrl+C to stop)")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[listener])
-    except KeyboardInterrupt:
-        pass

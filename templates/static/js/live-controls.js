@@ -100,10 +100,10 @@
       L.store(L.RANGE_KEY, st.range);
       form.hidden = true;
       showToggle();
-      L.reloadData(L.RANGE_NAMES[st.range] || st.range).catch(function () { st.range = before; st.custom = beforeCustom; syncRangeSelect(); showToggle(); });
+      L.reloadData(L.rangeName(st.range)).catch(function () { st.range = before; st.custom = beforeCustom; syncRangeSelect(); showToggle(); });
     });
     refresh.addEventListener('change', function () {
-      st.refresh = Number(refresh.value) || 1000;
+      st.refresh = Number(refresh.value) || L.cfg().default_refresh_ms;
       L.store(L.REFRESH_KEY, String(st.refresh));
       L.schedule();
       L.apply(false);

@@ -8,12 +8,12 @@
   var L = R.live = R.live || {};
   var S = R.state;
   var RANGE_KEY = 'rezgen-live-range', REFRESH_KEY = 'rezgen-live-refresh';
-  var RANGE_NAMES = { '5m': 'last 5 min', '15m': 'last 15 min', '1h': 'last 1 h', '6h': 'last 6 h', '24h': 'last 24 h' };
 
+  /* The ranges, refresh rates and their defaults are the server's (live-config, see pages/model.py). */
   var cfg = {};
   var st = {
-    range: '15m', custom: null, // custom: {from, to|null} in ms
-    refresh: 1000, timer: null, paused: false, reason: null,
+    range: null, custom: null, // custom: {from, to|null} in ms
+    refresh: null, timer: null, paused: false, reason: null,
     payload: null, plots: new Map(), step: 1000, newest: null, oldest: null, loading: false,
     pending: [], pendingNewest: null, generation: 0
   };
@@ -25,10 +25,9 @@
   function store(key, value) { try { localStorage.setItem(key, value); } catch (e) { /* optional */ } }
   function stored(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
 
-  function duration(text) {
-    var m = /^(\d+)(s|m|h|d)$/.exec(text || '');
-    return m ? Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]] : null;
-  }
+  function range(value) { return (cfg.ranges || []).filter(function (r) { return r.value === value; })[0]; }
+  function duration(value) { var r = range(value); return r ? r.ms : null; }
+  function rangeName(value) { var r = range(value); return r ? r.name : 'last ' + value; }
 
   function status(text, kind) {
     var el = $('status');
@@ -53,7 +52,7 @@
   function describe() {
     var el = document.querySelector('.recording-range');
     if (!el || !S.range) return;
-    var what = st.custom ? (fixed() ? 'custom range' : 'custom range, following') : RANGE_NAMES[st.range] || 'last ' + st.range;
+    var what = st.custom ? (fixed() ? 'custom range' : 'custom range, following') : rangeName(st.range);
     if (st.newest !== null && filling(st.newest)) what += ' (since start)';
     el.textContent = what + ' · ' + R.units.time(S.range[0]) + ' – ' + R.units.time(S.range[1]);
     el.title = R.units.time(S.range[0], true) + ' – ' + R.units.time(S.range[1], true) + ' (local time)';
@@ -127,7 +126,7 @@
 
   /* First load: retried until the agent has data; then the page is rendered and the stream opened. */
   function start() {
-    status('Loading ' + (RANGE_NAMES[st.range] || st.range) + '…', 'loading');
+    status('Loading ' + rangeName(st.range) + '…', 'loading');
     load().then(function (payload) {
       adopt(payload);
       R.renderSection(payload);
@@ -253,19 +252,17 @@
   L.reloadData = reloadData;
   L.schedule = schedule;
   L.store = store;
-  L.RANGE_NAMES = RANGE_NAMES;
+  L.rangeName = rangeName;
   L.RANGE_KEY = RANGE_KEY;
   L.REFRESH_KEY = REFRESH_KEY;
 
   document.addEventListener('DOMContentLoaded', function () {
     if (document.body.getAttribute('data-live') !== 'true') return;
     try { cfg = JSON.parse(($('live-config') || {}).textContent || '{}'); } catch (e) { cfg = {}; }
-    cfg.ranges = cfg.ranges || ['15m'];
-    cfg.stream = cfg.stream || 'api/stream';
     var wanted = new URLSearchParams(location.search).get('range') || stored(RANGE_KEY);
-    st.range = cfg.ranges.indexOf(wanted) >= 0 ? wanted : cfg.ranges.indexOf('15m') >= 0 ? '15m' : cfg.ranges[0];
+    st.range = range(wanted) ? wanted : cfg.default_range;
     var refresh = Number(stored(REFRESH_KEY));
-    st.refresh = [1000, 5000, 10000, 30000, 60000].indexOf(refresh) >= 0 ? refresh : 1000;
+    st.refresh = (cfg.refresh || []).some(function (r) { return r.ms === refresh; }) ? refresh : cfg.default_refresh_ms;
     if (location.hash) history.replaceState(null, '', location.pathname + location.search); // no static zoom links
     L.controls();
     if (document.body.getAttribute('data-kind') !== 'section') { L.watchStatus(); return; }
