@@ -38,7 +38,7 @@ from rezgen.store.store import Series
 
 LOADED_BUDGET = 256 * 2**20  # decoded series kept between plots (estimated bytes)
 LOAD_GROUP_BYTES = 16 * 2**20  # decoded values one read of counters and gauges may produce
-CACHE_BYTES = 64 * 2**20  # arrays the build's evaluation cache keeps
+CACHE_BYTES = 16 * 2**20  # arrays the build's evaluation cache keeps (c16's all fit: ~8 MB)
 
 T = TypeVar("T")
 
