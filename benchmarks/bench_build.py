@@ -13,11 +13,11 @@
 (c) The overview of the c16 site opened from file:// in headless Chromium (Playwright, Debian's chromium):
     milliseconds from navigation start until the first chart ([data-plot-id]) has an ECharts instance whose
     first series holds data and a canvas; median of 5 fresh pages after a warm-up. Goal: <= 1000 ms.
-(d) The build's ways of decoding (`build_site(decode_ahead=...)`), on c16.parquet and on demo.parquet tiled to 6 h
-    and to 24 h: fresh processes taken in turns (floor, then each mode, --mode-runs times after a discarded warm-up
-    of each); median wall time and the largest peak RSS of process + children per mode, as ratios against the
-    floor (c16: a bare pyarrow read; the tiled ones: a row-group-by-row-group read) and against the fastest mode.
-    Goal: peak RSS <= 1 GB for both tiled recordings.
+(d) `rezgen build` of c16.parquet and of demo.parquet tiled to 6 h and to 24 h: fresh processes taken in turns
+    with a floor (c16: a bare pyarrow read; the tiled ones: a row-group-by-row-group read), --mode-runs times after
+    a discarded warm-up of each; median wall time as a ratio to the floor, and the largest peak RSS of process +
+    children. Goal: peak RSS <= 1 GB for both tiled recordings. (A forked second process and a decoding thread
+    were measured against this one-thread build and removed: see README.md, Design.)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, measure_pair, measure_turns, recording, run_child
+from common import ROOT, measure_pair, recording, run_child
 
 PYARROW_READ = """
 import sys
@@ -54,14 +54,6 @@ sys.argv = ["rezgen", "build", sys.argv[1], "-o", sys.argv[2], "-q"]
 main()
 """
 
-# `rezgen build` with the way of decoding chosen (not a command-line option: see build_site's `decode_ahead`).
-BUILD_MODE = """
-import sys
-from rezgen.recording.reader import open_recording
-from rezgen.site.build import build_site
-build_site(open_recording(sys.argv[1]), sys.argv[2], decode_ahead=sys.argv[3] == "thread")
-"""
-MODES = ("thread", "none")  # a decoding thread (what `rezgen build` does), or the caller decoding on demand
 TILED_HOURS = (6, 24)
 
 GOAL_RATIO = 2.0
@@ -129,28 +121,22 @@ def tiled(cache: Path, source: str, hours: int) -> Path:
     return path
 
 
-def bench_modes(cache: Path, runs: int) -> None:
-    print(f"(d) ways of decoding ahead, {runs} runs of each taken in turns (floor, {', '.join(MODES)}, ...)")
+def bench_builds(cache: Path, runs: int) -> None:
+    print(f"(d) builds, {runs} runs of each taken in turns with the floor")
     # (recording, floor, its name, whether the memory goal applies)
     cases = [(recording("c16.parquet"), PYARROW_READ, "pyarrow read", False)] + \
         [(tiled(cache, "demo.parquet", hours), PYARROW_ROW_GROUPS, "pyarrow row groups", True)
          for hours in TILED_HOURS]
     for path, floor_code, floor_name, memory_goal in cases:
-        out = str(cache / "site-mode")
-        subjects = [(floor_code, str(path))] + [(BUILD_MODE, str(path), out, mode) for mode in MODES]
-        measured = measure_turns(subjects, runs)
-        floor, by_mode = measured[0], dict(zip(MODES, measured[1:]))
-        best = min(m.wall for m in by_mode.values())
+        floor, build = measure_pair((floor_code, str(path)), (BUILD, str(path), str(cache / "site-d")), runs=runs)
         print(f"    {path.name} ({path.stat().st_size / 1e6:.1f} MB on disk)")
-        print(f"      {floor_name:<8} median {floor.wall:7.2f} s                   peak RSS {floor.rss:5.0f} MB  "
+        print(f"      {floor_name:<18} median {floor.wall:7.2f} s               peak RSS {floor.rss:5.0f} MB  "
               f"runs {floor.walls()}")
-        for mode, m in by_mode.items():
-            print(f"      {mode:<8} median {m.wall:7.2f} s  {m.wall / floor.wall:5.2f}x floor  "
-                  f"{m.wall / best:4.2f}x best  peak RSS {m.rss:5.0f} MB (child {m.children_rss:4.0f})  "
-                  f"runs {m.walls()}", flush=True)
+        print(f"      {'rezgen build':<18} median {build.wall:7.2f} s  {build.wall / floor.wall:5.2f}x floor  "
+              f"peak RSS {build.rss:5.0f} MB  runs {build.walls()}", flush=True)
         if memory_goal:
-            worst = max(m.rss for m in by_mode.values())
-            print(f"      peak RSS {worst:.0f} MB (goal <= {GOAL_DAY_RSS_MB})  {verdict(worst <= GOAL_DAY_RSS_MB)}")
+            ok = build.rss <= GOAL_DAY_RSS_MB
+            print(f"      peak RSS {build.rss:.0f} MB (goal <= {GOAL_DAY_RSS_MB})  {verdict(ok)}")
 
 
 # Installed before any page script: polls (every few ms) for the first chart to hold drawn data.
@@ -206,7 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="c16,day,paint,modes", help="comma-separated: c16, day, paint, modes")
     parser.add_argument("--runs", type=int, default=7, help="timed runs of (a) after the warm-up")
-    parser.add_argument("--mode-runs", type=int, default=5, help="timed runs of each mode in (d)")
+    parser.add_argument("--mode-runs", type=int, default=5, help="timed runs of each build in (d)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("REZGEN_BENCH_CACHE", "/tmp/rezgen-bench")))
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -222,7 +208,7 @@ def main() -> None:
     if "day" in parts:
         bench_day(args.cache)
     if "modes" in parts:
-        bench_modes(args.cache, args.mode_runs)
+        bench_builds(args.cache, args.mode_runs)
     print(f"(benchmarks took {time.perf_counter() - started:.0f} s)")
 
 

@@ -96,7 +96,7 @@ def _interval_ns(parquet: pq.ParquetFile, stamps: np.ndarray) -> int:
     raw = footer.get(b"sampling_interval_ms")
     if raw:
         try:
-            return int(round(float(raw) * 1e6))
+            return round(float(raw) * 1e6)
         except ValueError:
             pass
     return int(np.median(np.diff(stamps))) if len(stamps) > 1 else 1_000_000_000

@@ -105,7 +105,7 @@ class Element:
 
 
 class _TreeBuilder(HTMLParser):
-    VOID = {"meta", "link", "br", "img", "input", "col", "hr", "source", "path", "circle"}
+    VOID = frozenset({"meta", "link", "br", "img", "input", "col", "hr", "source", "path", "circle"})
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

@@ -14,7 +14,6 @@ evaluation is numpy driven from Python, so it checks a deadline between nodes, s
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import re
 from collections.abc import Iterator
@@ -140,8 +139,8 @@ def check_samples(estimated: int, limit: int | None) -> None:
                                 f"about {estimated:,} samples, limit {limit:,} (--query-max-samples)")
 
 
-_LIBC_NAME = ctypes.util.find_library("c")
-_LIBC = ctypes.CDLL(_LIBC_NAME) if _LIBC_NAME else None
+# The C library the interpreter already has loaded (find_library would run `ldconfig` in a child process).
+_LIBC = ctypes.CDLL(None)
 
 
 def release_memory() -> None:

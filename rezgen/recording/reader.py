@@ -32,6 +32,10 @@ from rezgen.store.store import HistogramSeries, Series, Store, Table
 # count would make a grouping power 7 histogram's batch 15 times as large as a grouping power 3 one's).
 HISTOGRAM_BATCH_BYTES = 2 * 2**20
 SCALAR_READ_BYTES = 1 * 2**20  # decoded counters and gauges one read may produce (a metric is never split)
+# Arrow's values of one Parquet read of counters and gauges, at most (a metric of hundreds of columns is read in
+# slices): a read's Arrow table lives beside the float64 arrays made from it, so a whole day of a 700-column metric
+# read at once would double its ~0.5 GB.
+SCALAR_SLICE_BYTES = 32 * 2**20
 RESERVED_COLUMNS = ("timestamp", "duration")
 
 
@@ -104,16 +108,28 @@ class Recording:
     def read_scalars(self, columns: list[Column], parquet: pq.ParquetFile | None = None) -> dict[int, np.ndarray]:
         """Decode counter and gauge columns in one read (through `parquet`, from another thread): float64 values
         in time order, by column index."""
-        try:
-            table = (parquet or self._parquet).read(columns=sorted({c.name for c in columns}), use_threads=False)
-        except (OSError, pa.ArrowException) as exc:
-            raise RecordingError(f"{self.path}: cannot read columns: {_first_line(exc)}") from None
-        positions: dict[tuple[str, int], int] = {}
-        seen: Counter[str] = Counter()
-        for i, name in enumerate(table.column_names):
-            positions[(name, seen[name])] = i
-            seen[name] += 1
-        return {c.index: self._rows(_to_float(table.column(positions[(c.name, c.occurrence)]))) for c in columns}
+        names = sorted({c.name for c in columns})
+        wanted: dict[str, list[Column]] = {}
+        for c in columns:
+            wanted.setdefault(c.name, []).append(c)
+        per_read = max(1, SCALAR_SLICE_BYTES // max(1, self.rows * 8))  # names repeat: a slice may hold more
+        out: dict[int, np.ndarray] = {}
+        for first in range(0, len(names), per_read):
+            part = names[first : first + per_read]
+            try:
+                table = (parquet or self._parquet).read(columns=part, use_threads=False)
+            except (OSError, pa.ArrowException) as exc:
+                raise RecordingError(f"{self.path}: cannot read columns: {_first_line(exc)}") from None
+            positions: dict[tuple[str, int], int] = {}
+            seen: Counter[str] = Counter()
+            for i, name in enumerate(table.column_names):
+                positions[(name, seen[name])] = i
+                seen[name] += 1
+            for name in part:
+                for c in wanted[name]:
+                    out[c.index] = self._rows(_to_float(table.column(positions[(c.name, c.occurrence)])))
+            del table
+        return out
 
     def scalar_loader(self, column: Column, siblings: list[Column]) -> Callable[[], np.ndarray]:
         """Decodes a counter or gauge column when called, and hands its siblings (the columns read with it) their

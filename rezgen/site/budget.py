@@ -1,5 +1,4 @@
-"""Bounds what a build holds at once (decoded series, and the evaluation pieces its charts share), and decodes
-the series ahead of the build in a thread.
+"""Bounds what a build holds at once: decoded series, and the evaluation pieces its charts share.
 
 A recording decodes a series when a query first reads it and keeps it (`store.Series`); a day at 1 s of a
 2,000-column recording is over a gigabyte of counters alone, and a day of demo.parquet's histograms about as much
@@ -8,7 +7,7 @@ each plot, once the decoded series exceed `LOADED_BUDGET`, the longest-decoded s
 released until within it (a later query decodes them again), and the build releases a metric's series once nothing
 reads them any more (`release`). Counters and gauges are decoded in the recording's read groups, split to at most
 `LOAD_GROUP_BYTES` (a day of a metric with hundreds of columns is hundreds of megabytes). A short recording never
-reaches the budget. The thread of `decode_ahead` stops at the budget too. Together with `CACHE_BYTES` of shared
+reaches the budget. Together with `CACHE_BYTES` of shared
 evaluation pieces (`BuildCache`), this keeps a build of a day at 1 s within about 1 GB.
 """
 
@@ -16,16 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import threading
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rezgen.plotdata.plots import plot_selectors
 from rezgen.promql.cache import EvalCache
@@ -45,7 +41,7 @@ T = TypeVar("T")
 
 class SeriesBudget:
     """Every series of the recording decodes through `_load` (its one loader for the whole build), which counts
-    what is decoded and takes what the decoding thread (`decode_ahead`) decoded first."""
+    what is decoded."""
 
     def __init__(self, recording: Recording):
         self.recording = recording
@@ -73,16 +69,12 @@ class SeriesBudget:
         self._sizes = {c.index: 8 * recording.rows for c in recording.columns
                        if c.index in self._series and c.meta.kind is not Kind.HISTOGRAM}
         self._freed = 0  # bytes released since memory was last handed back
-        self._ahead: _DecodeAhead | None = None
         self._loaders = {index: partial(self._load, index) for index in self._item_of}
         for index, loader in self._loaders.items():
             self._series[index].unload(loader)
 
     def _load(self, index: int) -> Any:
-        item = self._item_of[index]
-        decoded = self._ahead.take(item) if self._ahead is not None else None
-        if decoded is None:
-            decoded = self._decode(item)
+        decoded = self._decode(self._item_of[index])
         for other, values in decoded.items():  # the columns read with it get theirs
             if other != index:
                 self._series[other].provide(values)
@@ -92,27 +84,12 @@ class SeriesBudget:
                 self._bytes += self._sizes[other]
         return decoded[index]
 
-    def _decode(self, item: int, parquet: pq.ParquetFile | None = None) -> dict[int, Any]:
-        """An item's decoded columns by index (through `parquet`, a handle of its own, from another thread)."""
+    def _decode(self, item: int) -> dict[int, Any]:
+        """An item's decoded columns by index."""
         columns = self._items[item]
         if columns[0].meta.kind is Kind.HISTOGRAM:
-            return {columns[0].index: self.recording.histogram_loader(columns[0], parquet)()}
-        return self.recording.read_scalars(columns, parquet)
-
-    @contextlib.contextmanager
-    def decode_ahead(self, metrics: list[str]) -> Iterator[None]:
-        """Decode in a thread, meanwhile, the series of these metrics in this order (the order the build reads
-        them), then the others', while the decoded series stay within the budget: decoding (Parquet, above all
-        histograms) releases the GIL, so it overlaps the evaluation on a second core."""
-        order = {name: rank for rank, name in enumerate(metrics)}
-        ranked = sorted(range(len(self._items)), key=lambda item: min(
-            order.get(c.meta.key.metric, len(order)) for c in self._items[item]))  # stable: then file order
-        self._ahead = _DecodeAhead(self, ranked)
-        try:
-            yield
-        finally:
-            self._ahead.stop()
-            self._ahead = None
+            return {columns[0].index: self.recording.histogram_loader(columns[0])()}
+        return self.recording.read_scalars(columns)
 
     def loaded_bytes(self) -> int:
         """About how much the decoded series hold."""
@@ -157,57 +134,6 @@ class SeriesBudget:
         if self._freed >= LOAD_GROUP_BYTES:  # a short recording's metric is not worth a trim of the heap
             return_freed_memory()
             self._freed = 0
-
-
-class _DecodeAhead:
-    """A thread that decodes items in order ahead of the caller, stopping once what it holds and the decoded
-    series exceed the budget. Each item is decoded once: by the thread if it gets there first (the caller then
-    waits for it, or takes it when done), else by the caller (`take` says None, and the thread skips it)."""
-
-    def __init__(self, budget: SeriesBudget, order: list[int]):
-        self._budget = budget
-        self._lock = threading.Lock()
-        self._taken: set[int] = set()  # by the caller: not to be decoded here
-        self._ready: dict[int, Future[dict[int, Any]]] = {}  # by the thread, until the caller takes them
-        self._held = 0  # bytes decoded here and not taken yet
-        self._stop = threading.Event()
-        self._parquet = budget.recording.reopen()  # a handle of its own: the caller reads through the recording's
-        self._thread = threading.Thread(target=self._run, args=(order,), name="rezgen-decode", daemon=True)
-        self._thread.start()
-
-    def take(self, item: int) -> dict[int, Any] | None:
-        """The item's columns if the thread decoded (or is decoding) it, waiting for them; None: decode it."""
-        with self._lock:
-            future = self._ready.pop(item, None)
-            if future is None:
-                self._taken.add(item)
-                return None
-        decoded = future.result()  # raises what decoding raised, as decoding here would
-        with self._lock:
-            self._held -= sum(_held_bytes(values) for values in decoded.values())
-        return decoded
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self, order: list[int]) -> None:
-        for item in order:
-            with self._lock:
-                if self._stop.is_set() or self._held + self._budget.loaded_bytes() > LOADED_BUDGET:
-                    return  # the caller decodes the rest as it needs them
-                if item in self._taken:
-                    continue
-                future: Future[dict[int, Any]] = Future()
-                self._ready[item] = future
-            try:
-                decoded = self._budget._decode(item, self._parquet)
-            except BaseException as exc:  # the caller meets it when it needs the item
-                future.set_exception(exc)
-                continue
-            with self._lock:  # before the caller can take it and count it off
-                self._held += sum(_held_bytes(values) for values in decoded.values())
-            future.set_result(decoded)
 
 
 def _held_bytes(values: Any) -> int:

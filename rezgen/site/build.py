@@ -13,7 +13,6 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -79,7 +78,7 @@ def systems_by_host(footer: Footer, hosts: list[str]) -> list[dict[str, Any]]:
     own: dict[str, dict[str, Any]] = {}
     for info in footer.per_source.values():
         for key, member in info.members.items():
-            node = member.get("node") if isinstance(member.get("node"), str) else key
+            node = member["node"] if isinstance(member.get("node"), str) else key
             if isinstance(member.get("systeminfo"), dict):
                 own.setdefault(node, member["systeminfo"])
     top = footer.systeminfo
@@ -108,12 +107,11 @@ def systems_by_host(footer: Footer, hosts: list[str]) -> list[dict[str, Any]]:
 
 def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
                templates: Path | None = None, progress: Progress | None = None, served: bool = False,
-               warn: Progress | None = None, strict: bool = False, decode_ahead: bool = True) -> BuildReport:
+               warn: Progress | None = None, strict: bool = False) -> BuildReport:
     """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`.
 
     A plot whose query fails on this recording shows the error in its card and is reported through `warn`, one
-    line each; with `strict` the build fails instead (BuildError) and `output` is left as it was. Without
-    `decode_ahead` every series is decoded when first read, by the caller (benchmarks/bench_build.py compares)."""
+    line each; with `strict` the build fails instead (BuildError) and `output` is left as it was."""
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
@@ -122,16 +120,16 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
         env = template_environment(templates)
         env.globals["served"] = served
         return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None),
-                      warn or (lambda _: None), strict, decode_ahead)
+                      warn or (lambda _: None), strict)
 
 
 def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
-           output: Path, progress: Progress, warn: Progress, strict: bool, decode_ahead: bool) -> BuildReport:
+           output: Path, progress: Progress, warn: Progress, strict: bool) -> BuildReport:
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     work.chmod(0o755)  # mkdtemp's is 0700: the site is meant to be published (a web server reads it as another user)
     try:
-        report = _render(recording, sections, budget, env, work, progress, decode_ahead)
+        report = _render(recording, sections, budget, env, work, progress)
         if strict and report.failed:  # one line, as any failed build: the first failure and how many more
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
             raise BuildError(f"{report.failed[0]}{more}; strict build: {output} was left as it was")
@@ -157,7 +155,7 @@ def _swap(work: Path, output: Path) -> None:
 
 
 def _render(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
-            work: Path, progress: Progress, decode_ahead: bool) -> BuildReport:
+            work: Path, progress: Progress) -> BuildReport:
     report = BuildReport(work)
     start, end = recording.time_range
     span = TimeRange(ceil_ms(start), end, recording.interval_ns)
@@ -179,20 +177,17 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     charted: dict[str, list[str]] = {}  # metric -> its warning lines
     build.copy_static()
     try:
-        # The series are decoded ahead in the order the build reads them: the sections', then the other charts'.
-        order = list(dict.fromkeys([name for names in named for name in names] + list(charts)))
-        with budget.decode_ahead(order) if decode_ahead else nullcontext():
-            contexts = []
-            for index, section in enumerate(sections):
-                progress(f"[{index + 1}/{len(sections)}] {section.title}: {len(section.plots)} plots")
-                contexts.append(_section(build, section))
-                for name in chart_after[index]:
-                    charted[name] = charts[name]()
-            report.pages = pages.write(contexts)
-            progress("metric browser")
-            for name, chart in charts.items():
-                if name not in charted:
-                    charted[name] = chart()
+        contexts = []
+        for index, section in enumerate(sections):
+            progress(f"[{index + 1}/{len(sections)}] {section.title}: {len(section.plots)} plots")
+            contexts.append(_section(build, section))
+            for name in chart_after[index]:
+                charted[name] = charts[name]()
+        report.pages = pages.write(contexts)
+        progress("metric browser")
+        for name, chart in charts.items():
+            if name not in charted:
+                charted[name] = chart()
     except BaseException:
         build.finish(check=False)
         raise
