@@ -39,11 +39,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.stdout.close()
 
 
-def wait_for(check: Callable[[], T], timeout: float = 60.0, every: float = 0.1) -> T:
+def wait_for(check: Callable[[], T], timeout: float = 60.0, every: float = 0.05, what: str = "condition") -> T:
+    """Poll `check` until it returns something true (returned), failing after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError("timed out")
+    raise AssertionError(f"timed out waiting for {what}")

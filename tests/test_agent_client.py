@@ -10,10 +10,10 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from processes import wait_for
 from shared import shared_recording
 from test_replay import ReplayProcess, recorded_cells, served_cells
 
@@ -40,15 +40,6 @@ class Recorder:
     def count(self) -> int:
         with self.lock:
             return len(self.snapshots)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def client_for(process: ReplayProcess, recorder: Recorder, interval_s: float, **kwargs) -> AgentClient:

@@ -11,12 +11,12 @@ import numpy as np
 
 from rezgen.promql.cache import parse
 from rezgen.promql.engine import Scope
-from rezgen.promql.selectors import vector_selectors as plot_selectors
+from rezgen.promql.selectors import vector_selectors
 from rezgen.promql.values import Scalar, Value, Vector
 from rezgen.store.model import Labels
 from rezgen.store.store import Store
 
-__all__ = ["Scope", "TimeRange", "chunk_matrix", "coverage", "plot_selectors", "selector_names"]
+__all__ = ["Scope", "TimeRange", "chunk_matrix", "coverage", "selector_names"]
 
 
 @dataclass
@@ -53,7 +53,7 @@ def coverage(store: Store, times: np.ndarray) -> np.ndarray:
 def selector_names(query: str) -> tuple[str, ...]:
     """The metric names a query's selectors name, in order ("" for a selector without one); PromQLError for a
     query that does not parse. Kept per query: a build asks for the hundreds of its queries several times."""
-    return tuple(selector.name or "" for selector in plot_selectors(parse(query)))
+    return tuple(selector.name or "" for selector in vector_selectors(parse(query)))
 
 
 def chunk_matrix(value: Value, steps: int) -> tuple[list[Labels], np.ndarray]:

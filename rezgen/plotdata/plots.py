@@ -20,7 +20,7 @@ import promql_parser as pp
 
 from rezgen.dashboards import Plot
 from rezgen.plotdata import decimate
-from rezgen.plotdata.evaluation import Scope, TimeRange, chunk_matrix, coverage, plot_selectors
+from rezgen.plotdata.evaluation import Scope, TimeRange, chunk_matrix, coverage
 from rezgen.plotdata.levels import json_values, levels, round_significant
 from rezgen.plotdata.percentiles import percentile_plot
 from rezgen.promql.cache import EvalCache, parse
@@ -30,7 +30,7 @@ from rezgen.store.model import Labels
 from rezgen.store.store import Store
 
 # Imported from here by the rest of rezgen: what a plot is and how its values are written.
-__all__ = ["OTHER", "TimeRange", "json_values", "plot_data", "plot_selectors", "round_significant", "waiting_plot"]
+__all__ = ["OTHER", "TimeRange", "json_values", "plot_data", "round_significant", "waiting_plot"]
 
 OTHER = "Other"
 CACHE_CELLS = 2_000_000  # evaluated values kept for the second pass of a top-k plot instead of evaluating again

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import promql_parser as pp
+import pyarrow as pa
 
 from rezgen.promql.values import PromQLError
 
@@ -143,10 +144,16 @@ def check_samples(estimated: int, limit: int | None) -> None:
 _LIBC = ctypes.CDLL(None)
 
 
-def release_memory() -> None:
-    """Hand memory freed by a big query back to the system: numpy's large arrays come from glibc's heap once its
-    mmap threshold has grown, and the heap keeps them after they are freed until it is trimmed."""
-    gc.collect()
+def trim_heap() -> None:
+    """Hand freed memory back to the system: large numpy arrays come from glibc's heap once its mmap threshold has
+    grown, and Arrow keeps freed buffers in its pool; both keep them until trimmed."""
+    pa.default_memory_pool().release_unused()
     trim = getattr(_LIBC, "malloc_trim", None)
     if trim is not None:
         trim(0)
+
+
+def release_memory() -> None:
+    """After a big query: collect what it left (cycles included), then trim the heap."""
+    gc.collect()
+    trim_heap()

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rezgen.promql.deadline import QueryTimeout
+from rezgen.promql.engine import OUT_OF_MEMORY
 from rezgen.promql.limits import MAX_TIME_NS, release_memory
 from rezgen.promql.values import PromQLError
 from rezgen.server.source import DataSource
@@ -103,8 +104,7 @@ def answer(compute: Compute, source: DataSource, params: Params, path: dict[str,
         return error(ApiError(503, str(exc), "timeout"))
     except MemoryError:  # what the sample estimate missed: refuse this query, and give the memory back
         release_memory()
-        return error(ApiError(422, "query processing needs more memory than is available: narrow the query "
-                              "(fewer series, a shorter range or a coarser step)", "execution"))
+        return error(ApiError(422, OUT_OF_MEMORY, "execution"))
     except (ValueError, OverflowError, FloatingPointError, ZeroDivisionError) as exc:  # e.g. times past int64
         return error(ApiError(422, f"cannot evaluate: {exc}", "execution"))
     except Exception as exc:  # a bug: logged on the server, one line to the client, never a traceback

@@ -13,20 +13,17 @@ evaluation pieces (`BuildCache`), this keeps a build of a day at 1 s within abou
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
-import pyarrow as pa
 
-from rezgen.plotdata.plots import plot_selectors
 from rezgen.promql.cache import EvalCache
 from rezgen.promql.engine import parse
-from rezgen.promql.selectors import select
+from rezgen.promql.limits import trim_heap
+from rezgen.promql.selectors import select, vector_selectors
 from rezgen.promql.values import PromQLError, Vector
 from rezgen.recording.reader import Column, Recording
 from rezgen.store.model import Kind
@@ -99,7 +96,7 @@ class SeriesBudget:
         """Make room for a plot: when what is decoded and what the plot will decode exceed the budget, release the
         series the plot does not read, the longest decoded first, until within it (or none is left to release)."""
         try:
-            selectors = list(plot_selectors(parse(query)))
+            selectors = list(vector_selectors(parse(query)))
         except PromQLError:
             return
         store = self.recording.store
@@ -132,7 +129,7 @@ class SeriesBudget:
             del self._loaded[index]
             series.unload(self._loaders[index])
         if self._freed >= LOAD_GROUP_BYTES:  # a short recording's metric is not worth a trim of the heap
-            return_freed_memory()
+            trim_heap()  # many mid-sized arrays, kept by glibc's heap and Arrow's pool after they are freed
             self._freed = 0
 
 
@@ -140,14 +137,6 @@ def _held_bytes(values: Any) -> int:
     """About what a decoded column holds: float64 values, or a histogram's sparse deltas (as its series counts
     them)."""
     return values.nbytes if isinstance(values, np.ndarray) else values.entries * 12 + values.rows * 10
-
-
-def return_freed_memory() -> None:
-    """Hand memory freed by released series back to the system: the columns are many mid-sized arrays that glibc
-    keeps in its heap (and Arrow in its pool) after they are freed, so a long build's footprint would only grow."""
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # glibc; elsewhere there is nothing to call
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 class BuildCache(EvalCache):
