@@ -232,6 +232,51 @@ def test_metric_browser_charts_hold_one_level(c16):
     assert level["bucket"] > 1 and len(level["t"]) <= decimate.TARGET_POINTS
 
 
+def _metric_charts(recording, kinds=(Kind.COUNTER, Kind.GAUGE), least=12):
+    """The metric browser's charts of the metrics with at least `least` series."""
+    from rezgen.pages.catalog import metric_plot
+
+    names = sorted({s.key.metric for s in recording.store if s.kind in kinds})
+    return [metric_plot(name, series[0].kind, series[0].meta.unit, None) for name in names
+            if len(series := recording.store.series_of(name)) >= least]
+
+
+def test_a_top_k_plot_evaluated_a_group_of_series_at_a_time_equals_one_evaluation(c16, monkeypatch):
+    from rezgen.plotdata import groups
+
+    span = _span(c16)
+    chosen = _metric_charts(c16)
+    chosen.append(Plot(id="no-other", title="t", query="irate(cgroup_cpu_usage[5m]) / 1e9", unit="rate",
+                       kind="multi", width="full", log=False, top=4, description="", other=False))
+    whole = [plot_data(c16.store, p, span) for p in chosen]
+    monkeypatch.setattr(groups, "GROUP_BYTES", 8 * c16.rows * 5)  # groups of about five series
+    released: list[list] = []
+    grouped = [plot_data(c16.store, p, span, release=released.append) for p in chosen]
+    assert len(released) > 2 * len(chosen)  # every plot was evaluated in several groups
+    for plot, one, many in zip(chosen, whole, grouped):
+        assert one is not None and many is not None, plot.query
+        assert many["names"] == one["names"], plot.query
+        for a, b in zip(one["levels"], many["levels"]):
+            assert a["t"] == b["t"]
+            np.testing.assert_allclose(np.array(b["values"], dtype=float), np.array(a["values"], dtype=float),
+                                       rtol=1e-6, err_msg=plot.query)  # Other: the same sums in another order
+
+
+def test_only_series_wise_queries_of_many_series_are_evaluated_in_groups(c16, monkeypatch):
+    from rezgen.plotdata import groups
+
+    monkeypatch.setattr(groups, "GROUP_BYTES", 8 * c16.rows * 5)
+    for query in ("irate(cgroup_cpu_usage[5m])", "cgroup_cpu_usage / 100", "-(cgroup_cpu_usage)"):
+        found = groups.series_groups(c16.store, parse(query), (), top=10)
+        assert found is not None and len(found) > 2, query
+        everything = c16.store.series_of("cgroup_cpu_usage")
+        assert sorted(map(id, (s for g in found for s in g))) == sorted(map(id, everything))
+    for query in ("sum by (name) (irate(cgroup_cpu_usage[5m]))", "cgroup_cpu_usage / on() group_left cpu_cores",
+                  "rate(cgroup_cpu_usage[5m:1m])", "syscall_latency"):
+        assert groups.series_groups(c16.store, parse(query), (), top=10) is None, query
+    assert groups.series_groups(c16.store, parse("irate(cgroup_cpu_usage[5m])"), (), top=10_000) is None  # few
+
+
 @pytest.mark.slow
 def test_a_build_within_a_tiny_memory_budget_writes_the_same_data(tmp_path, monkeypatch):
     """Series released between plots (and decoded a column at a time) are decoded again to the same values."""

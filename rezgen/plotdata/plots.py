@@ -21,6 +21,7 @@ import promql_parser as pp
 from rezgen.dashboards import Plot
 from rezgen.plotdata import decimate
 from rezgen.plotdata.evaluation import Scope, TimeRange, chunk_matrix, coverage
+from rezgen.plotdata.groups import Release, grouped_top, series_groups
 from rezgen.plotdata.levels import json_values, levels, round_significant
 from rezgen.plotdata.percentiles import percentile_plot
 from rezgen.promql.cache import EvalCache, parse
@@ -38,19 +39,21 @@ Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # an evaluated chunk: its tim
 
 
 def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, coarse_only: bool = False,
-              cache: EvalCache | None = None) -> dict[str, Any] | None:
+              cache: EvalCache | None = None, release: Release | None = None) -> dict[str, Any] | None:
     """The plot's payload, or None when the recording has no data for it, or `{..., "error", "query"}` when its
     query cannot be evaluated over this recording (a page shows that in the plot's card).
 
     `coarse_only` ships the coarsest level alone (the metric browser's charts do not zoom into detail); `cache`
-    shares evaluated pieces between the plots of a build whose store does not change meanwhile. A range that is
+    shares evaluated pieces between the plots of a build whose store does not change meanwhile; `release` lets a
+    top-k plot of many series evaluate them a group at a time, releasing each group's decoded values after it (see
+    `groups`). A range that is
     not one (the caller's mistake, not the plot's) raises PromQLError."""
     if span.step_ns <= 0:
         raise PromQLError("the step must be positive")
     if span.end_ns < span.start_ns:
         raise PromQLError("the end time must not be before the start time")
     try:
-        return _evaluated(store, plot, span, scope, coarse_only, cache)
+        return _evaluated(store, plot, span, scope, coarse_only, cache, release)
     except PromQLError as exc:
         # The one place a plot's failure is caught: a query that works on one recording can fail on another
         # (times past int64, an `@` out of range, a histogram where a number is needed: the engine words them
@@ -58,15 +61,15 @@ def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, c
         return {**plot.to_json(), "error": str(exc), "query": plot.query}
 
 
-def _evaluated(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None
-               ) -> dict[str, Any] | None:
+def _evaluated(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None,
+               release: Release | None) -> dict[str, Any] | None:
     if plot.kind == "percentiles":
         percentiles = percentile_plot(store, plot.query, span, scope, coarse_only, cache)
         if percentiles is None:
             return None
         names, rows, heatmap = percentiles
     else:
-        series = _series(store, plot, span, scope, coarse_only, cache)
+        series = _series(store, plot, span, scope, coarse_only, cache, release)
         if series is None:
             return None
         names, rows = series
@@ -91,13 +94,20 @@ def waiting_plot(plot: Plot) -> dict[str, Any]:
 
 # ---- line, multi and heatmap plots ------------------------------------------------------------------------------
 
-def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None
-            ) -> tuple[list[str], decimate.Reducer] | None:
+def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None,
+            release: Release | None) -> tuple[list[str], decimate.Reducer] | None:
     tree = parse(plot.query)
     steps = len(span.times)
     reducer = "max" if plot.kind == "heatmap" else "envelope"
     base = decimate.finest_bucket(steps, 1 if reducer == "max" else 2, coarse_only=coarse_only)
     ranked = plot.kind == "multi"
+    if ranked and release is not None and (groups := series_groups(store, tree, scope, plot.top)) is not None:
+        top = grouped_top(store, tree, span, scope, plot, groups, base, reducer, release)
+        if top is None:
+            return None
+        labels, grouped = top
+        names = [_name(dict(key), plot.kind) for key in labels] + [OTHER] * (grouped.rows - len(labels))
+        return (names, grouped) if not grouped.empty.all() else None
     index: dict[Labels, int] = {}  # each series' row, in the order the series appear
     rows = decimate.Reducer(0, steps, base, reducer)
     sums, counts = np.zeros(0), np.zeros(0, dtype=np.int64)  # of each row's values, to rank a top-k plot

@@ -194,6 +194,8 @@ class Recording:
                     return empty
                 if self._order is None:
                     hist.extend_cumulative(decoded[1], decoded[0])
+                    if hist.rows == len(decoded[0]):  # the first batch: reserve what the rest will need, about
+                        hist.reserve(self.rows, hist.entries * self.rows // max(1, hist.rows) * 5 // 4)
                 else:
                     blocks.append(decoded)
             if self._order is not None:

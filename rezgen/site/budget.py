@@ -14,7 +14,7 @@ evaluation pieces (`BuildCache`), this keeps a build of a day at 1 s within abou
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -118,6 +118,11 @@ class SeriesBudget:
     def release(self, metric: str) -> None:
         """Forget the decoded values of a metric's series; a query decodes them again."""
         self._release([index for index in self._by_metric.get(metric, ()) if index in self._loaded])
+
+    def release_series(self, series: Sequence[Series]) -> None:
+        """Forget the decoded values of these series (a group of a plot's, evaluated: see plotdata.groups)."""
+        self._release([index for index in map(self._index_of.get, map(id, series))
+                       if index is not None and index in self._loaded])
 
     def _release(self, indices: list[int]) -> None:
         if not indices:

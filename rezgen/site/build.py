@@ -292,7 +292,8 @@ class _Build:
     def plot_data(self, plot: Plot, scope: tuple[tuple[str, str], ...], coarse_only: bool = False
                   ) -> dict[str, Any] | None:
         self.budget.before(plot.query, scope)
-        return plot_data(self.recording.store, plot, self.span, scope, coarse_only=coarse_only, cache=self.cache)
+        return plot_data(self.recording.store, plot, self.span, scope, coarse_only=coarse_only, cache=self.cache,
+                         release=self.budget.release_series)
 
 
 def _section(build: _Build, section: Section) -> dict[str, Any] | None:

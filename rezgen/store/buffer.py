@@ -4,6 +4,10 @@ Appends are amortised O(1) (capacity grows by a quarter); dropping from the fron
 the storage is compacted once the dead prefix outweighs the live part, or when an append finds the end while the
 kept part fills at most 7/8 of it, so a sliding window's storage settles within about 1.15-1.45x of what it keeps
 (growing by doubling, it settled at 2-4x).
+
+An array made with `fill=None` leaves its spare capacity unwritten (`np.empty`): a large one's spare pages are never
+touched, so the kernel holds none of them, and a column decoded once (a recording's) can `reserve` its estimated
+size up front and keep it, instead of copying itself at each growth and once more to `shrink`.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import numpy as np
 
 
 class GrowArray:
-    def __init__(self, dtype: np.dtype | type, shape: tuple[int, ...] = (), capacity: int = 64, fill: float = 0):
+    def __init__(self, dtype: np.dtype | type, shape: tuple[int, ...] = (), capacity: int = 64,
+                 fill: float | None = 0):
         self._fill = fill
-        self._data = np.full((capacity, *shape), fill, dtype=dtype)
+        self._data = self._allocate(capacity, shape, dtype)
         self._start = 0
         self._stop = 0
         self._dropped = 0
@@ -53,9 +58,16 @@ class GrowArray:
         if self._start > live - count:
             self._compact(self._data.shape[0])
 
+    def reserve(self, total: int) -> None:
+        """Room for `total` elements in all (kept and to come) without another growth."""
+        if total > self._data.shape[0] - self._start:
+            self._compact(total)
+
     def shrink(self) -> None:
-        """Cut the storage to what is kept (an array built by appends has up to a quarter spare)."""
-        self._compact(max(1, len(self)))
+        """Cut the storage to what is kept (an array built by appends has up to a quarter spare). An unfilled
+        array's spare was never written: the kernel holds none of it, and a copy would only double it for a while."""
+        if self._fill is not None:
+            self._compact(max(1, len(self)))
 
     def _reserve(self, extra: int) -> None:
         if self._stop + extra <= self._data.shape[0]:
@@ -66,8 +78,13 @@ class GrowArray:
 
     def _compact(self, capacity: int) -> None:
         live = self.view()
-        data = np.full((capacity, *self._data.shape[1:]), self._fill, dtype=self._data.dtype)
+        data = self._allocate(capacity, self._data.shape[1:], self._data.dtype)
         data[: len(live)] = live
         self._data = data
         self._stop = len(live)
         self._start = 0
+
+    def _allocate(self, capacity: int, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        if self._fill is None:
+            return np.empty((capacity, *shape), dtype=dtype)
+        return np.full((capacity, *shape), self._fill, dtype=dtype)

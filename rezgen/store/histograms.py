@@ -17,11 +17,12 @@ from rezgen.store.buffer import GrowArray
 class HistogramColumn:
     def __init__(self, buckets: int):
         self.buckets = buckets
-        self._present = GrowArray(np.bool_)
-        self._reset = GrowArray(np.bool_)
-        self._ends = GrowArray(np.int64)  # absolute entry offset at the end of each row
-        self._index = GrowArray(np.int32)
-        self._count = GrowArray(np.float64)
+        # Every element is written as it is appended: no fill, so spare capacity costs no memory (see GrowArray).
+        self._present = GrowArray(np.bool_, fill=None)
+        self._reset = GrowArray(np.bool_, fill=None)
+        self._ends = GrowArray(np.int64, fill=None)  # absolute entry offset at the end of each row
+        self._index = GrowArray(np.int32, fill=None)
+        self._count = GrowArray(np.float64, fill=None)
         self._anchor = np.zeros(buckets)
         self._last: np.ndarray | None = None  # last cumulative array appended
 
@@ -32,6 +33,13 @@ class HistogramColumn:
     @property
     def entries(self) -> int:
         return len(self._index)
+
+    def reserve(self, rows: int, entries: int) -> None:
+        """Room for `rows` rows holding `entries` bucket deltas in all, so a column decoded once grows no more."""
+        for array in (self._present, self._reset, self._ends):
+            array.reserve(rows)
+        for array in (self._index, self._count):
+            array.reserve(entries)
 
     def shrink(self) -> None:
         """Cut every array to what it keeps: for a column that is complete (a recording's), not a growing one."""

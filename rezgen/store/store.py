@@ -337,6 +337,16 @@ class Store:
         series.table.attach(series)
         return series
 
+    def subset(self, series: Iterable[Series]) -> Store:
+        """A store of some of these series (the same objects, over the same tables), to evaluate a query over
+        them alone."""
+        part = Store(self.interval_ns)
+        part.tables = self.tables
+        for s in series:
+            part._by_metric[s.key.metric].append(s)
+            part._by_key[(id(s.table), s.key)] = s
+        return part
+
     def get(self, table: Table, key: SeriesKey) -> Series | None:
         return self._by_key.get((id(table), key))
 
