@@ -59,7 +59,8 @@ def compare_plot(plot: Plot, a: Side, b: Side) -> dict[str, Any] | None:
     if kind == "multi":
         data = _union_top(plot, [a, b], data)
     return {**plot.to_json(), "kind": kind, "compare": True,
-            "sides": [{"alias": side.alias, "duration": side.duration_ms, "data": _relative(d, side.start_ms)}
+            "sides": [{"alias": side.alias, "duration": side.duration_ms, "step": side.span.step_ns // 1_000_000,
+                       "data": _relative(d, side.start_ms)}
                       for side, d in zip((a, b), data)]}
 
 

@@ -30,10 +30,10 @@
   /* Difference B − A of two sides' coarsest levels, row by row (rows both have) and column by column: each of
      B's columns against A's column at the same elapsed time (within one of A's columns), null where either has
      no value. Returns {names, t, dt, values}. */
-  AB.difference = function (a, b, step) {
+  AB.difference = function (a, b, stepA, stepB) {
     var la = a.levels[0], lb = b.levels[0];
     var names = b.names.filter(function (n) { return a.names.indexOf(n) >= 0; });
-    var dtA = (la.bucket || 1) * step;
+    var dtA = (la.bucket || 1) * stepA;
     var at = lb.t.map(function (t) {
       var j = R.upperBound(la.t, t) - 1;
       return j >= 0 && t - la.t[j] < dtA ? j : -1;
@@ -45,7 +45,7 @@
         return x === null || x === undefined || y === null || y === undefined ? null : x - y;
       });
     });
-    return { names: names, t: lb.t, dt: (lb.bucket || 1) * step, values: values };
+    return { names: names, t: lb.t, dt: (lb.bucket || 1) * stepB, values: values };
   };
 
   function yAxis(c, names) {
@@ -96,7 +96,7 @@
   function heatOption(chart, c) {
     var p = chart.plot, lvl = p.data.levels[0];
     var rows = p.names.map(function (n) { return p.data.names.indexOf(n); });
-    var items = cells(lvl, rows, R.state.step);
+    var items = cells(lvl, rows, p.step);
     var opt = frame(chart, c, p.names, 66);
     opt.visualMap = R.colorScale(c, p.lo, p.hi, [R.units.format(p.unit, p.hi, 1), R.units.format(p.unit, p.lo, 1)],
                                  chart.el.clientHeight || 260);

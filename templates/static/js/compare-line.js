@@ -63,7 +63,7 @@
     else if (!ext || ext[0] >= 0) y.min = 0;
     if (plot.log) y = ext ? R.logAxis(ext[0], ext[1], chart.el.clientHeight) : { type: 'log' };
     var opt = R.baseOption(c);
-    opt.grid = { left: 6, right: 14, top: plot.small ? 22 : 26, bottom: 6 };
+    opt.grid = { left: 6, right: 14, top: plot.small ? 30 : 26, bottom: 6 };
     opt.xAxis = AB.axisX(c);
     opt.yAxis = R.axisY(c, plot.unit, y);
     opt.dataZoom = R.dataZoom('filter');

@@ -75,7 +75,7 @@
       if (!side.data) return;
       var el = chartEl(pair, plot, 'ab-heat', { 'data-side': side.alias });
       group.add(R.singleChart(el, { id: plot.id, unit: plot.unit, caption: side.alias, color: AB.colors[i],
-                                    data: side.data, names: rows, lo: lo, hi: hi > lo ? hi : lo + 1 }, 'ab-heatmap'));
+                                    data: side.data, names: rows, step: side.step, lo: lo, hi: hi > lo ? hi : lo + 1 }, 'ab-heatmap'));
     });
     if (!a || !b) return;
     var diffEl = chartEl(body, plot, 'ab-heat ab-diff', { 'data-side': 'diff' });
@@ -85,7 +85,7 @@
       pair.hidden = on;
       diffEl.hidden = !on;
       if (on && !diff) {
-        diff = R.singleChart(diffEl, { id: plot.id, unit: plot.unit, diff: AB.difference(a, b, R.state.step),
+        diff = R.singleChart(diffEl, { id: plot.id, unit: plot.unit, diff: AB.difference(a, b, plot.sides[0].step, plot.sides[1].step),
                                        caption: plot.sides[1].alias + ' − ' + plot.sides[0].alias }, 'ab-diff');
         group.add(diff);
       }
