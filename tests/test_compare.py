@@ -17,10 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+from processes import start, stop
 from rawparquet import RawRecording
 from shared import shared_recording
+from test_serve import events
 
 from rezgen.compare.changes import MAD_NORMAL, effect_size, plot_changes
 from rezgen.compare.inputs import CompareError, parse_input, parse_inputs
@@ -152,11 +155,11 @@ def test_a_multi_series_plot_shows_the_top_k_of_either_recording(pair, tmp_path)
     base, exp = pair
     site = tmp_path / "site"
     assert rezgen("build", "-q", base, exp, "-o", site).returncode == 0
-    plot = plots_of(data_of(site, "_", "cgroups"))["cgroup-cpu-total"] if "cgroup-cpu-total" in \
-        plots_of(data_of(site, "_", "cgroups")) else next(
-            p for p in plots_of(data_of(site, "_", "cgroups")).values() if p["kind"] == "multi")
-    names = [set(side["data"]["names"]) for side in plot["sides"]]
-    assert names[0] == names[1] and "Other" not in names[0]
+    multi = [p for p in plots_of(data_of(site, "_", "cgroups")).values() if p["kind"] == "multi"]
+    assert multi
+    for plot in multi:
+        names = [set(side["data"]["names"]) for side in plot["sides"]]
+        assert names[0] == names[1] and "Other" not in names[0]
 
 
 # -- what changed -----------------------------------------------------------------------------------------------
@@ -245,3 +248,29 @@ def test_a_bad_compare_is_one_line_and_a_non_zero_exit(command, case, pair, tmp_
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rezgen: "), done.stderr
     assert not (tmp_path / "site").exists()
+
+
+# -- served -----------------------------------------------------------------------------------------------------
+
+def test_serve_a_b_serves_the_compare_site_and_reloads_when_a_recording_changes(pair, tmp_path):
+    base, exp = (tmp_path / "base.parquet", tmp_path / "exp.parquet")
+    for source, copy in zip(pair, (base, exp)):
+        copy.write_bytes(source.read_bytes())
+    proc, url = start(["serve", f"base={base}", f"exp={exp}", "--port", "0"], tmp_path / "serve.log")
+    try:
+        page = httpx.get(url)
+        assert page.status_code == 200 and "compare.js" in page.text and "static/js/reload.js" in page.text
+        assert httpx.get(url + "changes.html").status_code == 200
+        data = httpx.get(url + "data/_/overview.js").text
+        assert '"alias":"base"' in data and '"alias":"exp"' in data
+
+        def replace() -> None:
+            copy = tmp_path / "copy.parquet"
+            copy.write_bytes(pair[0].read_bytes())
+            copy.replace(exp)  # B is now the same as A
+
+        assert [kind for kind, _ in events(url, 2, then=replace)] == ["hello", "reload"]
+        changes = httpx.get(url + "changes.html").text
+        assert "+50.0 %" not in changes
+    finally:
+        stop(proc)

@@ -86,8 +86,9 @@ class Tab:
     def series(self, selector: str) -> list[dict]:
         """name, data and colour of each series of the chart in the element `selector` (scrolled into view)."""
         self.page.locator(selector).first.scroll_into_view_if_needed()
-        self.page.wait_for_function("s => { const el = document.querySelector(s); return el && echarts.getInstanceByDom(el); }",
-                                    arg=selector, timeout=20000)
+        self.page.wait_for_function(
+            "s => { const el = document.querySelector(s); return el && echarts.getInstanceByDom(el); }",
+            arg=selector, timeout=20000)
         return self.page.evaluate("""s => echarts.getInstanceByDom(document.querySelector(s)).getOption().series
             .map(x => ({name: x.name, data: x.data, color: x.lineStyle && x.lineStyle.color}))""", selector)
 
@@ -194,7 +195,7 @@ def test_the_difference_heatmap_is_b_minus_a_cell_by_cell(sites, tab):
 
 def test_a_chart_only_one_recording_can_draw_says_which_one_lacks_it(sites, tab):
     site = sites["real"]
-    one_sided = [(route.stem, p["id"], [s["alias"] for s in p["sides"] if s["data"] is None][0])
+    one_sided = [(route.stem, p["id"], next(s["alias"] for s in p["sides"] if s["data"] is None))
                  for route in (site / "data" / "_").glob("*.js") for g in data_of(site, route.stem)["groups"]
                  for p in g["plots"] if "sides" in p and any(s["data"] is None for s in p["sides"])]
     assert one_sided
