@@ -23,6 +23,7 @@ import pytest
 from processes import start, stop
 from rawparquet import RawRecording
 from shared import shared_recording
+from siterecordings import write_nodes, write_two_hosts
 from test_serve import events
 
 from rezgen.compare.changes import MAD_NORMAL, effect_size, plot_changes
@@ -160,6 +161,28 @@ def test_a_multi_series_plot_shows_the_top_k_of_either_recording(pair, tmp_path)
     for plot in multi:
         names = [set(side["data"]["names"]) for side in plot["sides"]]
         assert names[0] == names[1] and "Other" not in names[0]
+
+
+def test_nodes_of_multi_node_recordings_pair_by_name_with_a_host_selector(tmp_path):
+    two, nodes = tmp_path / "two.parquet", tmp_path / "nodes.parquet"
+    write_two_hosts(two)
+    write_nodes(nodes, ["beta", "gamma"])
+    site, single = tmp_path / "site", tmp_path / "single"
+    assert rezgen("build", "-q", f"two={two}", f"nodes={nodes}", "-o", site).returncode == 0
+    assert rezgen("build", "-q", two, "-o", single).returncode == 0
+    index = (site / "index.html").read_text()
+    assert all(f'<option value="{host}">' in index for host in ("alpha", "beta", "gamma"))
+    hosts = {host: data_of(site, host, "overview") for host in ("alpha", "beta", "gamma")}
+    assert [s["host"] for s in hosts["alpha"]["compare"]["sides"]] == ["alpha", None]
+    assert [s["host"] for s in hosts["gamma"]["compare"]["sides"]] == [None, "gamma"]
+    busy = {host: plots_of(data)["cpu-busy"]["sides"] for host, data in hosts.items()}
+    assert busy["alpha"][1]["data"] is None and busy["gamma"][0]["data"] is None
+    assert busy["beta"][0]["data"] and busy["beta"][1]["data"]
+    # beta's A side is what the single site shows for beta, on time since the recording's start
+    expected = plots_of(data_of(single, "beta", "overview"))["cpu-busy"]
+    start = data_of(single, "beta", "overview")["range"]["start"]
+    assert busy["beta"][0]["data"]["levels"][-1]["values"] == expected["levels"][-1]["values"]
+    assert busy["beta"][0]["data"]["levels"][-1]["t"] == [t - start for t in expected["levels"][-1]["t"]]
 
 
 # -- what changed -----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from browser import launched
 from shared import shared_recording
+from siterecordings import write_nodes, write_two_hosts
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +54,11 @@ def sites(tmp_path_factory) -> dict[str, Path]:
     base, exp = tmp / "base.parquet", tmp / "exp.parquet"
     for path, extra in ((base, []), (exp, ["--scale", "network_bytes=1.5"])):
         assert rezgen("sample", "--seed", 5, "--duration", "5m", "--cpus", 4, "-o", path, *extra).returncode == 0
+    two, nodes = tmp / "two.parquet", tmp / "nodes.parquet"
+    write_two_hosts(two)
+    write_nodes(nodes, ["beta", "gamma"])
     return {"real": build(tmp / "real", f"ab={ab}", f"demo={demo}"), "ab": build(tmp / "ab", ab),
+            "nodes": build(tmp / "nodes", f"two={two}", f"nodes={nodes}"),
             "demo": build(tmp / "demo", demo), "sample": build(tmp / "sample", f"base={base}", f"exp={exp}")}
 
 
@@ -224,4 +229,19 @@ def test_what_changed_lists_the_injected_change_first_filters_by_section_and_lin
     page.wait_for_load_state("load")
     assert page.url.split("/")[-1].startswith("network.html?plot=")
     page.wait_for_selector(f'.panel.ab-target .chart[data-plot-id="{plot_id}"]', timeout=10000)
+    assert t.errors == []
+
+
+def test_the_host_selector_shows_each_pair_and_says_when_a_node_is_in_one_recording_only(sites, tab):
+    t = tab(sites["nodes"])
+    page = t.open("index.html?host=beta")
+    assert page.locator("#ab-alone").is_hidden()
+    assert {s["name"] for s in t.series('.ab-main[data-plot-id="cpu-busy"]')} == {"two", "nodes"}
+    page.select_option("#host-select", "alpha")
+    page.wait_for_url("**host=alpha**")
+    page.wait_for_function("() => REZGEN.state && REZGEN.state.charts.length > 0", timeout=20000)
+    alone = page.locator("#ab-alone")
+    alone.wait_for(state="visible")
+    assert "only in two" in alone.text_content() and "nodes has no such node" in alone.text_content()
+    assert {s["name"] for s in t.series('.ab-main[data-plot-id="cpu-busy"]')} == {"two"}
     assert t.errors == []

@@ -153,17 +153,21 @@
     return group;
   };
 
-  /* A host only one recording has, said at the top of the page. */
-  document.addEventListener('rezgen:data', function (e) {
-    var payload = R.payload(e.detail.key), note = document.getElementById('ab-alone');
-    var sides = payload && payload.compare && payload.compare.sides;
+  /* A host only one recording has, said at the top of the page (its data may have registered before this
+     script ran: page.js starts loading it first). */
+  function alone(payload) {
+    var note = document.getElementById('ab-alone'), sides = payload && payload.compare && payload.compare.sides;
     if (!sides || !note) return;
-    var alone = sides.filter(function (s) { return s.host === null; });
-    if (!alone.length) return;
+    var missing = sides.filter(function (s) { return s.host === null; });
+    if (!missing.length) return;
     var having = sides.filter(function (s) { return s.host !== null; })[0];
-    note.textContent = 'Host ' + payload.compare.host + ' is only in ' + having.alias + ': ' + alone[0].alias +
+    note.textContent = 'Host ' + payload.compare.host + ' is only in ' + having.alias + ': ' + missing[0].alias +
       ' has no such node, so its charts show ' + having.alias + ' alone.';
     note.hidden = false;
+  }
+  document.addEventListener('rezgen:data', function (e) { alone(R.payload(e.detail.key)); });
+  document.addEventListener('DOMContentLoaded', function () {
+    alone(R.payload(R.host() + '/' + document.body.getAttribute('data-route')));
   });
 
   /* ?plot=ID (What changed links here): bring that chart into view. */
