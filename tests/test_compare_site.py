@@ -198,6 +198,47 @@ def test_the_difference_heatmap_is_b_minus_a_cell_by_cell(sites, tab):
     assert scales[0] == scales[1]
 
 
+def _expected_bucket_difference(plot: dict) -> list[list]:
+    """[t, row, B − A] per cell of two bucket heatmaps: rows are the bucket edges of either (a bucket without a
+    count in a column holds zero), B's columns against A's column covering the same elapsed time."""
+    a, b = (side["data"]["buckets"] for side in plot["sides"])
+    edges = sorted(set(a["edges"]) | set(b["edges"]))
+
+    def grid(heat: dict) -> list[list[float]]:
+        rows = [[0.0] * len(heat["t"]) for _ in edges]
+        for column, bucket, rate in heat["cells"]:
+            rows[edges.index(heat["edges"][bucket])][column] = rate
+        return rows
+
+    ga, gb = grid(a), grid(b)
+    width_a = a["t"][1] - a["t"][0]
+    cells = []
+    for i, t in enumerate(b["t"]):
+        j = max((k for k, ta in enumerate(a["t"]) if ta <= t), default=None)
+        if j is None or t - a["t"][j] >= width_a:
+            continue
+        cells += [[t, row, gb[row][i] - ga[row][j]] for row in range(len(edges))]
+    return cells
+
+
+def test_the_bucket_heatmap_difference_is_b_minus_a_cell_by_cell(sites, tab):
+    plot = plot_of(data_of(sites["real"], "overview"), "tcp-packet-latency")
+    t = tab(sites["real"])
+    page = t.open("index.html")
+    heatmap = page.locator('[data-ab-toggle="tcp-packet-latency"][data-ab-mode="heatmap"]')
+    heatmap.scroll_into_view_if_needed()
+    heatmap.click()
+    page.locator('[data-ab-toggle="tcp-packet-latency"][data-ab-mode="diff"]').click()
+    drawn = t.series('.ab-diff[data-plot-id="tcp-packet-latency"]')[0]["data"]
+    expected = _expected_bucket_difference(plot)
+    assert expected
+    key = lambda c: (c[1], c[0])  # noqa: E731
+    assert [c[:2] for c in sorted(drawn, key=key)] == [c[:2] for c in sorted(expected, key=key)]
+    for got, want in zip(sorted(drawn, key=key), sorted(expected, key=key)):
+        assert got[2] == pytest.approx(want[2], rel=1e-12, abs=1e-12)
+    assert t.errors == []
+
+
 def test_a_chart_only_one_recording_can_draw_says_which_one_lacks_it(sites, tab):
     site = sites["real"]
     one_sided = [(route.stem, p["id"], next(s["alias"] for s in p["sides"] if s["data"] is None))

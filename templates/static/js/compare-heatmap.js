@@ -48,6 +48,18 @@
     return { names: names, t: lb.t, dt: (lb.bucket || 1) * stepB, values: values };
   };
 
+  /* A percentile plot's bucket heatmap as a one-level payload over the bucket edges `edges` (rows), a count of
+     zero where a bucket has none in a column, for AB.difference; its column width in ms. */
+  AB.bucketLevel = function (data, edges, step) {
+    var b = data.buckets, values = edges.map(function () { return b.t.map(function () { return 0; }); });
+    b.cells.forEach(function (cell) {
+      var row = edges.indexOf(b.edges[cell[1]]);
+      if (row >= 0) values[row][cell[0]] = cell[2];
+    });
+    return { names: edges.map(String), levels: [{ t: b.t, bucket: 1, values: values }],
+             width: b.t.length > 1 ? b.t[1] - b.t[0] : step };
+  };
+
   function yAxis(c, names) {
     return {
       type: 'category', data: names, inverse: true, axisLine: { show: false }, axisTick: { show: false },
@@ -115,12 +127,13 @@
       });
     });
     top = top || 1;
-    var opt = frame(chart, c, d.names, 66);
+    var opt = frame(chart, c, p.labels || d.names, 66);
+    if (p.labels) opt.yAxis.inverse = false;
     var scale = R.colorScale(c, -top, top, ['+' + R.units.format(p.unit, top, 1), '−' + R.units.format(p.unit, top, 1)],
                              chart.el.clientHeight || 260);
     scale.inRange = { color: DIVERGING };
     opt.visualMap = scale;
-    opt.tooltip = R.tooltipBase(c, { formatter: tooltip(chart, d.names, p.unit, items) });
+    opt.tooltip = R.tooltipBase(c, { formatter: tooltip(chart, p.labels || d.names, p.unit, items) });
     opt.series = [R.cellSeries(p.caption, items)];
     return opt;
   }

@@ -47,13 +47,14 @@
   }
 
   /* A button in the panel's header that switches the panel between two layouts. */
-  function toggle(el, labels, draw) {
+  function toggle(el, labels, draw, mode) {
     var head = el.closest('.panel') && el.closest('.panel').querySelector('.panel-head');
     var on = false, button = document.createElement('button');
     button.type = 'button';
     button.className = 'btn btn-small ab-toggle';
     button.setAttribute('aria-pressed', 'false');
     button.setAttribute('data-ab-toggle', el.getAttribute('data-plot-id'));
+    button.setAttribute('data-ab-mode', mode);
     button.textContent = labels[0];
     button.addEventListener('click', function () {
       on = !on;
@@ -85,39 +86,65 @@
       pair.hidden = on;
       diffEl.hidden = !on;
       if (on && !diff) {
-        diff = R.singleChart(diffEl, { id: plot.id, unit: plot.unit, diff: AB.difference(a, b, plot.sides[0].step, plot.sides[1].step),
+        diff = R.singleChart(diffEl, { id: plot.id, unit: plot.unit,
+                                       diff: AB.difference(a, b, plot.sides[0].step, plot.sides[1].step),
                                        caption: plot.sides[1].alias + ' − ' + plot.sides[0].alias }, 'ab-diff');
         group.add(diff);
       }
-    });
+    }, 'diff');
   }
 
-  function buckets(body, plot, group) {
-    var edges = [], lo = Infinity, hi = -Infinity;
+  /* The bucket heatmaps of a percentile plot: A and B side by side on one log colour scale, and (when both have
+     one) their difference B − A in counts per second. Returns show(on), or null without bucket heatmaps. */
+  function buckets(el, body, plot, group) {
+    var edges = [], lo = Infinity, hi = -Infinity, both = true;
     plot.sides.forEach(function (side) {
       var b = side.data && side.data.buckets;
-      if (!b) return;
+      if (!b) { both = false; return; }
       b.edges.forEach(function (e) { if (edges.indexOf(e) < 0) edges.push(e); });
       b.cells.forEach(function (cell) {
         if (cell[2] > 0) { var v = Math.log10(cell[2]); if (v < lo) lo = v; if (v > hi) hi = v; }
       });
     });
-    if (!edges.length) return;
+    if (!edges.length) return null;
     edges.sort(function (x, y) { return x - y; });
     if (!isFinite(lo)) { lo = 0; hi = 1; }
-    var pair = div(body, 'ab-pair');
+    var pair = div(body, 'ab-pair'), diffEl = null, diff = null, button = null, made = false;
     pair.hidden = true;
-    var made = false;
-    return function (on) {
-      pair.hidden = !on;
-      if (!on || made) return;
+    function sideBySide() {
+      if (made) return;
       made = true;
       plot.sides.forEach(function (side, i) {
         if (!side.data || !side.data.buckets) return;
-        var el = chartEl(pair, plot, 'ab-heat ab-buckets', { 'data-side': side.alias });
-        group.add(R.singleChart(el, { id: plot.id, unit: plot.unit, caption: side.alias, color: AB.colors[i],
-                                      data: side.data, edges: edges, lo: lo, hi: hi > lo ? hi : lo + 1 }, 'ab-buckets'));
+        var heat = chartEl(pair, plot, 'ab-heat ab-buckets', { 'data-side': side.alias });
+        group.add(R.singleChart(heat, { id: plot.id, unit: plot.unit, caption: side.alias, color: AB.colors[i],
+                                        data: side.data, edges: edges, lo: lo, hi: hi > lo ? hi : lo + 1 }, 'ab-buckets'));
       });
+    }
+    var differs = false;
+    function difference(on) {
+      differs = on;
+      pair.hidden = on;
+      diffEl.hidden = !on;
+      if (!on || diff) return;
+      var a = AB.bucketLevel(plot.sides[0].data, edges, plot.sides[0].step);
+      var b = AB.bucketLevel(plot.sides[1].data, edges, plot.sides[1].step);
+      diff = R.singleChart(diffEl, { id: plot.id, unit: 'rate', diff: AB.difference(a, b, a.width, b.width),
+                                     labels: edges.map(function (e) { return '≤ ' + R.units.format(plot.unit, e, 1); }),
+                                     caption: plot.sides[1].alias + ' − ' + plot.sides[0].alias + ' (per second)' },
+                           'ab-diff');
+      group.add(diff);
+    }
+    return function (on) {
+      if (both && !button) { // made on first use, so that it follows the Heatmap button
+        diffEl = chartEl(body, plot, 'ab-heat ab-diff', { 'data-side': 'diff' });
+        diffEl.hidden = true;
+        button = toggle(el, [plot.sides[1].alias + ' − ' + plot.sides[0].alias, 'Side by side'], difference, 'diff');
+      }
+      if (button) button.hidden = !on;
+      if (!on) { pair.hidden = true; if (diffEl) diffEl.hidden = true; return; }
+      sideBySide();
+      if (differs) difference(true); else pair.hidden = false;
     };
   }
 
@@ -145,8 +172,8 @@
       names(plot).forEach(function (q) {
         group.add(lineChart(quantiles, plot, q, { cls: 'ab-small', title: q, suffix: q, attrs: { 'data-series': q } }));
       });
-      var show = buckets(body, plot, group);
-      if (show) toggle(el, ['Heatmap', 'Percentiles'], function (on) { quantiles.hidden = on; show(on); });
+      var show = buckets(el, body, plot, group);
+      if (show) toggle(el, ['Heatmap', 'Percentiles'], function (on) { quantiles.hidden = on; show(on); }, 'heatmap');
     } else if (plot.kind === 'heatmap') {
       heatmaps(body, plot, group);
     }
