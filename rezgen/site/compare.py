@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,8 @@ def _render(a: Input, b: Input, recording_a: Recording, recording_b: Recording, 
     end = max(recording_a.time_range[1], recording_b.time_range[1])
     site = site_context(f"{a.alias} vs {b.alias}", start, end,
                         [(section, _count(context)) for section, context in built], hosts)
+    site["subtitle"] = " · ".join(f"{side.alias}: {_when(recording)}"
+                                  for side, recording in ((a, recording_a), (b, recording_b)))
     site["pages"] = [{"href": CHANGES_PAGE, "title": "What changed"}]
     site["compare"] = {"a": a.alias, "b": b.alias, "files": [a.path.name, b.path.name],
                        "pairs": [{"key": p.key, "a": p.a, "b": p.b} for p in pairs]}
@@ -198,6 +201,14 @@ def _compare_json(pair: HostPair, sides: list[_Recording]) -> dict[str, Any]:
 
 def _count(context: dict[str, Any]) -> int:
     return sum(len(group["plots"]) for group in context["groups"])
+
+
+def _when(recording: Recording) -> str:
+    """"2026-01-01 00:00 UTC, 10 min": when a recording starts and how long it is."""
+    start, end = recording.time_range
+    minutes = (end - start) / 60e9
+    length = f"{minutes:.0f} min" if minutes >= 1 else f"{(end - start) / 1e9:.0f} s"
+    return datetime.fromtimestamp(start / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") + f", {length}"
 
 
 def _hostname(recording: Recording) -> str | None:
