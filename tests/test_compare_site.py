@@ -120,15 +120,20 @@ def tab(chromium):
         t.context.close()
 
 
-def test_every_compare_page_opens_from_file_without_errors_or_outside_requests(sites, tab):
+def test_every_compare_page_opens_from_file_draws_every_chart_without_errors_or_outside_requests(sites, tab):
     site = sites["real"]
     t = tab(site)
     for page in sorted(p.name for p in site.glob("*.html")):
         t.open(page, charts=False)
         t.page.wait_for_load_state("load")
-        for element in t.page.query_selector_all(".chart[data-plot-id]")[:40]:
+        for element in t.page.query_selector_all(".chart[data-plot-id]"):
             element.scroll_into_view_if_needed()
-        t.page.wait_for_timeout(200)
+            t.page.wait_for_timeout(10)
+        # every panel is drawn: charts (each with an ECharts instance) or a message saying why not
+        t.page.wait_for_function("""() => Array.from(document.querySelectorAll('.chart[data-plot-id]')).every(el =>
+            el.classList.contains('chart-message') || (el.querySelector('.ab-chart:not([hidden])') &&
+            Array.from(el.querySelectorAll('.ab-chart:not([hidden])')).every(c => echarts.getInstanceByDom(c))))""",
+                                 timeout=30000)
     assert t.errors == [], t.errors
     assert t.outside() == [], t.outside()
 
