@@ -22,6 +22,8 @@ from browser import launched
 from shared import shared_recording
 from siterecordings import write_nodes, write_two_hosts
 
+from rezgen.synthetic.sample import generate_sample
+
 pytestmark = pytest.mark.browser
 
 BLUE, GREEN = "#3b82f6", "#22a55b"
@@ -54,11 +56,15 @@ def sites(tmp_path_factory) -> dict[str, Path]:
     base, exp = tmp / "base.parquet", tmp / "exp.parquet"
     for path, extra in ((base, []), (exp, ["--scale", "network_bytes=1.5"])):
         assert rezgen("sample", "--seed", 5, "--duration", "5m", "--cpus", 4, "-o", path, *extra).returncode == 0
+    fine, coarse = tmp / "fine.parquet", tmp / "coarse.parquet"  # 1 s for 4 min, 2 s for 5 min, other seeds
+    generate_sample(fine, duration_s=240, cpus=4, interval_ms=1000, seed=8)
+    generate_sample(coarse, duration_s=300, cpus=4, interval_ms=2000, seed=9, start_ns=1_800_000_000 * 10**9)
     two, nodes = tmp / "two.parquet", tmp / "nodes.parquet"
     write_two_hosts(two)
     write_nodes(nodes, ["beta", "gamma"])
     return {"real": build(tmp / "real", f"ab={ab}", f"demo={demo}"), "ab": build(tmp / "ab", ab),
             "nodes": build(tmp / "nodes", f"two={two}", f"nodes={nodes}"),
+            "intervals": build(tmp / "intervals", f"fine={fine}", f"coarse={coarse}"),
             "demo": build(tmp / "demo", demo), "sample": build(tmp / "sample", f"base={base}", f"exp={exp}")}
 
 
@@ -180,10 +186,11 @@ def _expected_difference(plot: dict) -> list[list]:
     return cells
 
 
-def test_the_difference_heatmap_is_b_minus_a_cell_by_cell(sites, tab):
-    plot = plot_of(data_of(sites["real"], "overview"), "cpu-busy-heatmap")
+@pytest.mark.parametrize("name", ["real", "intervals"])  # other nodes and lengths; other intervals and starts
+def test_the_difference_heatmap_is_b_minus_a_cell_by_cell(sites, tab, name):
+    plot = plot_of(data_of(sites[name], "overview"), "cpu-busy-heatmap")
     assert all(side["data"] for side in plot["sides"])
-    t = tab(sites["real"])
+    t = tab(sites[name])
     page = t.open("index.html")
     toggle = page.locator('[data-ab-toggle="cpu-busy-heatmap"]')
     toggle.scroll_into_view_if_needed()
@@ -198,8 +205,8 @@ def test_the_difference_heatmap_is_b_minus_a_cell_by_cell(sites, tab):
     # side by side, the two heatmaps share one colour scale
     toggle.click()
     scales = [page.evaluate("""s => { const o = echarts.getInstanceByDom(document.querySelector(s)).getOption();
-        return [o.visualMap[0].min, o.visualMap[0].max]; }""", f'.ab-heat[data-side="{alias}"]')
-              for alias in ("ab", "demo")]
+        return [o.visualMap[0].min, o.visualMap[0].max]; }""", f'.ab-heat[data-side="{side["alias"]}"]')
+              for side in plot["sides"]]
     assert scales[0] == scales[1]
 
 
