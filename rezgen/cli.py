@@ -139,28 +139,40 @@ def query(recording: str, expr: str, start: int | None, end: int | None, step: i
               help="Length of the recording, e.g. 10m, 1h, 24h.")
 @click.option("--cpus", default=8, show_default=True, type=click.IntRange(1, 1024), help="Number of CPUs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same file).")
-def sample(output: str, duration: int, cpus: int, seed: int) -> None:
+@click.option("--scale", "scales", multiple=True, metavar="METRIC=FACTOR",
+              help="Multiply a metric's increases (or values) by FACTOR: a known change for `rezgen diff`.")
+def sample(output: str, duration: int, cpus: int, seed: int, scales: tuple[str, ...]) -> None:
     """Write a deterministic synthetic Rezolus recording (a busy 8-CPU host by default)."""
     from pathlib import Path
 
     from rezgen.synthetic.sample import generate_sample
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    generate_sample(output, duration_s=max(1, duration // 1_000_000_000), cpus=cpus, seed=seed)
+    scale = {}
+    for item in scales:
+        metric, _, factor = item.partition("=")
+        try:
+            scale[metric] = float(factor)
+        except ValueError:
+            _fail(f"--scale {item!r}: expected METRIC=FACTOR, e.g. tcp_retransmit=1.5", 2)
+    generate_sample(output, duration_s=max(1, duration // 1_000_000_000), cpus=cpus, seed=seed, scale=scale)
     click.echo(f"wrote {output}")
 
 
 @cli.command()
-@click.argument("recording", type=click.Path(dir_okay=False))
+@click.argument("recordings", nargs=-1, required=True, metavar="[ALIAS=]RECORDING [[ALIAS=]RECORDING]")
 @click.option("-o", "--output", default="output", show_default=True, type=click.Path(file_okay=False),
               help="Directory of the site (replaced only when the build succeeds).")
 @click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
-def build(recording: str, output: str, dashboards: str | None, templates: str | None, quiet: bool,
+def build(recordings: tuple[str, ...], output: str, dashboards: str | None, templates: str | None, quiet: bool,
           strict: bool) -> None:
-    """Render RECORDING as a static site: one page per dashboard section, openable from disk."""
+    """Render RECORDING as a static site: one page per dashboard section, openable from disk.
+
+    Given two recordings (A B, each optionally ALIAS=PATH), a compare site: both on every chart, and what changed.
+    """
     from pathlib import Path
 
     with paused_gc():  # importing jinja2 and the site's modules makes no garbage either
@@ -176,8 +188,18 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     # SIGTERM ends a build as Ctrl-C does: the exception unwinds through the removal of the unfinished site (the
     # forked helper inherits this and leaves through its own exit path).
     signal.signal(signal.SIGTERM, _interrupt)
-    report = build_site(open_recording(recording), Path(output), dashboards=Path(dashboards) if dashboards else None,
-                        templates=Path(templates) if templates else None, progress=progress, warn=warn, strict=strict)
+    folders: dict[str, Any] = {"dashboards": Path(dashboards) if dashboards else None,
+                               "templates": Path(templates) if templates else None}
+    if len(recordings) != 1:
+        from rezgen.commands.compare import build_compare
+
+        compared = build_compare(recordings, Path(output), progress=progress, warn=warn, strict=strict, **folders)
+        click.echo(f"built {len(compared.pages)} pages, {compared.plots} compare charts, "
+                   f"{len(compared.changes)} series ranked")
+        click.echo(f"open file://{(compared.output / 'index.html').resolve()}")
+        _leave()
+    report = build_site(open_recording(recordings[0]), Path(output), progress=progress, warn=warn, strict=strict,
+                        **folders)
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
     click.echo(f"open file://{index}")
@@ -185,7 +207,7 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 
 
 @cli.command()
-@click.argument("recording", required=False, type=click.Path(dir_okay=False))
+@click.argument("recordings", nargs=-1, metavar="[[ALIAS=]RECORDING [[ALIAS=]RECORDING]]")
 @click.option("--live", "agents", multiple=True, metavar="URL",
               help="Watch a running Rezolus agent (repeat for several) instead of a recording.")
 @click.option("--interval", default="1s", show_default=True, callback=_converted(parse_duration),
@@ -204,15 +226,26 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
               type=click.IntRange(min=1), help="Refuse (422) a PromQL query estimated to hold more samples in memory.")
 @click.option("--query-timeout", "timeout", default=f"{DEFAULT_TIMEOUT_S:g}s", show_default=True,
               callback=_converted(parse_duration), help="Give up (503) on a PromQL query running longer than this.")
-def serve(recording: str | None, agents: tuple[str, ...], interval: int, retention: int, record: str | None,
+def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, retention: int, record: str | None,
           host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None, templates: str | None,
           max_samples: int, timeout: int) -> None:
-    """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL."""
+    """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL.
+
+    Given two recordings (A B, each optionally ALIAS=PATH), the compare site of the two."""
     from pathlib import Path
 
     from rezgen.commands.serve import serve_recording
 
-    if bool(recording) == bool(agents):
+    recording = recordings[0] if len(recordings) == 1 else None
+    if len(recordings) > 1 and not agents:
+        from rezgen.commands.compare import serve_compare
+
+        serve_compare(recordings, host=host, port=port, allowed_hosts=allowed_hosts,
+                      limits=QueryLimits(max_samples, timeout / 1e9), announce=click.echo,
+                      dashboards=Path(dashboards) if dashboards else None,
+                      templates=Path(templates) if templates else None)
+        return
+    if bool(recordings) == bool(agents):
         _fail("give either a RECORDING or --live URL (not both)", 2)
     if record and not agents:
         _fail("--record needs --live", 2)
@@ -259,3 +292,18 @@ def replay(recording: str, host: str, port: int, speed: float, fmt: str, loop: b
 
     replay_recording(Path(recording), host=host, port=port, speed=speed, fmt=fmt, loop=loop, node=node,
                      fault=fault, announce=click.echo)
+
+
+@cli.command()
+@click.argument("recordings", nargs=-1, required=True, metavar="[ALIAS=]A [ALIAS=]B")
+@click.option("--json", "as_json", is_flag=True, help="Print every change as JSON instead of a table.")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows of the table.")
+@click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
+def diff(recordings: tuple[str, ...], as_json: bool, top: int, dashboards: str | None) -> None:
+    """What changed from recording A to B: every plotted series, strongest change first."""
+    from pathlib import Path
+
+    from rezgen.commands.diff import diff_recordings, format_table
+
+    result = diff_recordings(recordings, Path(dashboards) if dashboards else None)
+    click.echo(json.dumps(result, indent=1) if as_json else format_table(result, top))

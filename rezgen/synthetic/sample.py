@@ -80,14 +80,18 @@ def generate_sample(
     interval_ms: int = 1000,
     seed: int = 0,
     start_ns: int | None = None,
+    scale: dict[str, float] | None = None,
 ) -> None:
-    """Write a synthetic recording of `duration_s` seconds (one row per interval, both ends included)."""
+    """Write a synthetic recording of `duration_s` seconds (one row per interval, both ends included).
+
+    `scale` multiplies the named counters' increases (or gauges' values) by a factor: a known change injected into
+    an otherwise identical recording (the same seed), for trying and testing `rezgen diff`."""
     if duration_s < 1 or cpus < 1 or interval_ms < 1:
         raise ValueError("duration_s, cpus and interval_ms must be positive")
     rng = np.random.default_rng(seed)
     rows = duration_s * 1000 // interval_ms + 1
     host = simulate_host(rng, rows, cpus, interval_ms, START_NS if start_ns is None else start_ns)
-    out = _Columns(UPTIME_S * 1000 // interval_ms)
+    out = _Columns(UPTIME_S * 1000 // interval_ms, scale or {})
     blocks = [slice(a, min(a + MAX_ROW_GROUP_SIZE, rows)) for a in range(0, rows, MAX_ROW_GROUP_SIZE)]
     first = _block(rng, host, blocks[0], out)  # the first block also settles the column list
     footer = {
@@ -106,7 +110,8 @@ def generate_sample(
 class _Columns:
     """One block's column values in a fixed order, plus the cumulative totals carried from block to block."""
 
-    def __init__(self, uptime_rows: int) -> None:
+    def __init__(self, uptime_rows: int, scale: dict[str, float] | None = None) -> None:
+        self._scale = scale or {}
         self.columns: list[tuple[str, SeriesMeta]] = []
         self.values: list[np.ndarray] = []
         self._uptime_rows = uptime_rows  # rows the agent ran before the recording started
@@ -117,7 +122,7 @@ class _Columns:
     ) -> None:
         """`deltas`: increase per row; a `fresh` series starts at zero instead of with the agent's history."""
         key = SeriesKey(metric, make_labels(labels))
-        deltas = np.rint(deltas)
+        deltas = np.rint(deltas * self._scale[metric] if metric in self._scale else deltas)
         start = self._totals.get(key, 0.0 if fresh else deltas.sum() * self._repeats(len(deltas)))
         total = start + np.cumsum(deltas)
         self._totals[key] = total[-1]
@@ -126,6 +131,8 @@ class _Columns:
         self._add(SeriesMeta(key, Kind.COUNTER, unit, DESCRIPTIONS[metric]), labels, total)
 
     def gauge(self, metric: str, unit: str | None, values: np.ndarray) -> None:
+        if metric in self._scale:
+            values = values * self._scale[metric]
         self._add(SeriesMeta(SeriesKey(metric), Kind.GAUGE, unit, DESCRIPTIONS[metric]), {}, values)
 
     def histogram(

@@ -112,6 +112,7 @@
     document.querySelectorAll('.chart[data-plot-id]').forEach(function (el) {
       var plot = plots.get(el.getAttribute('data-plot-id'));
       if (plot && plot.error) { failed(el, plot); return; }
+      if (plot && plot.compare) { el.__plot = plot; if (observer) waiting.push(el); else create(el); return; } // compare.js
       if (!plot || !plot.levels || !plot.levels.length) { message(el, 'No data'); return; }
       el.__plot = plot;
       // A live plot with no point yet: live.js creates its chart when the first points arrive.
