@@ -392,7 +392,7 @@ def test_a_histogram_unloads_and_reloads_the_same_counts():
     h = HistogramSeries(histogram_meta(), table, loader=loader)
     assert h.loaded_bytes == 0
     h.points()
-    assert h.loaded_bytes == 3 * 12 + 2 * 10  # three non-zero bucket deltas over two rows
+    assert h.loaded_bytes == 3 * (2 + 8) + 2 * 10  # three non-zero bucket deltas (index, count) over two rows
     h.unload(loader)
     assert not h.loaded and h.loaded_bytes == 0
     assert h.points()[1].tolist() == [1, 4]

@@ -63,16 +63,22 @@ def series_groups(store: Store, tree: pp.Expr, scope: Scope, top: int) -> list[l
     sizes = {id(series): 8 * len(series.table.timestamps) for series in members}
     if sum(sizes.values()) <= GROUP_BYTES:
         return None
-    keyed = sorted(((_plotted(series), series) for series in members), key=lambda pair: pair[0])
+    # In the store's order, which is the order the series decode in (a read decodes neighbouring columns too);
+    # a series plotted under the labels of one already placed joins that one's group.
     groups: list[list[Series]] = []
-    size, previous = 0, None
-    for key, series in keyed:
-        if not groups or (size + sizes[id(series)] > GROUP_BYTES and key != previous):
+    placed: dict[Labels, int] = {}
+    size = 0
+    for series in members:
+        key = _plotted(series)
+        if key in placed:
+            groups[placed[key]].append(series)
+            continue
+        if not groups or size + sizes[id(series)] > GROUP_BYTES:
             groups.append([])
             size = 0
         groups[-1].append(series)
+        placed[key] = len(groups) - 1
         size += sizes[id(series)]
-        previous = key
     return groups
 
 

@@ -77,7 +77,7 @@ class SeriesBudget:
                 self._series[other].provide(values)
             if other not in self._loaded:
                 self._loaded[other] = None
-                self._sizes[other] = _held_bytes(values)
+                self._sizes[other] = int(values.nbytes)  # float64 values, or a histogram's sparse deltas
                 self._bytes += self._sizes[other]
         return decoded[index]
 
@@ -136,12 +136,6 @@ class SeriesBudget:
         if self._freed >= LOAD_GROUP_BYTES:  # a short recording's metric is not worth a trim of the heap
             trim_heap()  # many mid-sized arrays, kept by glibc's heap and Arrow's pool after they are freed
             self._freed = 0
-
-
-def _held_bytes(values: Any) -> int:
-    """About what a decoded column holds: float64 values, or a histogram's sparse deltas (as its series counts
-    them)."""
-    return values.nbytes if isinstance(values, np.ndarray) else values.entries * 12 + values.rows * 10
 
 
 class BuildCache(EvalCache):

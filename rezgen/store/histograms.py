@@ -21,7 +21,8 @@ class HistogramColumn:
         self._present = GrowArray(np.bool_, fill=None)
         self._reset = GrowArray(np.bool_, fill=None)
         self._ends = GrowArray(np.int64, fill=None)  # absolute entry offset at the end of each row
-        self._index = GrowArray(np.int32, fill=None)
+        # A bucket's index: Rezolus histograms have at most 7,424 buckets (grouping power 7), so two bytes do.
+        self._index = GrowArray(np.uint16 if buckets <= 2**16 else np.int32, fill=None)
         self._count = GrowArray(np.float64, fill=None)
         self._anchor = np.zeros(buckets)
         self._last: np.ndarray | None = None  # last cumulative array appended
@@ -33,6 +34,12 @@ class HistogramColumn:
     @property
     def entries(self) -> int:
         return len(self._index)
+
+    @property
+    def nbytes(self) -> int:
+        """What the kept rows hold: a bucket index and a count per entry, and the per-row flags and offsets."""
+        per_entry = self._index.view().itemsize + self._count.view().itemsize
+        return self.entries * per_entry + self.rows * 10
 
     def reserve(self, rows: int, entries: int) -> None:
         """Room for `rows` rows holding `entries` bucket deltas in all, so a column decoded once grows no more."""
@@ -69,7 +76,7 @@ class HistogramColumn:
             changed = current.nonzero()[0]
             counts = current[changed]
         self._last = current
-        self._index.extend(changed)  # stored as int32
+        self._index.extend(changed)
         self._count.extend(counts)
         self._ends.append(self._index.dropped + len(self._index))
         self._present.append(True)
@@ -93,7 +100,7 @@ class HistogramColumn:
         reset = (delta < 0).any(axis=1)
         delta[reset] = sub[reset]
         rows, positions = np.nonzero(delta)
-        self._index.extend(cols[positions].astype(np.int32))
+        self._index.extend(cols[positions])
         self._count.extend(delta[rows, positions])
         per_row = np.bincount(rows, minlength=len(sub))
         full = np.zeros(len(present), dtype=np.int64)

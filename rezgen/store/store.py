@@ -292,8 +292,7 @@ class HistogramSeries(Series):
 
     @property
     def loaded_bytes(self) -> int:
-        # (int32 bucket, float64 count) per entry, and the per-row flags and offsets.
-        return 0 if self._hist is None else self._hist.entries * 12 + self._hist.rows * 10
+        return 0 if self._hist is None else self._hist.nbytes
 
     def set_cumulative(self, row: int, counts: np.ndarray) -> None:
         hist = self._histogram()
