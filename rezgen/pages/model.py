@@ -16,6 +16,7 @@ import orjson
 
 from rezgen import __version__
 from rezgen.dashboards import Plot, Section
+from rezgen.pages.services import absent_kpis
 from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange
 from rezgen.plotdata.window import DEFAULT_RANGE, RANGES, range_ns
@@ -47,7 +48,9 @@ def section_context(section: Section, with_data: set[str], absent: set[str]) -> 
 
 
 def absent_plots(section: Section, store: Any) -> set[str]:
-    """Plots whose query names a metric the store does not have."""
+    """Plots whose query names a metric the store does not have (for a service, labels it does not have too)."""
+    if section.source is not None:
+        return absent_kpis(section, store)
     return {p.id for p in section.plots if not all(store.series_of(name) for name in p.metrics)}
 
 

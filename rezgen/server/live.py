@@ -88,7 +88,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         with source.lock:
             absent = absent_plots(section, source.store)
         return HTMLResponse(render(env, "section.html", site=site(), page=section_page(section),
-                                   section=section_context(section, ids, absent), live=live_context()))
+                                   section=section_context(section, ids - absent, absent), live=live_context()))
 
     def data(request: Request) -> Response:
         host, route = request.path_params["host"], request.path_params["route"]

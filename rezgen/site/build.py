@@ -36,6 +36,7 @@ from rezgen.pages.model import (
     section_payload,
     site_context,
 )
+from rezgen.pages.services import sections_for
 from rezgen.pages.templating import template_environment, write_page
 from rezgen.plotdata.evaluation import selector_names
 from rezgen.plotdata.plots import TimeRange, plot_data
@@ -115,7 +116,7 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
-        sections = load_dashboards(dashboards)
+        sections = sections_for(load_dashboards(dashboards), recording.store, recording.footer.describe)
         budget = SeriesBudget(recording)
         env = template_environment(templates)
         env.globals["served"] = served
