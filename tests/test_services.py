@@ -22,9 +22,15 @@ from shared import REPO_ROOT, shared_recording
 from siterecordings import H2, Columns, timestamps, write_recording
 from test_site import Tab, build, chart_option, html, missing_titles, nav_sections, payload, rezgen
 
+from rezgen.agent.pieces import Entry, Snapshot
 from rezgen.commands.query import query_recording
 from rezgen.dashboards import load_dashboards
+from rezgen.live.ingest import Ingest
+from rezgen.pages.model import absent_plots
 from rezgen.recording.reader import Recording, open_recording
+from rezgen.server.live_source import LiveSource
+from rezgen.store.model import SeriesKey, make_labels
+from rezgen.store.store import Store
 
 SERVICES_DOC = REPO_ROOT / "docs" / "services.md"
 NS = 1_000_000_000
@@ -336,3 +342,27 @@ def test_user_dashboards_bring_their_own_services(tmp_path):
     data = payload(site, "_", "service-vllm")
     assert data["title"] == "My vLLM" and [p["id"] for g in data["groups"] for p in g["plots"]] == ["running"]
     assert not (site / "service-llm-perf.html").exists() and (site / "source-llm-perf.html").is_file()
+
+
+def test_a_live_window_gets_a_services_section_once_its_series_arrive():
+    """Live mode: the sections follow what the sliding window holds (an agent's external metrics, or a service's
+    series, can appear at any time)."""
+    ingest = Ingest(Store(NS), 600 * NS)
+    ingest.add_agent("agent", None)
+    live = LiveSource(ingest, load_dashboards(), NS, {}, {})
+    host = [Entry("cpu_usage", SeriesKey("cpu_usage", make_labels({"id": "0", "state": "user"})), 0)]
+    running = SeriesKey("vllm_num_requests_running", make_labels({"source": "vllm"}))
+    pushed = SeriesKey("widgets", make_labels({"source": "external"}))
+    for k in range(5):
+        ingest.append("agent", Snapshot(2, k * NS, None, {}, host, [], []))
+    routes = [s.route for s in live.sections]
+    assert not [r for r in routes if r.startswith(("service-", "source-"))]
+    for k in range(5, 10):
+        ingest.append("agent", Snapshot(2, k * NS, None, {}, host, [Entry("vllm_num_requests_running", running, 3),
+                                                                     Entry("widgets", pushed, k)], []))
+    sections = {s.route: s for s in live.sections}
+    assert {"service-vllm", "source-external"} <= sections.keys()
+    assert [p.title for p in sections["source-external"].plots] == ["widgets"]
+    with live.lock:
+        absent = absent_plots(sections["service-vllm"], live.store)
+    assert "kpi-requests-requests-running" not in absent and "kpi-requests-abort-rate" in absent
