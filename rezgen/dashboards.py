@@ -26,6 +26,10 @@
 A service's section (`services/*.toml`) also names the `source` whose series it shows (`source = "vllm"`, with
 `aliases = [...]` for other names of it); it appears only when the data has that source (see pages.services).
 
+A section with `selector = "cgroups"` lets the page pick cgroups: its `individual-<x>` plots (one series per cgroup
+`name`) show the picked ones, their top `top` by mean picked at first, and each `aggregate-<x>` plot whose query
+is a sum shows the others (see pages.cgroups).
+
 A `rezgen build --dashboards DIR` points at another directory of such files (and DIR/services/ for services).
 """
 
@@ -46,6 +50,7 @@ from rezgen.resources import resource_dir
 KINDS = ("line", "multi", "heatmap", "percentiles")
 UNITS = ("time", "seconds", "bytes", "bitrate", "datarate", "percentage", "frequency", "count", "rate")
 WIDTHS = ("half", "full")
+SELECTORS = ("cgroups",)
 DEFAULT_DIR = resource_dir("dashboards")
 
 
@@ -104,6 +109,8 @@ class Section:
     path: Path | None = None
     source: str | None = None  # a service's section: the `source` label value of its series
     aliases: tuple[str, ...] = ()
+    selector: str | None = None  # "cgroups": the page picks the cgroups its individual plots show
+    picks: int = 0  # how many the page picks at first (pages.cgroups.selectable sets it)
 
     @property
     def plots(self) -> list[Plot]:
@@ -141,6 +148,8 @@ def load_section(path: Path) -> Section:
     if not route.replace("-", "").replace("_", "").isalnum():
         raise DashboardError(f"{where}: route {route!r} must be letters, digits, '-' or '_'")
     section = Section(title=title, route=route, order=int(data.get("order", 100)), path=path)
+    if "selector" in data:
+        section.selector = _choice(data, "selector", SELECTORS, "cgroups", where)
     if "source" in data:
         section.source = _text(data, "source", where)
         aliases = data.get("aliases", [])

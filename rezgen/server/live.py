@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rezgen.dashboards import Plot, Section
 from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
+from rezgen.pages.cgroups import with_cgroup_selector
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
@@ -111,6 +112,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
                                                                   "step": span.step_ns // 1_000_000})
+        with_cgroup_selector(section, payload, files=False)
         return Response(data_script(f"{host}/{route}", payload), media_type="text/javascript",
                         headers={"Cache-Control": "no-store"})
 

@@ -24,6 +24,7 @@ from rezgen.dashboards import Plot, Section, load_dashboards
 from rezgen.errors import RezgenError
 from rezgen.gcpause import paused_gc
 from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
+from rezgen.pages.cgroups import with_cgroup_selector
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
@@ -311,8 +312,10 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
     if not with_data:
         return None
     for host, payload in payloads.items():
-        build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
-                         section_payload(section, payload, build.span, build.events))
+        data = section_payload(section, payload, build.span, build.events)
+        for name, part in with_cgroup_selector(section, data).items():  # cgroups loaded when picked
+            build.write_data(build.work / "data" / host / "cgroups" / f"{name}.js", f"{host}/cgroups/{name}", part)
+        build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}", data)
     context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
     return {**context, "failed": list(failed.values())}
 
