@@ -28,7 +28,8 @@ A service's section (`services/*.toml`) also names the `source` whose series it 
 
 A section with `selector = "cgroups"` lets the page pick cgroups: its `individual-<x>` plots (one series per cgroup
 `name`) show the picked ones, their top `top` by mean picked at first, and each `aggregate-<x>` plot whose query
-is a sum shows the others (see pages.cgroups).
+is a sum shows the others (see pages.cgroups). With `selector = "gpus"`, data with several GPUs lets the page show
+one GPU in the plots that are not per-GPU (see pages.gpus).
 
 A `rezgen build --dashboards DIR` points at another directory of such files (and DIR/services/ for services).
 """
@@ -50,7 +51,7 @@ from rezgen.resources import resource_dir
 KINDS = ("line", "multi", "heatmap", "percentiles")
 UNITS = ("time", "seconds", "bytes", "bitrate", "datarate", "percentage", "frequency", "count", "rate")
 WIDTHS = ("half", "full")
-SELECTORS = ("cgroups",)
+SELECTORS = ("cgroups", "gpus")
 DEFAULT_DIR = resource_dir("dashboards")
 
 
@@ -109,7 +110,7 @@ class Section:
     path: Path | None = None
     source: str | None = None  # a service's section: the `source` label value of its series
     aliases: tuple[str, ...] = ()
-    selector: str | None = None  # "cgroups": the page picks the cgroups its individual plots show
+    selector: str | None = None  # "cgroups" or "gpus": what the page picks (pages.cgroups, pages.gpus)
     picks: int = 0  # how many the page picks at first (pages.cgroups.selectable sets it)
 
     @property
