@@ -99,6 +99,7 @@ class Group:
     name: str
     plots: list[Plot]
     description: str | None = None
+    hidden: bool = False  # evaluated and shipped, drawn only when the page asks (pages.gpus)
 
 
 @dataclass

@@ -15,6 +15,8 @@ from browser import chromium, launched
 from rawparquet import RawRecording
 from shared import shared_recording
 from siterecordings import Columns, timestamps, write_recording
+from test_live_page import LiveServer, wait_ready
+from test_replay import ReplayProcess
 from test_site import Tab, build, eval_times, payload
 
 from rezgen.pages.gpus import gpu_file
@@ -124,3 +126,38 @@ def test_picking_a_gpu_filters_the_charts_that_are_not_per_gpu(gpu_site, browser
         t.assert_clean()
     finally:
         t.context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_a_live_page_picks_a_gpu_and_keeps_it_live(gpu_site, browser, tmp_path):
+    """`rezgen replay` of the two-GPU recording feeding `rezgen serve --live`: GPU 1's twin is drawn, and the
+    points pushed afterwards extend it."""
+    _, rec = gpu_site
+    agent = ReplayProcess(rec.path, log=tmp_path / "replay.log").start()
+    server = LiveServer(agent.url, tmp_path / "live.log")
+    try:
+        server.start()
+        wait_ready(server.url)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "gpu.html")
+        page.wait_for_function("() => { const el = document.querySelector('[data-plot-id=\"gpu-pct\"]');"
+                               " return el && el.__rezgen; }", timeout=30000)
+        page.select_option("#gpu-select", "1")
+        page.wait_for_function("() => REZGEN.gpus.picked() === '1'")
+        script = """() => document.querySelector('[data-plot-id="gpu-pct"]').__rezgen.inst.getOption().series[0].data
+                         .filter(p => p[1] !== null).map(p => p[1])"""
+        first = page.evaluate(script)
+        page.wait_for_function(f"() => ({script})().length > {len(first) + 2}", timeout=30000)
+        values = page.evaluate(script)
+        recorded = {gpu: {v / 100 for v in rec.values(c)} for c in rec.select("gpu_utilization")
+                    for gpu in [c.labels["id"]]}
+        assert values and set(values) <= recorded["1"] and not set(values) <= recorded["0"]
+        assert errors == []
+        context.close()
+    finally:
+        server.stop()
+        agent.stop()

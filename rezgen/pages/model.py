@@ -42,7 +42,8 @@ def section_context(section: Section, with_data: set[str], absent: set[str]) -> 
     """The section template's `section`: groups of the plots with data, and the plots whose metrics are absent
     (a plot left out for another reason, such as a per-CPU chart of a one-CPU host, is in neither)."""
     groups = [{"name": g.name, "description": g.description,
-               "plots": [plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups]
+               "plots": [plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups
+              if not g.hidden]
     return {"groups": [g for g in groups if g["plots"]],
             "missing": [{"id": p.id, "title": p.title, "query": p.query} for p in section.plots if p.id in absent]}
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from rezgen.dashboards import Group, Plot, Section
 from rezgen.pages.catalog import metric_plot, metric_slug, quoted_label
 from rezgen.pages.cgroups import selectable
+from rezgen.pages.gpus import with_gpu_twins
 from rezgen.promql.cache import parse
 from rezgen.promql.selectors import select, vector_selectors
 from rezgen.promql.values import PromQLError
@@ -70,7 +71,7 @@ def sections_for(sections: list[Section], store: Store, describe: Callable[[str]
     kpis = [(service, plot) for service in services for plot in service.plots if plot.denominator]
     if kpis:
         shown = [normalized(s, kpis) if s.route == OVERVIEW and s.source is None else s for s in shown]
-    return sorted((selectable(s) for s in shown), key=lambda s: (s.order, s.route))
+    return sorted((with_gpu_twins(selectable(s), store) for s in shown), key=lambda s: (s.order, s.route))
 
 
 def absent_kpis(section: Section, store: Store) -> set[str]:

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from rezgen.dashboards import Plot, Section
 from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
 from rezgen.pages.cgroups import with_cgroup_selector
+from rezgen.pages.gpus import with_gpu_selector
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
@@ -44,7 +45,7 @@ UNREPORTED = "Not reported by this agent (one device: the aggregate chart shows 
 
 def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: str) -> list[BaseRoute]:
     def visible(section: Section) -> set[str]:
-        return {p.id for p in section.plots if source.has_data(p)}
+        return {p.id for g in section.groups if not g.hidden for p in g.plots if source.has_data(p)}
 
     def nav() -> list[tuple[Section, set[str]]]:
         return [(s, ids) for s in source.sections if (ids := visible(s))]
@@ -113,6 +114,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
                                                                   "step": span.step_ns // 1_000_000})
         with_cgroup_selector(section, payload, files=False)
+        with_gpu_selector(section, payload, source.systeminfo, files=False)
         return Response(data_script(f"{host}/{route}", payload), media_type="text/javascript",
                         headers={"Cache-Control": "no-store"})
 

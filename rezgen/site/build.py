@@ -316,8 +316,7 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
         data = section_payload(section, payload, build.span, build.events)
         for name, part in with_cgroup_selector(section, data).items():  # cgroups loaded when picked
             build.write_data(build.work / "data" / host / "cgroups" / f"{name}.js", f"{host}/cgroups/{name}", part)
-        for name, part in with_gpu_selector(section, data, build.recording.store, build.recording.footer.systeminfo,
-                                            host_scope(host), build.plot_data).items():  # one GPU's charts
+        for name, part in with_gpu_selector(section, data, build.recording.footer.systeminfo).items():  # a GPU's
             build.write_data(build.work / "data" / host / "gpus" / f"{name}.js", f"{host}/gpus/{name}", part)
         build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}", data)
     context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)

@@ -1,7 +1,8 @@
 /* The GPU picker of a section whose payload has `gpus` (rezgen/pages/gpus.py, several GPUs): "All GPUs" or one
-   GPU, by id and model. Picking a GPU loads its data file (the section's charts that are not per-GPU, evaluated
-   for that GPU alone) and redraws those charts from it; "All GPUs" brings back the section's own data. Names
-   come from the data: they reach the page as text only. Loaded before page.js (see cgroups.js). */
+   GPU, by id and model. The charts that are not per-GPU then draw their twin for that GPU (`<id>@gpu<gpu>`): in
+   the payload of a live page (where pushed points extend it), or in the GPU's data file of a static site, loaded
+   when picked; "All GPUs" draws the section's own plots again. Names come from the data: they reach the page as
+   text only. Loaded before page.js (see cgroups.js). */
 (function (R) {
   'use strict';
   var sel = null; // the payload's picker: {ids, models, files, plots}
@@ -11,13 +12,15 @@
 
   var register = R.register;
   R.register = function (key, payload) {
+    var again = !!sel;
     if (payload && payload.gpus && payload.groups) {
       sel = payload.gpus;
       plots = {};
-      current = '';
       payload.groups.forEach(function (g) { g.plots.forEach(function (p) { plots[p.id] = p; }); });
     }
     register(key, payload);
+    // A live page's new data (another range): its charts get the new plots, then the pick applies again.
+    if (again && current && payload && payload.gpus) setTimeout(function () { pick(current); }, 0);
   };
 
   function node(tag, cls, text) {
@@ -68,7 +71,7 @@
 
   function pick(gpu) {
     if (!sel) return Promise.resolve();
-    var host = R.host ? R.host() : '_', file = gpu ? sel.files[gpu] : null;
+    var host = R.host ? R.host() : '_', file = gpu && sel.files ? sel.files[gpu] : null;
     var loading = file ? R.load(R.dataPath('data/{host}/gpus/' + file + '.js', host), host + '/gpus/' + file)
       : Promise.resolve(null);
     return loading.then(function (part) {
@@ -76,7 +79,8 @@
       sel.plots.forEach(function (id) {
         var el = document.querySelector('.chart[data-plot-id="' + CSS.escape(id) + '"]');
         if (!el || !plots[id]) return;
-        var plot = part ? part.plots[id] || empty(plots[id]) : plots[id];
+        var twin = !current ? plots[id] : part ? part.plots[id] : plots[id + '@gpu' + current];
+        var plot = twin || empty(plots[id]);
         el.__plot = plot;
         var chart = el.__rezgen;
         if (!chart) return;
