@@ -3,7 +3,8 @@
 Its `individual-<x>` plots (one series per cgroup `name`) are evaluated for every cgroup, not only the top k; the
 page shows the picked cgroups there (the `top` busiest by the rank plot's mean at first, as Rezolus preselects the
 top 5 by CPU) and, in each `aggregate-<x>` plot whose query is a sum (scaled by a number at most), the aggregate
-minus the picked ones: the cgroups not picked (with series without a name), as Rezolus's `name!~"<picked>"`.
+minus the picked ones: the cgroups not picked (with series without a name), as Rezolus's `name!~"<picked>"`. An
+aggregate that is a ratio of sums (IPC) is the ratio of the sums minus the picked ones' (see `_ratio_parts`).
 
 A static site holds every cgroup's series in the section's data file, unless that makes the file more than
 `SPLIT_FACTOR` times the size it has with the preselected cgroups alone: then each cgroup's series go to a data file
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 import promql_parser as pp
 
-from rezgen.dashboards import Section
+from rezgen.dashboards import Group, Plot, Section
 from rezgen.plotdata.topk import EVERY_SERIES
 from rezgen.promql.cache import parse
 from rezgen.promql.values import PromQLError
@@ -28,6 +29,7 @@ CGROUPS = "cgroups"
 INDIVIDUAL, AGGREGATE = "individual-", "aggregate-"
 RANK = "individual-total-cores"  # cgroups are ranked by CPU, as Rezolus ranks them
 SPLIT_FACTOR = 2
+PART = "@"  # the ratio parts' ids: <plot id>@num, <plot id>@den
 PICKS = 5  # cgroups picked at first without a rank plot
 
 
@@ -40,9 +42,41 @@ def selectable(section: Section) -> Section:
     groups = [dataclasses.replace(g, plots=[dataclasses.replace(p, top=EVERY_SERIES, other=False)
                                             if p.id.startswith(INDIVIDUAL) else p for p in g.plots])
               for g in section.groups]
+    parts = _ratio_parts(section)
+    if parts:
+        groups.append(Group("cgroup ratio parts", parts, hidden=True))
     # As many are picked at first as the dashboard file's `top` of the rank plot.
     picks = next((p.top for p in section.plots if p.id == RANK), PICKS)
     return dataclasses.replace(section, groups=groups, picks=picks)
+
+
+def _ratio_parts(section: Section) -> list[Plot]:
+    """For each aggregate plot that is a ratio of sums (IPC: instructions / cycles) paired with an individual plot
+    that is the same ratio by name, the four sums it is made of: the others' ratio is then (whole numerator minus
+    the picked ones') / (whole denominator minus the picked ones'). Ids `<plot id>@num`, `<plot id>@den`."""
+    plots = {p.id: p for p in section.plots}
+    parts = []
+    for aggregate in [p for p in section.plots if p.id.startswith(AGGREGATE)]:
+        individual = plots.get(INDIVIDUAL + aggregate.id.removeprefix(AGGREGATE))
+        whole, each = _ratio(aggregate.query), _ratio(individual.query) if individual else None
+        if individual is None or whole is None or each is None or not all(_is_sum(q) for q in whole):
+            continue
+        for side, (total, by_name) in zip(("num", "den"), zip(whole, each)):
+            parts.append(dataclasses.replace(aggregate, id=f"{aggregate.id}{PART}{side}", query=total, kind="line"))
+            parts.append(dataclasses.replace(individual, id=f"{individual.id}{PART}{side}", query=by_name,
+                                             kind="multi", top=EVERY_SERIES, other=False))
+    return parts
+
+
+def _ratio(query: str) -> tuple[str, str] | None:
+    """(numerator, denominator) of a query that is one division."""
+    try:
+        tree = parse(query)
+    except PromQLError:
+        return None
+    if isinstance(tree, pp.BinaryExpr) and str(tree.op) == "/" and not isinstance(tree.rhs, pp.NumberLiteral):
+        return tree.lhs.prettify(), tree.rhs.prettify()
+    return None
 
 
 def selector_payload(section: Section, plots: dict[str, dict[str, Any]], preselect: int) -> dict[str, Any] | None:
@@ -59,7 +93,13 @@ def selector_payload(section: Section, plots: dict[str, dict[str, Any]], presele
     pairs = {aggregate: individual for aggregate in plots if aggregate.startswith(AGGREGATE)
              and (individual := INDIVIDUAL + aggregate.removeprefix(AGGREGATE)) in plots
              and _is_sum(queries.get(aggregate, ""))}
-    return {"names": names, "picked": names[:preselect], "pairs": pairs}
+    ratios = {}
+    for aggregate in [pid for pid in plots if pid.startswith(AGGREGATE) and PART not in pid]:
+        individual = INDIVIDUAL + aggregate.removeprefix(AGGREGATE)
+        sides = {side: [f"{aggregate}{PART}{side}", f"{individual}{PART}{side}"] for side in ("num", "den")}
+        if all(pid in plots for ids in sides.values() for pid in ids):
+            ratios[aggregate] = sides
+    return {"names": names, "picked": names[:preselect], "pairs": pairs, "ratios": ratios}
 
 
 def _ranked(plot: dict[str, Any] | None) -> list[str]:

@@ -35,6 +35,13 @@
       var p = plots[id], own = plots[sel.pairs[id]];
       if (p && p.levels && own && own.levels) { p.cgroupRole = 'rest'; p.cgroupPair = own; p.kind = 'cgroup-rest'; }
     });
+    // A ratio (IPC): the others' numerator over the others' denominator, from the plots it is made of.
+    Object.keys(sel.ratios || {}).forEach(function (id) {
+      var p = plots[id], r = sel.ratios[id];
+      var num = [plots[r.num[0]], plots[r.num[1]]], den = [plots[r.den[0]], plots[r.den[1]]];
+      if (!p || !p.levels || num.concat(den).some(function (x) { return !x || !x.levels; })) return;
+      p.cgroupRole = 'rest'; p.cgroupRatio = { num: num, den: den }; p.kind = 'cgroup-rest';
+    });
     if (!picked) picked = sel.picked.slice();
     if (view) fill();
   }
@@ -57,12 +64,12 @@
     });
   }
 
-  /* The aggregate minus the picked series of its individual plot, level by level (levels of the same bucket). */
-  function restView(full) {
-    var own = full.cgroupPair, set = pickedSet(), rows = [];
+  /* The whole minus the picked series of its individual plot, level by level (levels of the same bucket):
+     [{bucket, t, row}]. */
+  function restLevels(whole, own) {
+    var set = pickedSet(), rows = [], levels = [];
     own.names.forEach(function (n, i) { if (set.has(n)) rows.push(i); });
-    var levels = [];
-    full.levels.forEach(function (l) {
+    whole.levels.forEach(function (l) {
       var match = null;
       own.levels.forEach(function (o) { if (o.bucket === l.bucket && o.t.length === l.t.length) match = o; });
       if (!match && rows.length) return;
@@ -77,8 +84,31 @@
         // What the subtraction leaves of a whole the picked cgroups make up entirely is rounding: zero.
         out[k] = Math.abs(v) <= 1e-9 * Math.abs(total[k]) ? 0 : v;
       }
-      levels.push({ bucket: l.bucket, t: l.t, values: [out] });
+      levels.push({ bucket: l.bucket, t: l.t, row: out });
     });
+    return levels;
+  }
+
+  /* The aggregate of the cgroups not picked: its plot minus the picked ones, or a ratio of two such. */
+  function restView(full) {
+    var levels;
+    if (full.cgroupRatio) {
+      var num = restLevels(full.cgroupRatio.num[0], full.cgroupRatio.num[1]);
+      var den = restLevels(full.cgroupRatio.den[0], full.cgroupRatio.den[1]);
+      levels = [];
+      num.forEach(function (n) {
+        var d = den.filter(function (x) { return x.bucket === n.bucket && x.t.length === n.t.length; })[0];
+        if (!d) return;
+        levels.push({ bucket: n.bucket, t: n.t, values: [n.row.map(function (v, k) {
+          var w = d.row[k];
+          return v === null || w === null || w === 0 ? null : v / w;
+        })] });
+      });
+    } else {
+      levels = restLevels(full, full.cgroupPair).map(function (l) {
+        return { bucket: l.bucket, t: l.t, values: [l.row] };
+      });
+    }
     return Object.assign({}, full, { cgroupRole: undefined, kind: 'line', levels: levels.length ? levels : full.levels });
   }
 
