@@ -28,6 +28,7 @@ class LiveSource:
                  nodes: dict[str, str]):
         self.ingest = ingest
         self.dashboards = sections
+        self._sections: tuple[tuple[tuple[str, int], ...], list[Section]] | None = None
         self.interval_ns = interval_ns
         self.agents = agents
         self.nodes = nodes  # agent url → its `node` label (several agents only)
@@ -35,9 +36,14 @@ class LiveSource:
 
     @property
     def sections(self) -> list[Section]:
-        """The dashboards' sections for what the window holds now (a service's appears once its series arrive)."""
+        """The dashboards' sections for what the window holds now (a service's appears once its series arrive);
+        worked out again when the window's series change."""
         with self.lock:
-            return sections_for(self.dashboards, self.ingest.store, self.describe)
+            store = self.ingest.store
+            key = tuple((name, len(store.series_of(name))) for name in store.metrics())
+            if self._sections is None or self._sections[0] != key:
+                self._sections = (key, sections_for(self.dashboards, store, self.describe))
+            return self._sections[1]
 
     @property
     def store(self) -> Store:
