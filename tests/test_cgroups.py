@@ -19,6 +19,8 @@ from shared import shared_recording
 from siterecordings import HOSTILE_NAMES, Columns, timestamps, write_hostile_cgroups, write_recording, write_two_hosts
 from siterecordings import _cgroups as add_cgroups
 from siterecordings import _cpu_usage as cpu_usage
+from test_live_page import LiveServer, wait_ready
+from test_replay import ReplayProcess
 from test_site import Tab, build, chart_option, eval_times, irate_at, payload
 
 from rezgen.pages.cgroups import SPLIT_FACTOR, cgroup_file
@@ -296,3 +298,43 @@ def test_picking_a_cgroup_kept_in_a_file_loads_it(many, tab):
     assert_points(drawn(page, "aggregate-total-cores")["series"][0]["data"],
                   cpu_cores_by_name(rec, {name}, exclude=True), "the others")
     t.assert_clean()
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_a_live_page_picks_cgroups_and_their_charts_keep_growing(many, browser, tmp_path):
+    """`rezgen replay` of the 60-cgroup recording feeding `rezgen serve --live`: the picker lists every cgroup, a
+    pick draws that cgroup's recorded values, and the points pushed afterwards extend its line."""
+    _, rec = many
+    agent = ReplayProcess(rec.path, log=tmp_path / "replay.log").start()
+    server = LiveServer(agent.url, tmp_path / "live.log")
+    try:
+        server.start()
+        wait_ready(server.url)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "cgroups.html")
+        page.wait_for_function("() => REZGEN.cgroups.picked().length === 5", timeout=30000)
+        assert page.locator("#cgroup-picker input[type=checkbox]").count() == 60
+        name = "/system.slice/svc-7.service"
+        page.evaluate("names => REZGEN.cgroups.pick(names)", [name])
+        page.wait_for_function("n => REZGEN.cgroups.picked()[0] === n", arg=name)
+        script = """() => { const el = document.querySelector('[data-plot-id="individual-total-cores"]');
+            el.scrollIntoView(); const s = el.__rezgen && el.__rezgen.inst.getOption().series;
+            return s && s.length === 1 ? [s[0].name, s[0].data.filter(p => p[1] !== null).map(p => p[1])] : null; }"""
+        page.wait_for_function(f"() => ({script})()", timeout=30000)
+        shown, first = page.evaluate(script)
+        page.wait_for_function(f"() => ({script})()[1].length > {len(first) + 2}", timeout=30000)
+        shown, values = page.evaluate(script)
+        assert shown == name
+        # Each drawn value is one of the recorded per-second rates of that cgroup (times shift in a replay).
+        recorded = [v for _, v in cpu_cores_by_name(rec, {name}) if v is not None]
+        for v in values[1:]:
+            assert any(math.isclose(v, r, rel_tol=1e-3) for r in recorded), v
+        assert errors == []
+        context.close()
+    finally:
+        server.stop()
+        agent.stop()
