@@ -6,14 +6,17 @@ with pyarrow/numpy (rawparquet, test_site's helpers); pages in a real Chromium.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from browser import chromium, launched
+from processes import start, stop
 from rawparquet import RawRecording
 from shared import shared_recording
 from siterecordings import HOSTILE_NAMES, Columns, timestamps, write_hostile_cgroups, write_recording, write_two_hosts
@@ -338,3 +341,34 @@ def test_a_live_page_picks_cgroups_and_their_charts_keep_growing(many, browser, 
     finally:
         server.stop()
         agent.stop()
+
+
+@pytest.mark.browser
+def test_a_served_page_loads_a_picked_cgroups_file_from_the_server(many, browser, tmp_path):
+    """`rezgen serve`: the same site over HTTP; a picked cgroup's file comes from the server."""
+    _, rec = many
+    with served(rec.path, tmp_path) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url + "cgroups.html")
+        page.wait_for_function("() => REZGEN.cgroups && REZGEN.cgroups.picked().length === 5", timeout=30000)
+        name = "/system.slice/svc-42.service"
+        page.evaluate("names => REZGEN.cgroups.pick(names)", [name])
+        page.wait_for_function("n => REZGEN.cgroups.picked()[0] === n", arg=name)
+        assert any(u.startswith(url) and u.endswith(f"/data/_/cgroups/{cgroup_file(name)}.js") for u in requests)
+        (series,) = drawn(page, "individual-total-cores")["series"]
+        assert series["name"] == name
+        assert_points(series["data"], cpu_cores_by_name(rec, {name}), name)
+        context.close()
+
+
+@contextlib.contextmanager
+def served(recording: Path, tmp_path: Path) -> Iterator[str]:
+    """`rezgen serve RECORDING` on a free port: its URL."""
+    proc, url = start(["serve", str(recording), "--port", "0"], tmp_path / "serve.log")
+    try:
+        yield url
+    finally:
+        stop(proc)

@@ -13,6 +13,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import httpx
 import numpy as np
 import promql_parser as pp
 import pytest
@@ -20,6 +21,7 @@ from browser import chromium, launched
 from rawparquet import RawRecording
 from shared import REPO_ROOT, shared_recording
 from siterecordings import H2, Columns, timestamps, write_recording
+from test_cgroups import served
 from test_site import Tab, build, chart_option, html, missing_titles, nav_sections, payload, rezgen
 
 from rezgen.agent.pieces import Entry, Snapshot
@@ -366,3 +368,14 @@ def test_a_live_window_gets_a_services_section_once_its_series_arrive():
     with live.lock:
         absent = absent_plots(sections["service-vllm"], live.store)
     assert "kpi-requests-requests-running" not in absent and "kpi-requests-abort-rate" in absent
+
+
+def test_a_served_recording_has_its_service_sections_in_pages_and_api(tmp_path):
+    with served(shared_recording("c16.parquet"), tmp_path) as url:
+        index = httpx.get(url + "api/dashboard").json()["sections"]
+        assert [s["route"] for s in index if s["route"].startswith("service-")] == ["service-llm-perf", "service-vllm"]
+        section = httpx.get(url + "api/dashboard/service-vllm").json()
+        assert section["title"] == "vLLM" and section["groups"][0]["name"] == "Requests"
+        page = httpx.get(url + "service-vllm.html")
+        assert page.status_code == 200 and 'data-plot-id="kpi-requests-requests-running"' in page.text
+        assert httpx.get(url + "service-cachecannon.html").status_code == 404
