@@ -9,12 +9,14 @@ import math
 import re
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from browser import chromium, launched
 from rawparquet import RawRecording
 from shared import shared_recording
 from siterecordings import Columns, timestamps, write_recording
+from test_cgroups import served
 from test_live_page import LiveServer, wait_ready
 from test_replay import ReplayProcess
 from test_site import Tab, build, eval_times, payload
@@ -161,3 +163,15 @@ def test_a_live_page_picks_a_gpu_and_keeps_it_live(gpu_site, browser, tmp_path):
     finally:
         server.stop()
         agent.stop()
+
+
+def test_the_twins_are_hidden_groups_in_the_api_and_not_charts_of_the_page(gpu_site, tmp_path):
+    _, rec = gpu_site
+    with served(rec.path, tmp_path) as url:
+        groups = httpx.get(url + "api/dashboard/gpu").json()["groups"]
+        hidden = [g for g in groups if g.get("hidden")]
+        assert [g["name"] for g in hidden] == ["GPU 0", "GPU 1"]
+        twin = next(p for p in hidden[1]["plots"] if p["id"] == "gpu-pct@gpu1")
+        assert twin["query"] == 'avg(gpu_utilization{id="1"}) / 100'
+        page = httpx.get(url + "gpu.html").text
+        assert "@gpu" not in page and 'data-plot-id="gpu-pct"' in page

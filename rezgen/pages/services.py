@@ -47,7 +47,8 @@ def data_sources(store: Store) -> dict[str, dict[str, Series]]:
 
 def sections_for(sections: list[Section], store: Store, describe: Callable[[str], str | None]) -> list[Section]:
     """The sections to show for the store's data, in navigation order: the host's, the services it has, a generic
-    section per unknown source, and the overview with its normalized group when a service has a throughput KPI."""
+    section per unknown source, and the overview with its normalized group when a service has a throughput KPI;
+    each as its page evaluates it (with its cgroup or GPU picker's plots: pages.cgroups, pages.gpus)."""
     found = data_sources(store)
     shown: list[Section] = []
     services: list[Section] = []
