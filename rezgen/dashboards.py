@@ -20,8 +20,18 @@
     description = "optional text"
     top = 5                       # multi: keep the top k series, sum the rest into "Other"
     other = true                  # multi: false drops the rest instead (a sum of ratios such as IPC means nothing)
+    percentiles = [0.5, 0.95]     # percentiles: the quantiles drawn (default p50, p90, p99, p99.9, p99.99)
+    denominator = true            # a service's throughput KPI: the overview divides CPU and network by it
 
-A `rezgen build --dashboards DIR` points at another directory of such files.
+A service's section (`services/*.toml`) also names the `source` whose series it shows (`source = "vllm"`, with
+`aliases = [...]` for other names of it); it appears only when the data has that source (see pages.services).
+
+A section with `selector = "cgroups"` lets the page pick cgroups: its `individual-<x>` plots (one series per cgroup
+`name`) show the picked ones, their top `top` by mean picked at first, and each `aggregate-<x>` plot whose query
+is a sum shows the others (see pages.cgroups). With `selector = "gpus"`, data with several GPUs lets the page show
+one GPU in the plots that are not per-GPU (see pages.gpus).
+
+A `rezgen build --dashboards DIR` points at another directory of such files (and DIR/services/ for services).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from rezgen.resources import resource_dir
 KINDS = ("line", "multi", "heatmap", "percentiles")
 UNITS = ("time", "seconds", "bytes", "bitrate", "datarate", "percentage", "frequency", "count", "rate")
 WIDTHS = ("half", "full")
+SELECTORS = ("cgroups", "gpus")
 DEFAULT_DIR = resource_dir("dashboards")
 
 
@@ -61,6 +72,8 @@ class Plot:
     description: str | None = None
     top: int = 5
     other: bool = True
+    percentiles: tuple[float, ...] | None = None
+    denominator: bool = False
 
     @property
     def metrics(self) -> set[str]:
@@ -86,6 +99,7 @@ class Group:
     name: str
     plots: list[Plot]
     description: str | None = None
+    hidden: bool = False  # evaluated and shipped, drawn only when the page asks (pages.gpus)
 
 
 @dataclass
@@ -95,6 +109,10 @@ class Section:
     order: int
     groups: list[Group] = field(default_factory=list)
     path: Path | None = None
+    source: str | None = None  # a service's section: the `source` label value of its series
+    aliases: tuple[str, ...] = ()
+    selector: str | None = None  # "cgroups" or "gpus": what the page picks (pages.cgroups, pages.gpus)
+    picks: int = 0  # how many the page picks at first (pages.cgroups.selectable sets it)
 
     @property
     def plots(self) -> list[Plot]:
@@ -106,7 +124,8 @@ def load_dashboards(directory: Path | None = None) -> list[Section]:
     directory = Path(directory) if directory is not None else DEFAULT_DIR
     if not directory.is_dir():
         raise DashboardError(f"{directory}: no such dashboards directory")
-    sections = [load_section(path) for path in sorted(directory.glob("*.toml"))]
+    paths = sorted(directory.glob("*.toml")) + sorted(directory.glob("services/*.toml"))
+    sections = [load_section(path) for path in paths]
     if not sections:
         raise DashboardError(f"{directory}: no dashboard files (*.toml)")
     routes: dict[str, Path] = {}
@@ -131,6 +150,14 @@ def load_section(path: Path) -> Section:
     if not route.replace("-", "").replace("_", "").isalnum():
         raise DashboardError(f"{where}: route {route!r} must be letters, digits, '-' or '_'")
     section = Section(title=title, route=route, order=int(data.get("order", 100)), path=path)
+    if "selector" in data:
+        section.selector = _choice(data, "selector", SELECTORS, "cgroups", where)
+    if "source" in data:
+        section.source = _text(data, "source", where)
+        aliases = data.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+            raise DashboardError(f"{where}: aliases must be a list of source names")
+        section.aliases = tuple(aliases)
     seen: set[str] = set()
     for g, group in enumerate(_tables(data, "group", where)):
         group_where = f"{where}: group {g + 1}"
@@ -155,6 +182,13 @@ def _plot(raw: dict[str, Any], where: str) -> Plot:
     plot.description = raw.get("description")
     plot.top = int(raw.get("top", 5))
     plot.other = bool(raw.get("other", True))
+    plot.denominator = bool(raw.get("denominator", False))
+    if "percentiles" in raw:
+        wanted = raw["percentiles"]
+        if not (isinstance(wanted, list) and wanted
+                and all(isinstance(q, (int, float)) and 0 < q <= 1 for q in wanted)):
+            raise DashboardError(f"{where}: percentiles must be a list of quantiles in (0, 1]")
+        plot.percentiles = tuple(float(q) for q in wanted)
     if "range" in raw:
         bounds = raw["range"]
         if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)):

@@ -140,7 +140,8 @@ def test_dashboard_structure_is_the_dashboard_file(url: str) -> None:
         source = tomllib.load(handle)
     section = get(url, "/api/dashboard/overview")
     assert (section["title"], section["route"]) == (source["title"], source["route"])
-    assert [g["name"] for g in section["groups"]] == [g["name"] for g in source["group"]]
+    # c16 carries services with a throughput KPI (vllm, llm-perf): the overview ends with their normalized group.
+    assert [g["name"] for g in section["groups"]] == [g["name"] for g in source["group"]] + ["Normalized by Throughput"]
     for group, expected in zip(section["groups"], source["group"]):
         assert group["description"] == expected.get("description")
         assert [(p["id"], p["title"], p["query"]) for p in group["plots"]] == [
@@ -152,6 +153,7 @@ def test_dashboard_structure_is_the_dashboard_file(url: str) -> None:
     assert "levels" not in json.dumps(section)  # structure only, no data
     index = get(url, "/api/dashboard")["sections"]
     assert index[0]["route"] == "overview" and {"route", "title", "order", "plots"} == set(index[0])
+    assert [s["route"] for s in index if s["route"].startswith("service-")] == ["service-llm-perf", "service-vllm"]
 
 
 def test_an_unknown_section_is_404(url: str) -> None:

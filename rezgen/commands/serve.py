@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from rezgen.dashboards import load_dashboards
+from rezgen.pages.services import sections_for
 from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
 from rezgen.recording.reader import open_recording
 from rezgen.resources import resource_dir
@@ -34,7 +35,8 @@ def serve_recording(recording: Path, *, host: str = "127.0.0.1", port: int = 800
     def build() -> None:
         opened = open_recording(recording)
         build_site(opened, site, dashboards=dashboards, templates=templates, served=True)
-        current[:] = [RecordingSource(opened, load_dashboards(dashboards), hosts_of(opened))]
+        sections = sections_for(load_dashboards(dashboards), opened.store, opened.footer.describe)
+        current[:] = [RecordingSource(opened, sections, hosts_of(opened))]
 
     try:
         build()

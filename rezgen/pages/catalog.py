@@ -20,13 +20,13 @@ from rezgen.store.store import Store
 METRIC_TOP = 10
 
 
-def default_query(metric: str, kind: Kind) -> tuple[str, str]:
+def default_query(metric: str, kind: Kind, source: str | None = None) -> tuple[str, str]:
     """The metric browser's chart for a metric: (kind of plot, query).
 
     Counters are charted as `irate` (the change between consecutive samples, what Rezolus shows; `rate` over
     5 minutes would ramp up through the first minutes of a recording). A name that is not a PromQL identifier
-    (e.g. `ringline/bytes/received`) is selected as `{__name__="..."}`."""
-    selector = _selector(metric)
+    (e.g. `ringline/bytes/received`) is selected as `{__name__="..."}`. With `source`, only that source's series."""
+    selector = _selector(metric, source)
     if kind is Kind.HISTOGRAM:
         return "percentiles", selector
     if kind is Kind.COUNTER:
@@ -34,9 +34,10 @@ def default_query(metric: str, kind: Kind) -> tuple[str, str]:
     return "multi", selector
 
 
-def metric_plot(name: str, kind: Kind, unit: str | None, description: str | None) -> Plot:
+def metric_plot(name: str, kind: Kind, unit: str | None, description: str | None, source: str | None = None
+                ) -> Plot:
     """The metric browser's chart of a metric (see default_query)."""
-    plot_kind, query = default_query(name, kind)
+    plot_kind, query = default_query(name, kind, source)
     chart_unit = _unit_of(unit, kind, name, description)
     if chart_unit == PERCENT:  # a 0–100 gauge; charts take a 0–1 fraction
         query, chart_unit = f"{query} / 100", "percentage"
@@ -44,15 +45,21 @@ def metric_plot(name: str, kind: Kind, unit: str | None, description: str | None
                 kind=plot_kind, width="full", log=plot_kind == "percentiles", top=METRIC_TOP, description=description)
 
 
-def _selector(metric: str) -> str:
+def _selector(metric: str, source: str | None = None) -> str:
     try:
         tree = parse(metric)
     except PromQLError:
         tree = None
-    if isinstance(tree, pp.VectorSelector) and tree.name == metric and tree.offset is None and tree.at is None:
-        return metric
-    quoted = metric.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'{{__name__="{quoted}"}}'
+    plain = isinstance(tree, pp.VectorSelector) and tree.name == metric and tree.offset is None and tree.at is None
+    matchers = [] if plain else [f'__name__="{quoted_label(metric)}"']
+    if source is not None:
+        matchers.append(f'source="{quoted_label(source)}"')
+    return (metric if plain else "") + ("{" + ",".join(matchers) + "}" if matchers else "")
+
+
+def quoted_label(value: str) -> str:
+    """A label value as the inside of a PromQL double-quoted string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def metric_catalog(store: Store, describe: Callable[[str], str | None]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import orjson
 
 from rezgen import __version__
 from rezgen.dashboards import Plot, Section
+from rezgen.pages.services import absent_kpis
 from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange
 from rezgen.plotdata.window import DEFAULT_RANGE, RANGES, range_ns
@@ -41,13 +42,16 @@ def section_context(section: Section, with_data: set[str], absent: set[str]) -> 
     """The section template's `section`: groups of the plots with data, and the plots whose metrics are absent
     (a plot left out for another reason, such as a per-CPU chart of a one-CPU host, is in neither)."""
     groups = [{"name": g.name, "description": g.description,
-               "plots": [plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups]
+               "plots": [plot_summary(p) for p in g.plots if p.id in with_data]} for g in section.groups
+              if not g.hidden]
     return {"groups": [g for g in groups if g["plots"]],
             "missing": [{"id": p.id, "title": p.title, "query": p.query} for p in section.plots if p.id in absent]}
 
 
 def absent_plots(section: Section, store: Any) -> set[str]:
-    """Plots whose query names a metric the store does not have."""
+    """Plots whose query names a metric the store does not have (for a service, labels it does not have too)."""
+    if section.source is not None:
+        return absent_kpis(section, store)
     return {p.id for p in section.plots if not all(store.series_of(name) for name in p.metrics)}
 
 

@@ -25,7 +25,6 @@ from rezgen.store.histogram import Layout, quantiles
 from rezgen.store.store import Store
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("p99.99", 0.9999))
-QUANTILE_VALUES = np.array([q for _, q in QUANTILES])
 HEAT_COLUMNS = 500  # columns of a percentile plot's bucket heatmap (at most)
 HEAT_CELLS = 10_000  # cells holding a count in a bucket heatmap (at most; columns are merged to fit)
 HEAT_CELLS_COARSE = 4_000  # the same for a coarse-only plot (the metric browser)
@@ -33,13 +32,16 @@ HEAT_DIGITS = 4  # significant digits of bucket heatmap cells averaged over seve
 
 
 def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coarse_only: bool,
-                    cache: EvalCache | None = None
+                    cache: EvalCache | None = None, wanted: tuple[float, ...] | None = None
                     ) -> tuple[list[str], decimate.Reducer, dict[str, Any] | None] | None:
-    """p50..p99.99 and the bucket heatmap of sum(irate(query[5m])), from one pass over the bucket rates."""
+    """p50..p99.99 (or the `wanted` quantiles) and the bucket heatmap of sum(irate(query[5m])), from one pass over
+    the bucket rates."""
     times = span.times
     steps = len(times)
     base = decimate.finest_bucket(steps, 2, coarse_only=coarse_only)
-    rows = decimate.Reducer(len(QUANTILES), steps, base)
+    named = QUANTILES if wanted is None else tuple((f"p{q * 100:g}", q) for q in wanted)
+    levels = np.array([q for _, q in named])
+    rows = decimate.Reducer(len(named), steps, base)
     stride = max(1, math.ceil(steps / HEAT_COLUMNS))
     # Heatmap sums per chunk over the chunk's used buckets only: a dense (columns x buckets) array of a
     # 7,424-bucket histogram would be mostly zeros.
@@ -48,7 +50,7 @@ def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coa
     for first, chunk_times, used, rates, chunk_layout in bucket_rates(store, query, span, scope, cache):
         layout = chunk_layout
         # The buckets left out are empty, which leaves every percentile as it is (see `quantiles`).
-        values = quantiles(rates, QUANTILE_VALUES, layout.highs[used])
+        values = quantiles(rates, levels, layout.highs[used])
         values[:, ~coverage(store, chunk_times)] = np.nan
         rows.feed(values)
         if len(used):
@@ -59,7 +61,7 @@ def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coa
         return None
     cells = HEAT_CELLS_COARSE if coarse_only else HEAT_CELLS
     heatmap = _bucket_heatmap(heat_parts, math.ceil(steps / stride), stride, layout, times, cells)
-    return [name for name, _ in QUANTILES], rows, heatmap
+    return [name for name, _ in named], rows, heatmap
 
 
 def bucket_rates(store: Store, query: str, span: TimeRange, scope: Scope, cache: EvalCache | None = None

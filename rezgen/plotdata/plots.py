@@ -64,7 +64,7 @@ def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, c
 def _evaluated(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None,
                release: Release | None) -> dict[str, Any] | None:
     if plot.kind == "percentiles":
-        percentiles = percentile_plot(store, plot.query, span, scope, coarse_only, cache)
+        percentiles = percentile_plot(store, plot.query, span, scope, coarse_only, cache, plot.percentiles)
         if percentiles is None:
             return None
         names, rows, heatmap = percentiles

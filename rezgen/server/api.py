@@ -74,8 +74,8 @@ def sections(source: DataSource, params: Params, path: dict[str, str]) -> Any:
 def dashboard(source: DataSource, params: Params, path: dict[str, str]) -> Any:
     section = _section(source, path["section"])
     return {"route": section.route, "title": section.title, "order": section.order,
-            "groups": [{"name": g.name, "description": g.description, "plots": [p.to_json() for p in g.plots]}
-                       for g in section.groups]}
+            "groups": [{"name": g.name, "description": g.description, "plots": [p.to_json() for p in g.plots],
+                        **({"hidden": True} if g.hidden else {})} for g in section.groups]}
 
 
 def _range(params: Params) -> tuple[int | None, int | None]:

@@ -18,6 +18,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rezgen.dashboards import Plot, Section
 from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
+from rezgen.pages.cgroups import with_cgroup_selector
+from rezgen.pages.gpus import with_gpu_selector
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
@@ -43,7 +45,7 @@ UNREPORTED = "Not reported by this agent (one device: the aggregate chart shows 
 
 def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: str) -> list[BaseRoute]:
     def visible(section: Section) -> set[str]:
-        return {p.id for p in section.plots if source.has_data(p)}
+        return {p.id for g in section.groups if not g.hidden for p in g.plots if source.has_data(p)}
 
     def nav() -> list[tuple[Section, set[str]]]:
         return [(s, ids) for s in source.sections if (ids := visible(s))]
@@ -88,7 +90,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         with source.lock:
             absent = absent_plots(section, source.store)
         return HTMLResponse(render(env, "section.html", site=site(), page=section_page(section),
-                                   section=section_context(section, ids, absent), live=live_context()))
+                                   section=section_context(section, ids - absent, absent), live=live_context()))
 
     def data(request: Request) -> Response:
         host, route = request.path_params["host"], request.path_params["route"]
@@ -111,6 +113,8 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
                                                                   "step": span.step_ns // 1_000_000})
+        with_cgroup_selector(section, payload, files=False)
+        with_gpu_selector(section, payload, source.systeminfo, files=False)
         return Response(data_script(f"{host}/{route}", payload), media_type="text/javascript",
                         headers={"Cache-Control": "no-store"})
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from rezgen.dashboards import Plot, Section
 from rezgen.live.ingest import Ingest
+from rezgen.pages.services import sections_for
 from rezgen.store.store import Store
 
 
@@ -26,11 +27,23 @@ class LiveSource:
     def __init__(self, ingest: Ingest, sections: list[Section], interval_ns: int, agents: Mapping[str, Agent],
                  nodes: dict[str, str]):
         self.ingest = ingest
-        self.sections = sections
+        self.dashboards = sections
+        self._sections: tuple[tuple[tuple[str, int], ...], list[Section]] | None = None
         self.interval_ns = interval_ns
         self.agents = agents
         self.nodes = nodes  # agent url → its `node` label (several agents only)
         self.hosts = sorted(nodes.values()) if nodes else []  # `agents` fills in once the server starts
+
+    @property
+    def sections(self) -> list[Section]:
+        """The dashboards' sections for what the window holds now (a service's appears once its series arrive);
+        worked out again when the window's series change."""
+        with self.lock:
+            store = self.ingest.store
+            key = tuple((name, len(store.series_of(name))) for name in store.metrics())
+            if self._sections is None or self._sections[0] != key:
+                self._sections = (key, sections_for(self.dashboards, store, self.describe))
+            return self._sections[1]
 
     @property
     def store(self) -> Store:

@@ -24,6 +24,8 @@ from rezgen.dashboards import Plot, Section, load_dashboards
 from rezgen.errors import RezgenError
 from rezgen.gcpause import paused_gc
 from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
+from rezgen.pages.cgroups import with_cgroup_selector
+from rezgen.pages.gpus import with_gpu_selector
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
@@ -36,6 +38,7 @@ from rezgen.pages.model import (
     section_payload,
     site_context,
 )
+from rezgen.pages.services import sections_for
 from rezgen.pages.templating import template_environment, write_page
 from rezgen.plotdata.evaluation import selector_names
 from rezgen.plotdata.plots import TimeRange, plot_data
@@ -115,7 +118,7 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
-        sections = load_dashboards(dashboards)
+        sections = sections_for(load_dashboards(dashboards), recording.store, recording.footer.describe)
         budget = SeriesBudget(recording)
         env = template_environment(templates)
         env.globals["served"] = served
@@ -311,8 +314,12 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
     if not with_data:
         return None
     for host, payload in payloads.items():
-        build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
-                         section_payload(section, payload, build.span, build.events))
+        data = section_payload(section, payload, build.span, build.events)
+        for name, part in with_cgroup_selector(section, data).items():  # cgroups loaded when picked
+            build.write_data(build.work / "data" / host / "cgroups" / f"{name}.js", f"{host}/cgroups/{name}", part)
+        for name, part in with_gpu_selector(section, data, build.recording.footer.systeminfo).items():  # a GPU's
+            build.write_data(build.work / "data" / host / "gpus" / f"{name}.js", f"{host}/gpus/{name}", part)
+        build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}", data)
     context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
     return {**context, "failed": list(failed.values())}
 
