@@ -36,6 +36,7 @@ from rezgen.pages.model import (
     section_payload,
     site_context,
 )
+from rezgen.pages.spectra import spectrum_files
 from rezgen.pages.templating import template_environment, write_page
 from rezgen.plotdata.evaluation import selector_names
 from rezgen.plotdata.plots import TimeRange, plot_data
@@ -306,6 +307,10 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
                 payloads[host][plot.id] = data
                 if "error" in data:
                     failed.setdefault(plot.id, (plot.id, plot.query, data["error"]))
+                else:  # a percentile plot's spectra, loaded on demand beside the page
+                    for path, key, spectrum in spectrum_files(build.recording.store, plot, build.span, scope, host,
+                                                              section.route, build.cache):
+                        build.write_data(build.work / path, key, spectrum)
     with_data = {pid for payload in payloads.values() for pid in payload}
     if not with_data:
         return None
