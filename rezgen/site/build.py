@@ -38,6 +38,7 @@ from rezgen.pages.model import (
 )
 from rezgen.pages.spectra import spectrum_files
 from rezgen.pages.templating import template_environment, write_page
+from rezgen.plotdata.cpus import cpu_count
 from rezgen.plotdata.evaluation import selector_names
 from rezgen.plotdata.plots import TimeRange, plot_data
 from rezgen.promql.cache import EvalCache
@@ -316,7 +317,8 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
         return None
     for host, payload in payloads.items():
         build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
-                         section_payload(section, payload, build.span, build.events))
+                         section_payload(section, payload, build.span, build.events,
+                                         cpus=cpu_count(build.recording.store, build.span, host_scope(host))))
     context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
     return {**context, "failed": list(failed.values())}
 
