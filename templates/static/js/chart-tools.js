@@ -109,8 +109,12 @@
       log.setAttribute('aria-pressed', String(!!plot.log));
     }
     if (plot.buckets) {
-      toggle(el, tools, 'Raw count', 'Bucket heatmap: counts per column instead of per second', 'raw-toggle',
-             function (on) { el.__rawCount = on; if (el.__rezgen) { el.__rezgen.rawCount = on; redraw(el); } });
+      // Only while the bucket heatmap is shown (page.js's Heatmap toggle).
+      var raw = toggle(el, tools, 'Raw count', 'Bucket heatmap: counts per column instead of per second', 'raw-toggle',
+                       function (on) { el.__rawCount = on; if (el.__rezgen) { el.__rezgen.rawCount = on; redraw(el); } });
+      var shown = function () { raw.hidden = el.__kind !== 'buckets'; };
+      shown();
+      el.parentNode.querySelector('.panel-head').addEventListener('click', function () { setTimeout(shown, 0); });
     }
     if (R.averagesCpus(plot) && R.cpus) {
       toggle(el, tools, 'Total', 'Mean per CPU, or the total over ' + R.cpus + ' CPUs', 'total-toggle',
