@@ -9,6 +9,7 @@
                                               the plot's data as the static site has it (see plots.plot_data),
                                               plus "window": {start, end, step} (unix ms) of what was evaluated;
                                               `step` (15s, 1m, seconds) is rounded to whole sampling intervals
+    GET /api/range                            {"start", "end", "step"} (unix ms) of the data, or nulls (the query page)
     GET /api/spectrum/{section}/{id}?mode=full|tail&start=&end=&host=&step=
                                               a percentile plot's quantile spectrum (see plotdata.spectrum)
     GET /api/query?metric=&labels={json}&start=&end=
@@ -142,6 +143,13 @@ def plot(source: DataSource, params: Params, path: dict[str, str]) -> Any:
     return {**(data or empty), "window": window}
 
 
+def data_range(source: DataSource, params: Params, path: dict[str, str]) -> Any:
+    span = default_span(source)
+    if span is None:
+        return {"start": None, "end": None, "step": None}
+    return {"start": span.start_ns // NS_PER_MS, "end": span.end_ns // NS_PER_MS, "step": span.step_ns // NS_PER_MS}
+
+
 def spectrum_of(source: DataSource, params: Params, path: dict[str, str]) -> Any:
     found = _plot(source, path)
     mode = params.get("mode") or "full"
@@ -219,7 +227,7 @@ def api_routes(source: Callable[[], DataSource], limits: QueryLimits = DEFAULT_L
 
     endpoints = [("/api/metrics", metrics), ("/api/dashboard", sections), ("/api/dashboard/{section}", dashboard),
                  ("/api/plot/{section}/{id}", plot), ("/api/query", raw_query),
-                 ("/api/spectrum/{section}/{id}", spectrum_of)]
+                 ("/api/spectrum/{section}/{id}", spectrum_of), ("/api/range", data_range)]
     routes: list[BaseRoute] = [Route(path, handler(source, compute, rezgen_error), methods=["GET"])
                                for path, compute in endpoints]
     routes += prometheus_routes(source, limits)

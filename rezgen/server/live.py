@@ -75,7 +75,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     def page(request: Request) -> Response:
         name = request.path_params.get("page", "index.html")
         sections = nav()
-        if name in ("metrics.html", "system.html"):
+        if name in ("metrics.html", "system.html", "query.html"):
             return HTMLResponse(render(env, name, site=site(), live=live_context(), systeminfo=source.systeminfo,
                                        page=other_page(name.split(".")[0]), metrics=metric_rows(catalog())))
         wanted = sections[0][0].route if name == "index.html" and sections else name.removesuffix(".html")

@@ -242,7 +242,9 @@ class _Pages:
                     systeminfo=self._recording.footer.systeminfo,
                     systems=systems_by_host(self._recording.footer, [h for h in self._hosts if h != SINGLE_HOST]),
                     page=other_page("system"))
-        names += ["metrics.html", "system.html"]
+        write_page(self._env, "query.html", self._work / "query.html", site=site, events=self._events,
+                   page=other_page("query"))
+        names += ["metrics.html", "system.html", "query.html"]
         if not built:
             # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
             shutil.copyfile(self._work / "metrics.html", self._work / "index.html")

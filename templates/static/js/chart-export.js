@@ -94,7 +94,7 @@
     if (tools && !tools.querySelector('.export-csv')) {
       tool(tools, 'PNG', 'Download this chart as a PNG image', 'export-png', function () { R.exportPng(el.__rezgen); });
       tool(tools, 'CSV', 'Download the points this chart draws as CSV', 'export-csv', function () { R.exportCsv(el.__rezgen); });
-      if (el.getAttribute('data-plot-id') && !document.body.classList.contains('single-chart')) {
+      if (document.body.getAttribute('data-kind') === 'section' && !document.body.classList.contains('single-chart')) {
         tool(tools, 'Open', 'Show this chart alone, with its query', 'open-chart', function () {
           location.href = R.chartUrl(el.getAttribute('data-plot-id'));
         });
