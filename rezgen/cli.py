@@ -158,8 +158,10 @@ def sample(output: str, duration: int, cpus: int, seed: int) -> None:
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
+@click.option("--single-file", type=click.Path(dir_okay=False),
+              help="Write the report as this one self-contained HTML file (each section a tab) instead of a site.")
 def build(recording: str, output: str, dashboards: str | None, templates: str | None, quiet: bool,
-          strict: bool) -> None:
+          strict: bool, single_file: str | None) -> None:
     """Render RECORDING as a static site: one page per dashboard section, openable from disk."""
     from pathlib import Path
 
@@ -176,8 +178,17 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     # SIGTERM ends a build as Ctrl-C does: the exception unwinds through the removal of the unfinished site (the
     # forked helper inherits this and leaves through its own exit path).
     signal.signal(signal.SIGTERM, _interrupt)
-    report = build_site(open_recording(recording), Path(output), dashboards=Path(dashboards) if dashboards else None,
-                        templates=Path(templates) if templates else None, progress=progress, warn=warn, strict=strict)
+    options = {"dashboards": Path(dashboards) if dashboards else None,
+               "templates": Path(templates) if templates else None, "progress": progress, "warn": warn,
+               "strict": strict}
+    if single_file:
+        from rezgen.site.single import build_single_file
+
+        report, size = build_single_file(open_recording(recording), Path(single_file), **options)
+        click.echo(f"wrote {single_file} ({size / 1e6:.1f} MB), {report.plots} charts")
+        _leave()
+        return
+    report = build_site(open_recording(recording), Path(output), **options)  # type: ignore[arg-type]
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
     click.echo(f"open file://{index}")
