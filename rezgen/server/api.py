@@ -5,12 +5,13 @@
     GET /api/dashboard                        {"sections": [{route, title, order, plots}]}
     GET /api/dashboard/{section}              {route, title, order, groups: [{name, description, plots: [plot]}]},
                                               a plot as in the dashboard file (id, title, query, unit, kind, ...)
-    GET /api/plot/{section}/{id}?start=&end=&host=&step=
+    GET /api/plot/{section}/{id}?start=&end=&host=&step=&grid=
                                               the plot's data as the static site has it (see plots.plot_data),
                                               plus "window": {start, end, step} (unix ms) of what was evaluated;
-                                              `step` (15s, 1m, seconds) is rounded to whole sampling intervals
+                                              `step` (15s, 1m, seconds) is rounded to whole sampling intervals,
+                                              `grid` is a time the steps fall on (default: the first sample)
     GET /api/range                            {"start", "end", "step"} (unix ms) of the data, or nulls (the query page)
-    GET /api/spectrum/{section}/{id}?mode=full|tail&start=&end=&host=&step=
+    GET /api/spectrum/{section}/{id}?mode=full|tail&start=&end=&host=&step=&grid=
                                               a percentile plot's quantile spectrum (see plotdata.spectrum)
     GET /api/query?metric=&labels={json}&start=&end=
                                               {"metric", "type", "unit", "series": [{"labels": {...},
@@ -121,7 +122,11 @@ def _span(source: DataSource, params: Params) -> TimeRange | None:
         if asked <= 0:
             raise bad("step must be positive")
         step *= max(1, round(asked / step))
-    first = span.start_ns if start is None else span.start_ns + max(0, -(-(start - span.start_ns) // step)) * step
+    # `grid`: a time on the grid wanted (a live page's, anchored apart from the first sample); the first sample's
+    # by default.
+    anchor = api_time("grid", params["grid"]) if params.get("grid") else span.start_ns
+    lowest = span.start_ns if start is None else max(start, span.start_ns)
+    first = anchor + -(-(lowest - anchor) // step) * step
     last = span.end_ns if end is None else min(span.end_ns, end)
     if last < first:
         return None

@@ -20,9 +20,14 @@
     if (cache[mode]) return Promise.resolve(cache[mode]);
     var host = R.host ? R.host() : '_', loading;
     if (document.body.getAttribute('data-live') === 'true') {
-      var win = R.state.range || [];
+      // On the live page's own grid: its finest level's times.
+      var lvl = plot.levels[plot.levels.length - 1], t = lvl.t;
       var query = new URLSearchParams({ mode: mode });
-      if (win.length) { query.set('start', String(win[0] / 1000)); query.set('end', String(win[1] / 1000)); }
+      if (t.length) {
+        query.set('start', String(t[0] / 1000));
+        query.set('end', String(t[t.length - 1] / 1000));
+        query.set('grid', String(t[0] / 1000));
+      }
       if (host !== '_') query.set('host', host);
       loading = fetch((document.body.getAttribute('data-root') || '') + 'api/spectrum/' +
                       encodeURIComponent(route()) + '/' + encodeURIComponent(plot.id) + '?' + query)
