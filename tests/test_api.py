@@ -348,3 +348,9 @@ def test_a_spectrum_from_the_server_equals_the_static_sites_file(url: str, site:
 def test_bad_step_and_spectrum_requests_are_refused_with_a_reason(url: str, path: str, params: dict, status: int,
                                                                   message: str) -> None:
     assert message in get(url, path, status, **params)["error"]
+
+
+def test_a_plot_on_another_grid_has_its_steps_on_that_grid(url: str) -> None:
+    payload = get(url, "/api/plot/overview/cpu-busy", grid=str(FIRST + 0.5), start=str(FIRST + 10), step="5s")
+    assert payload["window"] == {"start": (FIRST + 10) * 1000 + 500, "end": LAST * 1000, "step": 5000}
+    assert payload["levels"][-1]["t"][:2] == [(FIRST + 10) * 1000 + 500, (FIRST + 15) * 1000 + 500]
