@@ -78,9 +78,9 @@
     var down = null;
     chart.inst.getZr().on('mousedown', function (e) { down = [e.offsetX, e.offsetY]; });
     chart.inst.getZr().on('click', function (e) {
-      // A drag (zoom) is not a click; a click on the legend is the legend's.
+      // A drag (zoom) is not a click; only a click on the plot area freezes (the legend's are the legend's).
       if (!down || Math.abs(e.offsetX - down[0]) > 3 || Math.abs(e.offsetY - down[1]) > 3) return;
-      if (e.target && e.target.parent && e.target.__legend) return;
+      if (!chart.inst.containPixel('grid', [e.offsetX, e.offsetY])) return;
       if (chart.frozen) { R.releaseTooltips(); return; }
       var box = chart.el.querySelector('.tt');
       if (box && box.textContent) R.freezeTooltip(chart);
