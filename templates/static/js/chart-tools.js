@@ -33,7 +33,7 @@
     if (!tools) {
       tools = document.createElement('div');
       tools.className = 'panel-tools';
-      head.appendChild(tools);
+      head.insertBefore(tools, head.querySelector(':scope > .icon-btn')); // before a close button, if any
     }
     return tools;
   };
@@ -96,7 +96,8 @@
 
   function attach(el) {
     var plot = el.__plot;
-    if (!plot || el.__tools) return;
+    // Section pages only: the metric browser reuses one element for every metric (it has its own toggle).
+    if (!plot || el.__tools || document.body.getAttribute('data-kind') !== 'section') return;
     el.__tools = true;
     var tools = R.panelTools(el);
     if (!tools) return;
