@@ -13,7 +13,7 @@ from typing import Any
 
 from rezgen.dashboards import Plot
 from rezgen.plotdata.evaluation import Scope, TimeRange
-from rezgen.plotdata.spectrum import MODES, spectrum
+from rezgen.plotdata.spectrum import spectra
 from rezgen.promql.cache import EvalCache
 from rezgen.store.store import Store
 
@@ -29,7 +29,5 @@ def spectrum_files(store: Store, plot: Plot, span: TimeRange, scope: Scope, host
     """(path, key, payload) of each mode's spectrum of a percentile plot that has one."""
     if plot.kind != "percentiles":
         return
-    for mode in MODES:
-        payload = spectrum(store, plot.query, span, scope, mode, cache)
-        if payload is not None:
-            yield *spectrum_file(host, route, plot.id, mode), payload
+    for payload in spectra(store, plot.query, span, scope, cache=cache):
+        yield *spectrum_file(host, route, plot.id, payload["mode"]), payload

@@ -12,6 +12,7 @@ them (`null` where there is no point): several times smaller than the values wri
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,14 @@ MODES = {
 
 def spectrum(store: Store, query: str, span: TimeRange, scope: Scope, mode: str,
              cache: EvalCache | None = None) -> dict[str, Any] | None:
-    """{"mode", "names", "q", "t" (ms), "edges", "rows" ([quantile][column] -> edge index or null)} of
+    """{"mode", "names", "q", "t" (ms), "stride", "edges", "rows" ([quantile][column] -> edge index or null)} of
     sum(irate(query[5m])), or None when it has no point. `mode` is a key of MODES."""
-    names = [name for name, _ in MODES[mode]]
-    qs = np.array([q for _, q in MODES[mode]])
+    return next(spectra(store, query, span, scope, (mode,), cache), None)
+
+
+def spectra(store: Store, query: str, span: TimeRange, scope: Scope, modes: tuple[str, ...] = tuple(MODES),
+            cache: EvalCache | None = None) -> Iterator[dict[str, Any]]:
+    """The spectrum of each mode that has a point, from one pass over the bucket rates."""
     times = span.times
     stride = max(1, math.ceil(len(times) / COLUMNS))
     columns = math.ceil(len(times) / stride)
@@ -50,18 +55,24 @@ def spectrum(store: Store, query: str, span: TimeRange, scope: Scope, mode: str,
         starts = np.flatnonzero(np.diff(column_of, prepend=column_of[0] - 1))
         parts.append((column_of[starts], used, np.add.reduceat(rates, starts, axis=0)))
     if highs is None or not parts:
-        return None
+        return
     used = np.unique(np.concatenate([buckets for _, buckets, _ in parts]))
     sums = np.zeros((columns, len(used)))  # columns x the buckets that ever hold a count: small
     for at, buckets, part in parts:
         sums[np.ix_(at, np.searchsorted(used, buckets))] += part
-    values = quantiles(sums, qs, highs[used])
-    if np.isnan(values).all():
-        return None
-    edges, index = np.unique(values[np.isfinite(values)], return_inverse=True)
-    cells = np.full(values.shape, np.nan)
-    cells[np.isfinite(values)] = index
-    rows = numbers(cells)  # indices, null where there is no point
-    return {"mode": mode, "names": names, "q": qs.tolist(), "t": (times[::stride] // 1_000_000).tolist(),
-            "stride": stride, "edges": edges.tolist(), "rows": rows}
-
+    for mode in modes:
+        qs = np.array([q for _, q in MODES[mode]])
+        values = quantiles(sums, qs, highs[used])
+        if np.isnan(values).all():
+            continue
+        # Each value is one of the edges (ascending): its place among them, then among those that occur.
+        finite = np.isfinite(values)
+        place = np.searchsorted(highs[used], values[finite])
+        occurs = np.zeros(len(used), dtype=bool)
+        occurs[place] = True
+        edges = highs[used][occurs]
+        cells = np.full(values.shape, np.nan)
+        cells[finite] = (np.cumsum(occurs) - 1)[place]
+        yield {"mode": mode, "names": [name for name, _ in MODES[mode]], "q": qs.tolist(),
+               "t": (times[::stride] // 1_000_000).tolist(), "stride": stride, "edges": edges.tolist(),
+               "rows": numbers(cells)}  # edge indices, null where there is no point
