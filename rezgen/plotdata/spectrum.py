@@ -24,7 +24,7 @@ from rezgen.promql.cache import EvalCache
 from rezgen.store.histogram import quantiles
 from rezgen.store.store import Store
 
-COLUMNS = 1000  # columns of a spectrum (at most); c16's 361 steps stay one column per step
+COLUMNS = 500  # columns of a spectrum (at most), as a bucket heatmap; c16's 361 steps stay one per step
 MODES = {
     "full": [(f"p{k}", k / 100) for k in range(1, 101)],
     "tail": [(f"p{99 + k / 100:g}", (9900 + k) / 10000) for k in range(1, 101)],
