@@ -38,7 +38,7 @@ from rezgen.pages.model import (
 )
 from rezgen.pages.spectra import spectrum_files
 from rezgen.pages.templating import template_environment, write_page
-from rezgen.plotdata.cpus import cpu_count
+from rezgen.plotdata.cpus import CPU_QUERY, cpu_count
 from rezgen.plotdata.evaluation import selector_names
 from rezgen.plotdata.plots import TimeRange, plot_data
 from rezgen.promql.cache import EvalCache
@@ -271,6 +271,7 @@ class _Build:
     # computed.
     _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "rezgen-write"))
     _writes: list[Future[Any]] = field(default_factory=list)
+    cpus: dict[str, int | None] = field(default_factory=dict)  # per host, see _cpus
 
     def copy_static(self) -> None:
         self._writes.append(self._writer.submit(shutil.copytree, resource_dir("templates") / "static",
@@ -319,10 +320,17 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
         return None
     for host, payload in payloads.items():
         build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}",
-                         section_payload(section, payload, build.span, build.events,
-                                         cpus=cpu_count(build.recording.store, build.span, host_scope(host))))
+                         section_payload(section, payload, build.span, build.events, cpus=_cpus(build, host)))
     context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
     return {**context, "failed": list(failed.values())}
+
+
+def _cpus(build: _Build, host: str) -> int | None:
+    """The host's CPU count (a chart's "Total"), counted at its first section, before `cpu_cores` is released."""
+    if host not in build.cpus:
+        build.budget.before(CPU_QUERY, host_scope(host))
+        build.cpus[host] = cpu_count(build.recording.store, build.span, host_scope(host))
+    return build.cpus[host]
 
 
 def _events(recording: Recording) -> list[dict[str, Any]]:
