@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,15 @@ def test_the_log_toggle_switches_a_latency_charts_y_axis_between_log_and_linear(
     toggle.click()
     assert p.option(SPECTRUM)["yAxis"][0]["type"] == "log"
     assert p.tool("syscall-total-rate", ".log-toggle").count() == 0, "a rate chart is not a latency chart"
+    # A spectrum's colours follow the toggle too: log10 of the value, or the value.
+    p.tool(SPECTRUM, '[data-spectrum="full"]').click()
+    p.page.wait_for_function("(id) => document.querySelector(`[data-plot-id=\"${id}\"]`).__rezgen.kind === 'spectrum'",
+                             arg=SPECTRUM)
+    logged = p.option(SPECTRUM)["series"][0]["data"]
+    toggle.click()
+    linear = p.option(SPECTRUM)["series"][0]["data"]
+    assert [c[4] for c in linear] == [c[4] for c in logged] and len(linear) > 1000
+    assert all(c[2] == c[4] for c in linear) and all(c[2] == pytest.approx(math.log10(c[4])) for c in logged)
 
 
 def test_raw_count_shows_a_bucket_heatmaps_counts_per_column(page):

@@ -1,8 +1,9 @@
 /* The quantile spectrum of a percentile chart: rows p1 … p100 ("Full") or p99.01 … p100 ("Tail"), columns time,
-   colour = the quantile's value (log scale, viridis) with a colour legend. The data (plotdata/spectrum.py) is
+   colour = the quantile's value (log scale unless Log is off, viridis) with a colour legend. The data (plotdata/spectrum.py) is
    loaded when a toggle asks for it: from a data script beside a static page (data/<host>/spectrum/<route>/
    <hex of the plot id>.<mode>.js, pages/spectra.py), or from /api/spectrum on a live page. Each cell's value is
-   an index into the payload's bucket edges. Cell items: [t_start, row, log10 value, t_end, value]. */
+   an index into the payload's bucket edges. Cell items: [t_start, row, colour value (log10 of the value unless
+   the chart's Log toggle is off), t_end, value]. */
 (function (R) {
   'use strict';
 
@@ -39,29 +40,31 @@
     return loading.then(function (payload) { cache[mode] = payload; return payload; });
   };
 
-  function cells(s) {
-    if (s._cells) return s._cells;
+  /* `log`: colour by log10 of the value (the default, as the lines' log axis), else by the value. */
+  function cells(s, log) {
+    var key = log ? '_cells' : '_linearCells';
+    if (s[key]) return s[key];
     var dt = (s.t.length > 1 ? s.t[1] - s.t[0] : R.state.step), out = [];
     s.rows.forEach(function (row, r) {
       row.forEach(function (i, k) {
         if (i === null || i === undefined) return;
         var v = s.edges[i];
-        out.push([s.t[k], r, Math.log10(Math.max(v, 1e-12)), s.t[k] + dt, v]);
+        out.push([s.t[k], r, log ? Math.log10(Math.max(v, 1e-12)) : v, s.t[k] + dt, v]);
       });
     });
-    s._cells = out;
+    s[key] = out;
     return out;
   }
 
   /* The value in the column holding time t of row r, for the tooltip. */
-  function lookup(s, lo, hi) {
+  function lookup(s, lo, hi, log) {
     var dt = (s.t.length > 1 ? s.t[1] - s.t[0] : R.state.step);
     return function (t, r) {
       var k = R.upperBound(s.t, t) - 1, row = s.rows[r];
       if (k < 0 || !row || row[k] === null || row[k] === undefined || t >= s.t[k] + dt) return null;
       var v = s.edges[row[k]];
       return { start: s.t[k], end: s.t[k] + dt, value: v,
-               color: R.viridisAt((Math.log10(v) - lo) / (hi - lo || 1)),
+               color: R.viridisAt(((log ? Math.log10(v) : v) - lo) / (hi - lo || 1)),
                note: s.stride > 1 ? 'over ' + R.units.duration(dt) : null };
     };
   }
@@ -73,7 +76,8 @@
 
   function option(chart, c) {
     var plot = chart.plot, s = R.spectrumOf(chart);
-    var data = cells(s);
+    var log = plot.log !== false, data = cells(s, log);
+    var label = function (x) { return R.units.format(plot.unit, log ? Math.pow(10, x) : x, 1); };
     var lo = Infinity, hi = -Infinity;
     data.forEach(function (x) { if (x[2] < lo) lo = x[2]; if (x[2] > hi) hi = x[2]; });
     if (!isFinite(lo)) { lo = 0; hi = 1; }
@@ -90,10 +94,9 @@
     };
     opt.dataZoom = R.dataZoom('none');
     opt.toolbox = R.toolbox('none');
-    opt.visualMap = R.colorScale(c, lo, hi, [R.units.format(plot.unit, Math.pow(10, hi), 1),
-                                             R.units.format(plot.unit, Math.pow(10, lo), 1)], height);
+    opt.visualMap = R.colorScale(c, lo, hi, [label(hi), label(lo)], height);
     opt.tooltip = R.tooltipBase(c, {
-      formatter: R.cellTooltip(chart, function (i) { return s.names[i]; }, plot.unit, lookup(s, lo, hi))
+      formatter: R.cellTooltip(chart, function (i) { return s.names[i]; }, plot.unit, lookup(s, lo, hi, log))
     });
     opt.series = [R.cellSeries(plot.title + ' (' + s.mode + ')', data)];
     var marks = R.markLine(c);
