@@ -167,8 +167,10 @@ def sample(output: str, duration: int, cpus: int, seed: int, scales: tuple[str, 
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
+@click.option("--single-file", type=click.Path(dir_okay=False),
+              help="Write the report as this one self-contained HTML file (each section a tab) instead of a site.")
 def build(recordings: tuple[str, ...], output: str, dashboards: str | None, templates: str | None, quiet: bool,
-          strict: bool) -> None:
+          strict: bool, single_file: str | None) -> None:
     """Render RECORDING as a static site: one page per dashboard section, openable from disk.
 
     Given two recordings (A B, each optionally ALIAS=PATH), a compare site: both on every chart, and what changed.
@@ -191,12 +193,21 @@ def build(recordings: tuple[str, ...], output: str, dashboards: str | None, temp
     folders: dict[str, Any] = {"dashboards": Path(dashboards) if dashboards else None,
                                "templates": Path(templates) if templates else None}
     if len(recordings) != 1:
+        if single_file:
+            _fail("--single-file writes the report of one recording; a compare is a site (-o DIR)", 2)
         from rezgen.commands.compare import build_compare
 
         compared = build_compare(recordings, Path(output), progress=progress, warn=warn, strict=strict, **folders)
         click.echo(f"built {len(compared.pages)} pages, {compared.plots} compare charts, "
                    f"{len(compared.changes)} series ranked")
         click.echo(f"open file://{(compared.output / 'index.html').resolve()}")
+        _leave()
+    if single_file:
+        from rezgen.site.single import build_single_file
+
+        single, size = build_single_file(open_recording(recordings[0]), Path(single_file), progress=progress,
+                                         warn=warn, strict=strict, **folders)
+        click.echo(f"wrote {single_file} ({size / 1e6:.1f} MB), {single.plots} charts")
         _leave()
     report = build_site(open_recording(recordings[0]), Path(output), progress=progress, warn=warn, strict=strict,
                         **folders)

@@ -310,3 +310,49 @@ def test_a_plot_longer_than_the_limit_is_evaluated_at_a_coarser_step(source, mon
     payload = api.plot(source, ImmutableMultiDict(), {"section": "overview", "id": "cpu-busy"})
     assert payload["window"] == {"start": FIRST * 1000, "end": LAST * 1000, "step": 4000}
     assert payload["levels"][-1]["t"][:3] == [FIRST * 1000, (FIRST + 4) * 1000, (FIRST + 8) * 1000]
+
+
+# -- step and spectrum (the viewer's step selector and quantile spectrum) -------------------------------------------
+
+
+@pytest.mark.parametrize(("step", "ms"), [("5s", 5000), ("15", 15000), ("1m", 60000), ("1.4s", 1000), ("0.2", 1000)])
+def test_a_plot_at_a_chosen_step_is_evaluated_every_whole_sampling_interval_nearest_it(url: str, step: str, ms: int
+                                                                                     ) -> None:
+    payload = get(url, "/api/plot/overview/cpu-busy", step=step)
+    assert payload["window"] == {"start": FIRST * 1000, "end": LAST * 1000, "step": ms}
+    level = payload["levels"][-1]
+    assert level["t"] == list(range(FIRST * 1000, LAST * 1000 + 1, ms))
+    # The same values as a range query of the Prometheus API at that step.
+    (series,) = get(url, "/api/v1/query_range", query="sum(irate(cpu_usage[5m])) / sum(cpu_cores) / 1e9",
+                    start=str(FIRST), end=str(LAST), step=str(ms / 1000))["data"]["result"]
+    expected = {int(t * 1000): float(v) for t, v in series["values"]}
+    got = dict(zip(level["t"], level["values"][0]))
+    assert {t: v for t, v in got.items() if v is not None} == pytest.approx(expected, rel=1e-3)
+
+
+def test_a_spectrum_from_the_server_equals_the_static_sites_file(url: str, site: Path) -> None:
+    from rezgen.pages.spectra import spectrum_file
+
+    for mode in ("full", "tail"):
+        path, key = spectrum_file("_", "blockio", "latency-read", mode)
+        match = REGISTER.match((site / path).read_text())
+        assert match and match.group(1) == key
+        assert get(url, "/api/spectrum/blockio/latency-read", mode=mode) == json.loads(match.group(2))
+
+
+@pytest.mark.parametrize(("path", "params", "status", "message"), [
+    ("/api/spectrum/blockio/latency-read", {"mode": "wide"}, 400, "mode must be one of full, tail"),
+    ("/api/spectrum/overview/cpu-busy", {}, 400, "not a percentile plot"),
+    ("/api/spectrum/overview/nope", {}, 404, "no plot 'nope'"),
+    ("/api/plot/overview/cpu-busy", {"step": "0s"}, 400, "step must be positive"),
+    ("/api/plot/overview/cpu-busy", {"step": "soon"}, 400, "cannot parse"),
+])
+def test_bad_step_and_spectrum_requests_are_refused_with_a_reason(url: str, path: str, params: dict, status: int,
+                                                                  message: str) -> None:
+    assert message in get(url, path, status, **params)["error"]
+
+
+def test_a_plot_on_another_grid_has_its_steps_on_that_grid(url: str) -> None:
+    payload = get(url, "/api/plot/overview/cpu-busy", grid=str(FIRST + 0.5), start=str(FIRST + 10), step="5s")
+    assert payload["window"] == {"start": (FIRST + 10) * 1000 + 500, "end": LAST * 1000, "step": 5000}
+    assert payload["levels"][-1]["t"][:2] == [(FIRST + 10) * 1000 + 500, (FIRST + 15) * 1000 + 500]

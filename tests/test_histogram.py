@@ -281,3 +281,25 @@ def test_quantiles_over_only_the_used_buckets_follow_the_rank_rule(used_buckets)
                 else:
                     assert got[i, row] == rank_rule(counts[row].tolist(), q, highs.tolist())
 
+
+
+@pytest.mark.parametrize("used_buckets", [3, 40, 1000])
+def test_many_quantiles_at_once_follow_the_rank_rule_as_one_at_a_time(used_buckets):
+    """A spectrum asks for 100 quantiles at once (searched per row); each equals the same quantile asked alone
+    (scanned per quantile), and the rank rule."""
+    layout = Layout(7, 64)
+    rng = np.random.default_rng(used_buckets)
+    used = np.sort(rng.choice(layout.buckets, size=used_buckets, replace=False))
+    counts = rng.integers(0, 4, size=(50, used_buckets)) * (rng.random((50, used_buckets)) < 0.3)
+    counts[:4] = 0
+    counts[4, 1:] = 0  # only the first bucket holds a count
+    highs = layout.highs[used]
+    qs = np.concatenate([[0.0, 1.0, float("nan"), -0.5, 1.5], np.arange(1, 101) / 100, 0.99 + np.arange(1, 101) / 1e4])
+    for rates in (counts.astype(float), counts / 0.999, counts * 0.1):
+        many = quantiles(rates, qs, highs)
+        alone = np.stack([quantiles(rates, np.array([q]), highs)[0] for q in qs])
+        assert np.array_equal(many, alone, equal_nan=True)
+        for row in range(5, 50):
+            for i in (6, 55, 104, 203):  # p2, p51, p100, p99.99
+                if counts[row].sum():
+                    assert many[i, row] == rank_rule(counts[row].tolist(), qs[i], highs.tolist())

@@ -5,9 +5,14 @@
     GET /api/dashboard                        {"sections": [{route, title, order, plots}]}
     GET /api/dashboard/{section}              {route, title, order, groups: [{name, description, plots: [plot]}]},
                                               a plot as in the dashboard file (id, title, query, unit, kind, ...)
-    GET /api/plot/{section}/{id}?start=&end=&host=
+    GET /api/plot/{section}/{id}?start=&end=&host=&step=&grid=
                                               the plot's data as the static site has it (see plots.plot_data),
-                                              plus "window": {start, end, step} (unix ms) of what was evaluated
+                                              plus "window": {start, end, step} (unix ms) of what was evaluated;
+                                              `step` (15s, 1m, seconds) is rounded to whole sampling intervals,
+                                              `grid` is a time the steps fall on (default: the first sample)
+    GET /api/range                            {"start", "end", "step"} (unix ms) of the data, or nulls (the query page)
+    GET /api/spectrum/{section}/{id}?mode=full|tail&start=&end=&host=&step=&grid=
+                                              a percentile plot's quantile spectrum (see plotdata.spectrum)
     GET /api/query?metric=&labels={json}&start=&end=
                                               {"metric", "type", "unit", "series": [{"labels": {...},
                                               "values": [[t_ms, v], ...]}]}
@@ -37,9 +42,11 @@ from rezgen.pages.catalog import metric_catalog
 from rezgen.pages.model import SINGLE_HOST, host_scope
 from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange, json_values, plot_data
+from rezgen.plotdata.spectrum import MODES, spectrum
 from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
+from rezgen.promql.values import PromQLError
 from rezgen.server.handling import NS_PER_MS, ApiError, Params, api_time, bad, handler, json_response
-from rezgen.server.promapi import prometheus_error, prometheus_routes
+from rezgen.server.promapi import api_duration, prometheus_error, prometheus_routes
 from rezgen.server.source import DataSource, default_span
 from rezgen.store.store import HistogramSeries, Series
 
@@ -94,28 +101,73 @@ def _scope(source: DataSource, params: Params) -> Scope:
     return host_scope(host, source.hosts)
 
 
-def plot(source: DataSource, params: Params, path: dict[str, str]) -> Any:
+def _plot(source: DataSource, path: dict[str, str]) -> Plot:
     section = _section(source, path["section"])
     found: Plot | None = next((p for p in section.plots if p.id == path["id"]), None)
     if found is None:
         raise ApiError(404, f"no plot {path['id']!r} in section {section.route!r}")
+    return found
+
+
+def _span(source: DataSource, params: Params) -> TimeRange | None:
+    """The grid a plot is evaluated on: the site's (first sample, then every sampling interval, or every `step`
+    rounded to whole intervals) clipped to start and end; None when there is nothing to evaluate."""
     start, end = _range(params)
-    scope = _scope(source, params)
     span = default_span(source)
-    empty = {**found.to_json(), "names": [], "levels": [], "window": None}
     if span is None:
-        return empty
+        return None
     step = span.step_ns
-    first = span.start_ns if start is None else span.start_ns + max(0, -(-(start - span.start_ns) // step)) * step
+    if params.get("step"):
+        asked = api_duration("step", params["step"])
+        if asked <= 0:
+            raise bad("step must be positive")
+        step *= max(1, round(asked / step))
+    # `grid`: a time on the grid wanted (a live page's, anchored apart from the first sample); the first sample's
+    # by default.
+    anchor = api_time("grid", params["grid"]) if params.get("grid") else span.start_ns
+    lowest = span.start_ns if start is None else max(start, span.start_ns)
+    first = anchor + -(-(lowest - anchor) // step) * step
     last = span.end_ns if end is None else min(span.end_ns, end)
     if last < first:
-        return empty
+        return None
     steps = (last - first) // step + 1
     if steps > MAX_PLOT_STEPS:
         step *= -(-steps // MAX_PLOT_STEPS)
-    data = plot_data(source.store, found, TimeRange(first, last, step), scope)
-    window = {"start": first // NS_PER_MS, "end": last // NS_PER_MS, "step": step // NS_PER_MS}
+    return TimeRange(first, last, step)
+
+
+def plot(source: DataSource, params: Params, path: dict[str, str]) -> Any:
+    found = _plot(source, path)
+    scope = _scope(source, params)
+    span = _span(source, params)
+    empty = {**found.to_json(), "names": [], "levels": [], "window": None}
+    if span is None:
+        return empty
+    data = plot_data(source.store, found, span, scope)
+    window = {"start": span.start_ns // NS_PER_MS, "end": span.end_ns // NS_PER_MS, "step": span.step_ns // NS_PER_MS}
     return {**(data or empty), "window": window}
+
+
+def data_range(source: DataSource, params: Params, path: dict[str, str]) -> Any:
+    span = default_span(source)
+    if span is None:
+        return {"start": None, "end": None, "step": None}
+    return {"start": span.start_ns // NS_PER_MS, "end": span.end_ns // NS_PER_MS, "step": span.step_ns // NS_PER_MS}
+
+
+def spectrum_of(source: DataSource, params: Params, path: dict[str, str]) -> Any:
+    found = _plot(source, path)
+    mode = params.get("mode") or "full"
+    if mode not in MODES:
+        raise bad(f"mode must be one of {', '.join(MODES)}")
+    if found.kind != "percentiles":
+        raise bad(f"plot {found.id!r} is not a percentile plot")
+    scope = _scope(source, params)
+    span = _span(source, params)
+    try:
+        return (spectrum(source.store, found.query, span, scope, mode) if span else None) or {"mode": mode, "rows": []}
+    except PromQLError as exc:
+        raise ApiError(422, str(exc)) from None
 
 
 def _labels(params: Params) -> dict[str, str]:
@@ -179,7 +231,8 @@ def api_routes(source: Callable[[], DataSource], limits: QueryLimits = DEFAULT_L
 
 
     endpoints = [("/api/metrics", metrics), ("/api/dashboard", sections), ("/api/dashboard/{section}", dashboard),
-                 ("/api/plot/{section}/{id}", plot), ("/api/query", raw_query)]
+                 ("/api/plot/{section}/{id}", plot), ("/api/query", raw_query),
+                 ("/api/spectrum/{section}/{id}", spectrum_of), ("/api/range", data_range)]
     routes: list[BaseRoute] = [Route(path, handler(source, compute, rezgen_error), methods=["GET"])
                                for path, compute in endpoints]
     routes += prometheus_routes(source, limits)

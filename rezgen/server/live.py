@@ -34,6 +34,7 @@ from rezgen.pages.model import (
     section_payload,
     site_context,
 )
+from rezgen.plotdata.cpus import cpu_count
 from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange, plot_data, waiting_plot
 from rezgen.plotdata.window import range_ns, trailing
@@ -76,7 +77,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     def page(request: Request) -> Response:
         name = request.path_params.get("page", "index.html")
         sections = nav()
-        if name in ("metrics.html", "system.html"):
+        if name in ("metrics.html", "system.html", "query.html"):
             return HTMLResponse(render(env, name, site=site(), live=live_context(), systeminfo=source.systeminfo,
                                        page=other_page(name.split(".")[0]), metrics=metric_rows(catalog())))
         wanted = sections[0][0].route if name == "index.html" and sections else name.removesuffix(".html")
@@ -109,10 +110,11 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             plots = {p.id: plot_data(source.store, p, span, scope)
                      or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(source, p, span, scope) else {})}
                      for p in section.plots if p.id not in absent}
+            cpus = cpu_count(source.store, span, scope)  # a chart's "Total" multiplies its mean by it
         # The page's live updates keep the series this load ranked, and rank again over the same window.
         hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
-                                                                  "step": span.step_ns // 1_000_000})
+                                                                  "step": span.step_ns // 1_000_000}, cpus=cpus)
         with_cgroup_selector(section, payload, files=False)
         with_gpu_selector(section, payload, source.systeminfo, files=False)
         return Response(data_script(f"{host}/{route}", payload), media_type="text/javascript",

@@ -39,7 +39,9 @@ from rezgen.pages.model import (
     site_context,
 )
 from rezgen.pages.services import sections_for
+from rezgen.pages.spectra import spectrum_files
 from rezgen.pages.templating import template_environment, write_page
+from rezgen.plotdata.cpus import CPU_QUERY, cpu_count
 from rezgen.plotdata.evaluation import selector_names
 from rezgen.plotdata.plots import TimeRange, plot_data
 from rezgen.promql.cache import EvalCache
@@ -243,7 +245,9 @@ class _Pages:
                     systeminfo=self._recording.footer.systeminfo,
                     systems=systems_by_host(self._recording.footer, [h for h in self._hosts if h != SINGLE_HOST]),
                     page=other_page("system"))
-        names += ["metrics.html", "system.html"]
+        write_page(self._env, "query.html", self._work / "query.html", site=site, events=self._events,
+                   page=other_page("query"))
+        names += ["metrics.html", "system.html", "query.html"]
         if not built:
             # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
             shutil.copyfile(self._work / "metrics.html", self._work / "index.html")
@@ -270,6 +274,7 @@ class _Build:
     # computed.
     _writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "rezgen-write"))
     _writes: list[Future[Any]] = field(default_factory=list)
+    cpus: dict[str, int | None] = field(default_factory=dict)  # per host, see _cpus
 
     def copy_static(self) -> None:
         self._writes.append(self._writer.submit(shutil.copytree, resource_dir("templates") / "static",
@@ -310,11 +315,15 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
                 payloads[host][plot.id] = data
                 if "error" in data:
                     failed.setdefault(plot.id, (plot.id, plot.query, data["error"]))
+                else:  # a percentile plot's spectra, loaded on demand beside the page
+                    for path, key, spectrum in spectrum_files(build.recording.store, plot, build.span, scope, host,
+                                                              section.route, build.cache):
+                        build.write_data(build.work / path, key, spectrum)
     with_data = {pid for payload in payloads.values() for pid in payload}
     if not with_data:
         return None
     for host, payload in payloads.items():
-        data = section_payload(section, payload, build.span, build.events)
+        data = section_payload(section, payload, build.span, build.events, cpus=_cpus(build, host))
         for name, part in with_cgroup_selector(section, data).items():  # cgroups loaded when picked
             build.write_data(build.work / "data" / host / "cgroups" / f"{name}.js", f"{host}/cgroups/{name}", part)
         for name, part in with_gpu_selector(section, data, build.recording.footer.systeminfo).items():  # a GPU's
@@ -322,6 +331,14 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
         build.write_data(build.work / "data" / host / f"{section.route}.js", f"{host}/{section.route}", data)
     context = section_context(section, with_data, absent_plots(section, build.recording.store) - with_data)
     return {**context, "failed": list(failed.values())}
+
+
+def _cpus(build: _Build, host: str) -> int | None:
+    """The host's CPU count (a chart's "Total"), counted at its first section, before `cpu_cores` is released."""
+    if host not in build.cpus:
+        build.budget.before(CPU_QUERY, host_scope(host))
+        build.cpus[host] = cpu_count(build.recording.store, build.span, host_scope(host))
+    return build.cpus[host]
 
 
 def _events(recording: Recording) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ rank max(1, ceil(q * count)); rezgen does the same so its numbers match `rezolus
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -64,6 +63,9 @@ class Layout:
         return 2 ** (g + 1) + (k - g - 1) * 2**g + ((int(value) - 2**k) >> (k - g))
 
 
+SEARCH_QUANTILES = 8  # above this many quantiles, `quantiles` searches each row instead of scanning per quantile
+
+
 def quantile_rows(counts: np.ndarray, q: float, highs: np.ndarray) -> np.ndarray:
     """Percentile q of each row of a (rows, buckets) array of per-bucket counts; NaN where a row is empty."""
     return quantiles(counts, np.array([q], dtype=np.float64), highs)[0]
@@ -88,14 +90,26 @@ def quantiles(counts: np.ndarray, qs: np.ndarray, highs: np.ndarray) -> np.ndarr
     if not ok.any():
         return out
     running = np.cumsum(counts[ok], axis=1)
+    inside = [(row, q) for row, q in enumerate(qs.tolist()) if 0 <= q <= 1]  # NaN is neither
     for row, q in enumerate(qs.tolist()):
-        if math.isnan(q):
-            continue
         if q < 0 or q > 1:
             out[row, ok] = -np.inf if q < 0 else np.inf
-            continue
-        # A relative slack absorbs the rounding of summed rates; integer counts are far coarser than 1e-12.
-        target = q * total[ok] * (1 - 1e-12)
-        reached = (running >= target[:, None]) & (running > 0)
-        out[row, ok] = highs[np.argmax(reached, axis=1)]
+    if not inside:
+        return out
+    rows = [row for row, _ in inside]
+    # A relative slack absorbs the rounding of summed rates; integer counts are far coarser than 1e-12.
+    targets = np.array([q for _, q in inside])[:, None] * total[ok][None, :] * (1 - 1e-12)  # (qs, rows)
+    if len(inside) <= SEARCH_QUANTILES:
+        for k, row in enumerate(rows):
+            reached = (running >= targets[k][:, None]) & (running > 0)
+            out[row, ok] = highs[np.argmax(reached, axis=1)]
+        return out
+    # Many quantiles (a spectrum): the same first bucket found by a binary search in each row's running sum (it
+    # never decreases): the first one reaching the target, and not before the first non-empty one.
+    found = np.empty((len(inside), len(running)), dtype=np.int64)
+    for i, row_sums in enumerate(running):
+        at = np.maximum(np.searchsorted(row_sums, targets[:, i], side="left"),
+                        np.searchsorted(row_sums, 0.0, side="right"))
+        found[:, i] = np.where(at < len(row_sums), at, 0)  # none reached: argmax of all-False, bucket 0
+    out[np.ix_(np.array(rows, dtype=np.int64), np.flatnonzero(ok))] = highs[found]
     return out

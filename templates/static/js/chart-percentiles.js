@@ -51,19 +51,21 @@
   R.kinds.percentiles = { level: level, series: series, option: option, signature: signature };
 
   /* ---- the bucket heatmap ---- */
-  function bucketCells(b) {
-    if (b._cells) return b._cells;
+  /* `raw`: counts per column (rate x column length) instead of per second (chart-tools.js's "Raw count"). */
+  function bucketCells(b, raw) {
+    var key = raw ? '_rawCells' : '_cells';
+    if (b[key]) return b[key];
     var dt = b.t.length > 1 ? b.t[1] - b.t[0] : R.state.step, out = [];
     b.cells.forEach(function (cell) {
-      var t = b.t[cell[0]], count = cell[2];
+      var t = b.t[cell[0]], count = raw ? cell[2] * dt / 1000 : cell[2];
       if (t !== undefined && count > 0) out.push([t, cell[1], Math.log10(count), t + dt, count]);
     });
-    b._cells = out;
+    b[key] = out;
     return out;
   }
 
   /* The count per second of bucket row r in the column holding time t. */
-  function bucketLookup(b, lo, hi) {
+  function bucketLookup(b, lo, hi, raw) {
     if (!b._index) {
       b._index = new Map();
       b.cells.forEach(function (cell) { b._index.set(cell[0] * 100000 + cell[1], cell[2]); });
@@ -74,6 +76,7 @@
       if (i < 0 || r >= b.edges.length) return null;
       var count = b._index.get(i * 100000 + r);
       if (!count) return null;
+      if (raw) count = count * dt / 1000;
       return { start: b.t[i], end: b.t[i] + dt, value: count,
                color: R.viridisAt((Math.log10(count) - lo) / (hi - lo || 1)) };
     };
@@ -81,7 +84,8 @@
 
   function bucketOption(chart, c) {
     var plot = chart.plot, b = plot.buckets;
-    var cells = bucketCells(b);
+    var raw = !!chart.rawCount, unit = raw ? 'count' : 'rate';
+    var cells = bucketCells(b, raw);
     var lo = Infinity, hi = -Infinity;
     cells.forEach(function (x) { if (x[2] < lo) lo = x[2]; if (x[2] > hi) hi = x[2]; });
     if (!isFinite(lo)) { lo = 0; hi = 1; }
@@ -97,10 +101,10 @@
     };
     opt.dataZoom = R.dataZoom('none');
     opt.toolbox = R.toolbox('none');
-    opt.visualMap = R.colorScale(c, lo, hi, [R.units.format('rate', Math.pow(10, hi), 1),
-                                             R.units.format('rate', Math.pow(10, lo), 1)], height);
+    opt.visualMap = R.colorScale(c, lo, hi, [R.units.format(unit, Math.pow(10, hi), 1),
+                                             R.units.format(unit, Math.pow(10, lo), 1)], height);
     opt.tooltip = R.tooltipBase(c, {
-      formatter: R.cellTooltip(chart, function (i) { return '≤ ' + labels[i]; }, 'rate', bucketLookup(b, lo, hi))
+      formatter: R.cellTooltip(chart, function (i) { return '≤ ' + labels[i]; }, unit, bucketLookup(b, lo, hi, raw))
     });
     opt.series = [R.cellSeries(plot.title, cells)];
     var marks = R.markLine(c);
