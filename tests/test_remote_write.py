@@ -17,6 +17,7 @@ import pytest
 from processes import start, stop, wait_for
 from remote_expect import Expected, count
 from shared import shared_recording
+from prometheus_oracle import free_port
 from tsdb import Prometheus, Receiver, VictoriaMetrics, by_name
 
 pytestmark = [pytest.mark.live, pytest.mark.oracle, pytest.mark.slow]
@@ -175,3 +176,43 @@ def test_a_tsdb_that_refuses_is_told_once_and_not_retried(agent: str, tmp_path: 
     assert final["requests"] <= snapshots, "one request per batch of data, none repeated"
     log = (tmp_path / "serve.log").read_text()
     assert log.count("not retried") == 1, log
+
+
+@pytest.mark.browser
+def test_the_live_page_shows_each_target_with_its_queue(agent: str, tmp_path: Path) -> None:
+    from browser import launched
+
+    with VictoriaMetrics(tmp_path / "tsdb") as tsdb:
+        down = f"http://127.0.0.1:{free_port()}/api/v1/write"  # nothing listens there
+        proc, server = start(["serve", "--live", agent, "--port", "0", "--interval", INTERVAL, "--remote-write",
+                              tsdb.write_url, "--remote-write", down], tmp_path / "serve.log")
+        try:
+            with launched() as browser:
+                page = browser.new_page()
+                page.goto(server)
+                line = page.locator("#live-remote-write")
+                line.wait_for(timeout=30_000)
+                wait_for(lambda: "unreachable" in line.inner_text() and "samples queued" in line.inner_text(),
+                         timeout=30, what="both targets on the page")
+                page.screenshot(path=str(tmp_path / "remote-write.png"))
+                text = line.inner_text()
+        finally:
+            stop(proc)
+    good, bad = text.splitlines()
+    assert good.startswith(f"Remote write {tsdb.write_url}: connected · lag ")
+    assert bad.startswith(f"Remote write {down}: unreachable") and "connection refused" in bad
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["forward", "--live", "127.0.0.1:1"], ["--remote-write"]),
+    (["forward", "--live", "127.0.0.1:1", "--remote-write", "http://127.0.0.1:2/", "--external-label", "x"],
+     ["--external-label", "NAME=VALUE"]),
+    (["forward", "--live", "127.0.0.1:1", "--remote-write", "http://127.0.0.1:2/", "--histogram-grouping-power", "4"],
+     ["--histogram-grouping-power"]),
+    (["serve", str(shared_recording("demo.parquet")), "--remote-write", "http://127.0.0.1:2/"], ["needs --live"]),
+])
+def test_bad_remote_write_options_are_one_line(args: list[str], words: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "rezgen", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rezgen: ") and all(w in lines[0] for w in words), done.stderr
