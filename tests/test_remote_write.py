@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from processes import start, stop, wait_for
+from prometheus_oracle import free_port
 from remote_expect import Expected, count
 from shared import shared_recording
-from prometheus_oracle import free_port
 from tsdb import Prometheus, Receiver, VictoriaMetrics, by_name
 
 pytestmark = [pytest.mark.live, pytest.mark.oracle, pytest.mark.slow]
