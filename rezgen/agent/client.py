@@ -1,7 +1,8 @@
 """`AgentClient`: poll one Rezolus agent's `/metrics/binary` from a background thread (protocol §1, §5).
 
 - One thread, one request at a time: a poll that overruns skips the ticks it missed (never queues them), like
-  Rezolus's `MissedTickBehavior::Skip`. Ticks sit on a fixed grid of `interval_s`.
+  Rezolus's `MissedTickBehavior::Skip`. Ticks sit on a grid of `interval_s` whose phase follows the agent's
+  sampling (`phase.PhaseLock`): an agent that samples on its own clock is polled just after each of its samples.
 - Timeout per request (connect + whole body): `clamp(2 × interval, 2 s, 10 s)` as Rezolus uses; an agent can take
   ~75 ms to answer on a busy host, so a fast interval does not get a shorter timeout, it gets skipped ticks.
 - A quick failed poll (refused, HTTP error, empty 200 — the exporter's upstream-failure answer —, an undecodable
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from rezgen.agent.fetch import Fetcher, FetchError
+from rezgen.agent.phase import MARGIN, PhaseLock
 from rezgen.agent.pieces import Snapshot, SnapshotError
 from rezgen.agent.schema import SchemaCache
 from rezgen.agent.snapshot import decode
@@ -123,6 +125,8 @@ class AgentClient:
         self._aligned_names: list[str] | None = None  # the last names list found unique and all non-empty
         self._last_version: str | None = None
         self._started_at: float | None = None  # wall time the agent started, from `/status` uptime_seconds
+        self.phase = PhaseLock(interval_s)
+        self._move, self._again = 0.0, False  # what the last poll's stamp says about the grid (see PhaseLock)
 
     # --- public -----------------------------------------------------------------------------------------------
 
@@ -166,12 +170,16 @@ class AgentClient:
             delay = next_tick - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break
-            started = time.monotonic()
+            started, tick = time.monotonic(), next_tick
+            self._move, self._again = 0.0, False
             ok = self._tick()
             now = time.monotonic()
             if ok or now - started >= self.interval_s:
+                anchor += self._move
                 # The next grid point after now: ticks a slow poll overran are skipped, not queued.
                 next_tick = anchor + (int((now - anchor) / self.interval_s) + 1) * self.interval_s
+                if ok and self._again:  # too early for the agent's sample: once more, at the moved tick
+                    next_tick = min(next_tick, max(now + MARGIN, tick + self._move))
                 if not ok:
                     self._update(retry_in=next_tick - now)
             else:
@@ -200,6 +208,12 @@ class AgentClient:
                      polls=self._state.polls + 1)
         if recovered:
             self._check_banner = True  # after an outage: the same agent, or a new one?
+            self.phase.reset()
+        if self._last_ts is None or snapshot.timestamp_ns >= self._last_ts:
+            self._move, self._again = self.phase.observe(snapshot.timestamp_ns / 1e9,
+                                                         snapshot.timestamp_ns != self._last_ts)
+        else:
+            self.phase.reset()  # a step back: a clock step, a stale answer; learn the phase again
         self._deliver(snapshot)
         return True
 
