@@ -99,7 +99,8 @@ class AgentClient:
                  on_snapshot: Callable[[Snapshot], None] | None = None,
                  on_info: Callable[[AgentInfo], None] | None = None,
                  on_state: Callable[[ClientState], None] | None = None,
-                 schemas: SchemaCache | None = None, log: Callable[[str], None] | None = None):
+                 schemas: SchemaCache | None = None, log: Callable[[str], None] | None = None,
+                 offset_s: float = 0.0):
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
         self.url = _normalise(url)
@@ -107,6 +108,7 @@ class AgentClient:
         self.timeout_s = timeout_s if timeout_s is not None else default_timeout(interval_s)
         self.on_snapshot, self.on_info, self.on_state = on_snapshot, on_info, on_state
         self.log = log
+        self.offset_s = offset_s  # where in the interval the first poll goes: spreads many agents' polls out
         self.schemas = schemas or SchemaCache()
         self.stale_tolerance_ns = int(max(1.0, 2 * interval_s) * 1e9)
         self.disconnect_after_s = max(10.0, 3 * interval_s)  # how long "reconnecting" lasts before "disconnected"
@@ -116,6 +118,7 @@ class AgentClient:
         self._info = AgentInfo()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._anchor = self.next_due = 0.0  # the poll grid's origin and the next poll (monotonic; see begin)
         self._http = Fetcher(self.url, self.timeout_s)
         self._failing = 0  # consecutive failures
         self._need_info = True
@@ -164,28 +167,38 @@ class AgentClient:
     # --- loop -------------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        anchor = time.monotonic()
-        next_tick = anchor
+        self.begin()
         while not self._stop.is_set():
-            delay = next_tick - time.monotonic()
+            delay = self.next_due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break
-            started, tick = time.monotonic(), next_tick
-            self._move, self._again = 0.0, False
-            ok = self._tick()
-            now = time.monotonic()
-            if ok or now - started >= self.interval_s:
-                anchor += self._move
-                # The next grid point after now: ticks a slow poll overran are skipped, not queued.
-                next_tick = anchor + (int((now - anchor) / self.interval_s) + 1) * self.interval_s
-                if ok and self._again:  # too early for the agent's sample: once more, at the moved tick
-                    next_tick = min(next_tick, max(now + MARGIN, tick + self._move))
-                if not ok:
-                    self._update(retry_in=next_tick - now)
-            else:
-                backoff = min(self.interval_s * 2 ** (self._failing - 1), max(MAX_BACKOFF_S, self.interval_s))
-                self._update(retry_in=backoff)
-                next_tick = now + backoff
+            self.step()
+
+    def begin(self) -> None:
+        """Set the grid: the first poll is due `offset_s` from now (`rezgen.agent.poller` calls this, then `step`
+        whenever `next_due` comes, instead of `start`)."""
+        self._anchor = time.monotonic() + self.offset_s
+        self.next_due = self._anchor
+
+    def step(self) -> None:
+        """One poll, then `next_due` (monotonic) is when the next one goes."""
+        started, tick = time.monotonic(), self.next_due
+        self._move, self._again = 0.0, False
+        ok = self._tick()
+        now = time.monotonic()
+        if ok or now - started >= self.interval_s:
+            self._anchor += self._move
+            # The next grid point after now: ticks a slow poll overran are skipped, not queued.
+            anchor = self._anchor
+            self.next_due = anchor + (int((now - anchor) / self.interval_s) + 1) * self.interval_s
+            if ok and self._again:  # too early for the agent's sample: once more, at the moved tick
+                self.next_due = min(self.next_due, max(now + MARGIN, tick + self._move))
+            if not ok:
+                self._update(retry_in=self.next_due - now)
+        else:
+            backoff = min(self.interval_s * 2 ** (self._failing - 1), max(MAX_BACKOFF_S, self.interval_s))
+            self._update(retry_in=backoff)
+            self.next_due = now + backoff
 
     def _tick(self) -> bool:
         try:

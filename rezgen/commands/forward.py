@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rezgen.agent.client import AgentClient
+from rezgen.agent.poller import Poller
 from rezgen.commands.live import node_name
 from rezgen.remote.writer import RemoteWriteConfig
 
@@ -22,15 +23,17 @@ def forward(urls: list[str], *, interval_ns: int, remote: RemoteWriteConfig,
     writer = remote.writer()  # logs a target's failures
     writer.start()
     clients = []
-    for url in urls:
+    for i, url in enumerate(urls):
         node = node_name(url)
 
         def on_snapshot(snapshot: Any, node: str = node) -> None:
             writer.add(node, snapshot)
 
-        clients.append(AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot))  # logs reachability
-    for client in clients:
-        client.start()
+        # Polls spread over the interval (agents sampling on their own clock are then followed: PhaseLock).
+        clients.append(AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot,  # logs reachability
+                                   offset_s=i / len(urls) * interval_ns / 1e9))
+    poller = Poller(clients)
+    poller.start()
     announce(f"forwarding {len(urls)} agent{'s' if len(urls) != 1 else ''} every {interval_ns / 1e9:g} s to "
              f"{', '.join(remote.urls)} (Ctrl+C to stop)")
     stop = stop or threading.Event()
@@ -40,8 +43,7 @@ def forward(urls: list[str], *, interval_ns: int, remote: RemoteWriteConfig,
     except KeyboardInterrupt:
         pass
     finally:
-        for client in clients:
-            client.stop()
+        poller.stop()
         writer.stop()
         for target in writer.status():
             announce(f"remote write {target['url']}: {target['sent']} samples sent, {target['dropped']} dropped "

@@ -17,6 +17,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from rezgen.agent.client import AgentClient
+from rezgen.agent.poller import Poller
 from rezgen.dashboards import load_dashboards
 from rezgen.live.ingest import Ingest
 from rezgen.live.record import LiveRecorder, recover
@@ -82,6 +83,7 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
         return found
 
     hub = Hub(ingest, interval_ns, status)
+    pollers: list[Poller] = []  # one, once the server has started
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,8 +98,10 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
                     loop.call_soon_threadsafe(hub.notify)
                     if writer is not None:
                         writer.add(node_name(url), snapshot)
-            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot)  # logs reachability
-            agents[url].start()
+            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot,  # logs reachability
+                                      offset_s=len(agents) / len(urls) * interval_ns / 1e9)  # polls spread out
+        pollers.append(Poller(list(agents.values())))
+        pollers[0].start()
         pusher = asyncio.create_task(hub.run())
         try:
             yield
@@ -108,8 +112,8 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
     def finish() -> None:
         """Stop polling and complete the recording: on the way out of the lifespan (Ctrl-C, SIGTERM), or after
         uvicorn skipped the lifespan's end (a second Ctrl-C)."""
-        for agent in agents.values():
-            agent.stop()
+        for poller in pollers:
+            poller.stop()
         if writer is not None:
             writer.stop()
         if recorder is None or recorder.closed:

@@ -1,7 +1,8 @@
 """One remote-write target: a queue bounded in data time, and a thread that sends it.
 
 - `put` never blocks on the target (ingest must not wait on a TSDB): it appends a chunk and, when the queue spans
-  more than `bound_ns` of data time, drops the oldest chunks, counting their samples in `dropped`. The chunks of
+  more than `bound_ns` of data time or holds more than `MAX_QUEUE_BYTES` (10 min of 100 big hosts would be
+  ~60 GB), drops the oldest chunks, counting their samples in `dropped`. The chunks of
   the request being sent stay until it ends; the sender applies the bound to them after a failed attempt.
 - The thread joins queued chunks into requests of up to `MAX_REQUEST_BYTES`, snappy-compressed (block format).
 - 2xx: sent. 5xx, 429 and connection errors: retried with back-off (0.25 s doubling to 10 s), the chunks kept.
@@ -26,6 +27,7 @@ from rezgen.remote.samples import Chunk
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4 << 20
+MAX_QUEUE_BYTES = 512 << 20  # per target, uncompressed protobuf (~1 MB per snapshot of a 2,000-series host)
 TIMEOUT_S = 10.0
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.25, 10.0
 HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf", "User-Agent": "rezgen",
@@ -57,6 +59,7 @@ class Sender:
         self._queue: collections.deque[Chunk] = collections.deque()
         self._in_flight = 0  # chunks at the head of the queue in the request being sent
         self._queued_samples = 0
+        self._queued_bytes = 0
         self._newest_ns = 0
         self._cond = threading.Condition()
         self._stop = False
@@ -86,6 +89,7 @@ class Sender:
         with self._cond:
             self._queue.append(chunk)
             self._queued_samples += chunk.samples
+            self._queued_bytes += len(chunk.data)
             self._newest_ns = max(self._newest_ns, chunk.timestamp_ns)
             self._bound(keep=self._in_flight)
             self._cond.notify()
@@ -97,13 +101,15 @@ class Sender:
                                 self._rejected, self._requests, self._last_error)
 
     def _bound(self, keep: int) -> None:
-        """Drop the oldest chunks while the queue spans more than the bound, unless the oldest `keep` are being sent."""
+        """Drop the oldest chunks while the queue is over its bounds, unless the oldest `keep` are being sent."""
         queue = self._queue
-        while queue and self._newest_ns - queue[0].timestamp_ns > self.bound_ns:
+        while queue and (self._newest_ns - queue[0].timestamp_ns > self.bound_ns
+                         or self._queued_bytes > MAX_QUEUE_BYTES):
             if keep:  # the oldest are in flight: wait for that request before dropping newer data
                 return
             chunk = queue.popleft()
             self._queued_samples -= chunk.samples
+            self._queued_bytes -= len(chunk.data)
             self._dropped += chunk.samples
 
     def _take(self) -> list[Chunk] | None:
@@ -126,7 +132,9 @@ class Sender:
         with self._cond:
             samples = 0
             for _ in range(count):
-                samples += self._queue.popleft().samples
+                chunk = self._queue.popleft()
+                samples += chunk.samples
+                self._queued_bytes -= len(chunk.data)
             self._queued_samples -= samples
             if sent:
                 self._sent += samples
