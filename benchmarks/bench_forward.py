@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -140,8 +141,11 @@ def main() -> None:
     print(f"[forward] {summary}")
     print(f"GOAL CPU per snapshot incl. remote write {per_snapshot * 1000:.2f} ms vs msgpack.unpackb "
           f"{floor * 1000:.2f} ms: {per_snapshot / floor:.2f}x (goal <= 2x) -> {verdict(per_snapshot <= 2 * floor)}")
-    print(f"GOAL poll lateness p50 {p50:.0f} ms, p99 {p99:.0f} ms (goal p99 <= 1000 ms), {skipped} rows skipped -> "
-          f"{verdict(p99 <= 1000)}")
+    # A row no poll fetched is a poll more than an interval late: p99 within an interval needs < 1 % of them.
+    on_time = p99 <= 1000 and skipped <= 0.01 * (fetched + skipped)
+    print(f"GOAL poll lateness p50 {p50:.0f} ms, p99 {p99:.0f} ms of the rows fetched; {skipped} of "
+          f"{fetched + skipped} rows skipped (goal: p99 <= 1000 ms over every row) -> {verdict(on_time)}")
+    print(f"[forward] load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares them)")
     print(f"GOAL forwarder RSS {rss:.0f} MB (goal <= 1024 MB) -> {verdict(rss <= 1024)}")
     print(f"[forward] bytes per sample: remote write after snappy {snappy:.2f} B; the agent's msgpack {raw:.2f} B "
           f"raw, {gz:.2f} B gzip (per value)")
