@@ -27,7 +27,7 @@ from rezgen.remote.samples import Chunk
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4 << 20
-MAX_QUEUE_BYTES = 512 << 20  # per target, uncompressed protobuf (~1 MB per snapshot of a 2,000-series host)
+MAX_QUEUE_BYTES = 256 << 20  # per target, uncompressed protobuf (~1 MB per snapshot of a 2,000-series host)
 TIMEOUT_S = 10.0
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.25, 10.0
 HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf", "User-Agent": "rezgen",
