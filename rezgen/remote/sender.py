@@ -2,8 +2,9 @@
 
 - `put` never blocks on the target (ingest must not wait on a TSDB): it appends a chunk and, when the queue spans
   more than `bound_ns` of data time or holds more than `MAX_QUEUE_BYTES` (10 min of 100 big hosts would be
-  ~60 GB), drops the oldest chunks, counting their samples in `dropped`. The chunks of
-  the request being sent stay until it ends; the sender applies the bound to them after a failed attempt.
+  ~60 GB), drops the oldest chunks, counting their samples in `dropped`. The chunks of the request being sent
+  stay until it ends (memory: the bound plus one request); the sender applies the bound to them after a failed
+  attempt.
 - The thread joins queued chunks into requests of up to `MAX_REQUEST_BYTES`, snappy-compressed (block format).
 - 2xx: sent. 5xx, 429 and connection errors: retried with back-off (0.25 s doubling to 10 s), the chunks kept.
   Other 4xx: the server refuses this data (out of order, too old, too large…); retrying cannot help, so the
@@ -101,13 +102,13 @@ class Sender:
                                 self._rejected, self._requests, self._last_error)
 
     def _bound(self, keep: int) -> None:
-        """Drop the oldest chunks while the queue is over its bounds, unless the oldest `keep` are being sent."""
+        """Drop the oldest chunks while the queue is over its bounds, but not the first `keep` (being sent: they
+        are sent or dropped when that request ends, so every sample is counted once)."""
         queue = self._queue
-        while queue and (self._newest_ns - queue[0].timestamp_ns > self.bound_ns
-                         or self._queued_bytes > MAX_QUEUE_BYTES):
-            if keep:  # the oldest are in flight: wait for that request before dropping newer data
-                return
-            chunk = queue.popleft()
+        while len(queue) > keep and (self._newest_ns - queue[keep].timestamp_ns > self.bound_ns
+                                     or self._queued_bytes > MAX_QUEUE_BYTES):
+            chunk = queue[keep]
+            del queue[keep]
             self._queued_samples -= chunk.samples
             self._queued_bytes -= len(chunk.data)
             self._dropped += chunk.samples
