@@ -217,6 +217,38 @@ def build(recordings: tuple[str, ...], output: str, dashboards: str | None, temp
     _leave()
 
 
+def _remote_write_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--remote-write and its settings, shared by `serve --live` and `forward`."""
+    options = [
+        click.option("--remote-write", "remote_write", multiple=True, metavar="URL",
+                     help="Send every sample polled to this Prometheus remote-write URL (repeatable), e.g. "
+                          "http://vm:8428/api/v1/write."),
+        click.option("--remote-write-queue", "remote_write_queue", default="10m", show_default=True,
+                     callback=_converted(parse_duration),
+                     help="How much data (in data time) waits for an unreachable target before the oldest is "
+                          "dropped."),
+        click.option("--external-label", "external_labels", multiple=True, metavar="K=V",
+                     help="A label added to every series sent (repeatable)."),
+        click.option("--histogram-grouping-power", "grouping_power", default=2, show_default=True,
+                     type=click.IntRange(0, 3), help="Histogram buckets sent: 65/128/252/496 for 0/1/2/3."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _remote_config(urls: tuple[str, ...], queue: int, labels: tuple[str, ...], power: int) -> Any:
+    from rezgen.remote.writer import RemoteWriteConfig
+
+    external = {}
+    for label in labels:
+        name, sep, value = label.partition("=")
+        if not sep or not name.strip():
+            _fail(f"--external-label {label!r}: give NAME=VALUE", 2)
+        external[name.strip()] = value
+    return RemoteWriteConfig(list(urls), queue, external, power)
+
+
 @cli.command()
 @click.argument("recordings", nargs=-1, metavar="[[ALIAS=]RECORDING [[ALIAS=]RECORDING]]")
 @click.option("--live", "agents", multiple=True, metavar="URL",
@@ -237,9 +269,11 @@ def build(recordings: tuple[str, ...], output: str, dashboards: str | None, temp
               type=click.IntRange(min=1), help="Refuse (422) a PromQL query estimated to hold more samples in memory.")
 @click.option("--query-timeout", "timeout", default=f"{DEFAULT_TIMEOUT_S:g}s", show_default=True,
               callback=_converted(parse_duration), help="Give up (503) on a PromQL query running longer than this.")
+@_remote_write_options
 def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, retention: int, record: str | None,
           host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None, templates: str | None,
-          max_samples: int, timeout: int) -> None:
+          max_samples: int, timeout: int, remote_write: tuple[str, ...] = (), remote_write_queue: int = 0,
+          external_labels: tuple[str, ...] = (), grouping_power: int = 2) -> None:
     """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL.
 
     Given two recordings (A B, each optionally ALIAS=PATH), the compare site of the two."""
@@ -260,6 +294,8 @@ def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, r
         _fail("give either a RECORDING or --live URL (not both)", 2)
     if record and not agents:
         _fail("--record needs --live", 2)
+    if remote_write and not agents:
+        _fail("--remote-write needs --live", 2)
     if interval < 50_000_000:
         _fail("--interval must be at least 50ms", 2)
     if retention < 2 * interval:
@@ -272,11 +308,32 @@ def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, r
 
         serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,
                    record=Path(record) if record else None, allowed_hosts=allowed_hosts, limits=limits,
+                   remote=_remote_config(remote_write, remote_write_queue, external_labels, grouping_power),
                    announce=click.echo, **folders)
     else:
         assert recording is not None
         serve_recording(Path(recording), host=host, port=port, allowed_hosts=allowed_hosts, limits=limits,
                         announce=click.echo, **folders)
+
+
+@cli.command()
+@click.option("--live", "agents", multiple=True, required=True, metavar="URL",
+              help="A running Rezolus agent to poll (repeat for several).")
+@click.option("--interval", default="1s", show_default=True, callback=_converted(parse_duration),
+              help="How often to poll each agent (down to 50ms).")
+@_remote_write_options
+def forward(agents: tuple[str, ...], interval: int, remote_write: tuple[str, ...], remote_write_queue: int,
+            external_labels: tuple[str, ...], grouping_power: int) -> None:
+    """Send live agents' samples to Prometheus remote-write targets, with no web UI."""
+    from rezgen.commands.forward import forward as run
+
+    if not remote_write:
+        _fail("give at least one --remote-write URL", 2)
+    if interval < 50_000_000:
+        _fail("--interval must be at least 50ms", 2)
+    signal.signal(signal.SIGTERM, _interrupt)
+    run(list(agents), interval_ns=interval,
+        remote=_remote_config(remote_write, remote_write_queue, external_labels, grouping_power), announce=click.echo)
 
 
 @cli.command()

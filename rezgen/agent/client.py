@@ -1,7 +1,8 @@
 """`AgentClient`: poll one Rezolus agent's `/metrics/binary` from a background thread (protocol §1, §5).
 
 - One thread, one request at a time: a poll that overruns skips the ticks it missed (never queues them), like
-  Rezolus's `MissedTickBehavior::Skip`. Ticks sit on a fixed grid of `interval_s`.
+  Rezolus's `MissedTickBehavior::Skip`. Ticks sit on a grid of `interval_s` whose phase follows the agent's
+  sampling (`phase.PhaseLock`): an agent that samples on its own clock is polled just after each of its samples.
 - Timeout per request (connect + whole body): `clamp(2 × interval, 2 s, 10 s)` as Rezolus uses; an agent can take
   ~75 ms to answer on a busy host, so a fast interval does not get a shorter timeout, it gets skipped ticks.
 - A quick failed poll (refused, HTTP error, empty 200 — the exporter's upstream-failure answer —, an undecodable
@@ -10,7 +11,8 @@
   alive, so it is seen again within a tick or two of answering normally.
 - One line per change of reachability (unreachable, connected again after N s), never one per poll: logged to
   `rezgen.agent.client`, or given to `log` instead (as the terminal shows it: `rezgen: agent URL: ...`).
-- Snapshots with the `systemtime` already delivered are duplicates (the agent's 10 ms cache) and skipped.
+- Snapshots with the `systemtime` already delivered are duplicates (the agent's 10 ms cache, or a poll before an
+  agent's next sample) and skipped: the stamp at the head of the body is read first, the rest is not decoded.
 - Clock: the agent's `systemtime` is kept as the timeline (it is what a recording would store). A stamp a little
   behind the last one (≤ max(1 s, 2 × interval)) is an out-of-order/stale answer and is dropped; a larger jump back
   is a clock step (NTP, a replaced host): dropping until the clock catches up could lose hours, so the client
@@ -37,10 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from rezgen.agent.fetch import Fetcher, FetchError
-from rezgen.agent.pieces import Snapshot, SnapshotError
+from rezgen.agent.phase import MARGIN, PhaseLock
+from rezgen.agent.pieces import Snapshot, SnapshotError, time_pair
 from rezgen.agent.schema import SchemaCache
 from rezgen.agent.snapshot import decode
 
@@ -87,6 +91,18 @@ def default_timeout(interval_s: float) -> float:
     return min(max(2 * interval_s, 2.0), 10.0)
 
 
+def _stamp(body: bytes) -> int | None:
+    """The systemtime (ns) at the head of a V1/V2/V3 snapshot, read without decoding the rest; None if unsure."""
+    try:
+        unpacker = msgpack.Unpacker()
+        unpacker.feed(body[:32])
+        if unpacker.read_array_header() not in (4, 5, 6):
+            return None
+        return time_pair(unpacker.unpack())
+    except Exception:  # anything odd: the full decode says what
+        return None
+
+
 def _normalise(url: str) -> str:
     url = url.strip().rstrip("/")
     return url if "://" in url else f"http://{url}"
@@ -97,7 +113,8 @@ class AgentClient:
                  on_snapshot: Callable[[Snapshot], None] | None = None,
                  on_info: Callable[[AgentInfo], None] | None = None,
                  on_state: Callable[[ClientState], None] | None = None,
-                 schemas: SchemaCache | None = None, log: Callable[[str], None] | None = None):
+                 schemas: SchemaCache | None = None, log: Callable[[str], None] | None = None,
+                 offset_s: float = 0.0):
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
         self.url = _normalise(url)
@@ -105,6 +122,7 @@ class AgentClient:
         self.timeout_s = timeout_s if timeout_s is not None else default_timeout(interval_s)
         self.on_snapshot, self.on_info, self.on_state = on_snapshot, on_info, on_state
         self.log = log
+        self.offset_s = offset_s  # where in the interval the first poll goes: spreads many agents' polls out
         self.schemas = schemas or SchemaCache()
         self.stale_tolerance_ns = int(max(1.0, 2 * interval_s) * 1e9)
         self.disconnect_after_s = max(10.0, 3 * interval_s)  # how long "reconnecting" lasts before "disconnected"
@@ -114,6 +132,7 @@ class AgentClient:
         self._info = AgentInfo()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._anchor = self.next_due = 0.0  # the poll grid's origin and the next poll (monotonic; see begin)
         self._http = Fetcher(self.url, self.timeout_s)
         self._failing = 0  # consecutive failures
         self._need_info = True
@@ -123,6 +142,8 @@ class AgentClient:
         self._aligned_names: list[str] | None = None  # the last names list found unique and all non-empty
         self._last_version: str | None = None
         self._started_at: float | None = None  # wall time the agent started, from `/status` uptime_seconds
+        self.phase = PhaseLock(interval_s)
+        self._move, self._again = 0.0, False  # what the last poll's stamp says about the grid (see PhaseLock)
 
     # --- public -----------------------------------------------------------------------------------------------
 
@@ -160,24 +181,38 @@ class AgentClient:
     # --- loop -------------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        anchor = time.monotonic()
-        next_tick = anchor
+        self.begin()
         while not self._stop.is_set():
-            delay = next_tick - time.monotonic()
+            delay = self.next_due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break
-            started = time.monotonic()
-            ok = self._tick()
-            now = time.monotonic()
-            if ok or now - started >= self.interval_s:
-                # The next grid point after now: ticks a slow poll overran are skipped, not queued.
-                next_tick = anchor + (int((now - anchor) / self.interval_s) + 1) * self.interval_s
-                if not ok:
-                    self._update(retry_in=next_tick - now)
-            else:
-                backoff = min(self.interval_s * 2 ** (self._failing - 1), max(MAX_BACKOFF_S, self.interval_s))
-                self._update(retry_in=backoff)
-                next_tick = now + backoff
+            self.step()
+
+    def begin(self) -> None:
+        """Set the grid: the first poll is due `offset_s` from now (`rezgen.agent.poller` calls this, then `step`
+        whenever `next_due` comes, instead of `start`)."""
+        self._anchor = time.monotonic() + self.offset_s
+        self.next_due = self._anchor
+
+    def step(self) -> None:
+        """One poll, then `next_due` (monotonic) is when the next one goes."""
+        started, tick = time.monotonic(), self.next_due
+        self._move, self._again = 0.0, False
+        ok = self._tick()
+        now = time.monotonic()
+        if ok or now - started >= self.interval_s:
+            self._anchor += self._move
+            # The next grid point after now: ticks a slow poll overran are skipped, not queued.
+            anchor = self._anchor
+            self.next_due = anchor + (int((now - anchor) / self.interval_s) + 1) * self.interval_s
+            if ok and self._again:  # too early for the agent's sample: once more, at the moved tick
+                self.next_due = min(self.next_due, max(now + MARGIN, tick + self._move))
+            if not ok:
+                self._update(retry_in=self.next_due - now)
+        else:
+            backoff = min(self.interval_s * 2 ** (self._failing - 1), max(MAX_BACKOFF_S, self.interval_s))
+            self._update(retry_in=backoff)
+            self.next_due = now + backoff
 
     def _tick(self) -> bool:
         try:
@@ -186,6 +221,8 @@ class AgentClient:
                 raise FetchError(f"HTTP {status} from /metrics/binary")
             if not body:
                 raise FetchError("empty body (HTTP 200): no snapshot")
+            if self._failing == 0 and self._last_ts is not None and _stamp(body) == self._last_ts:
+                return self._repeated()  # the agent's last sample again: not worth a decode
             try:
                 snapshot = decode(body, self.schemas)
             except SnapshotError as exc:
@@ -200,7 +237,21 @@ class AgentClient:
                      polls=self._state.polls + 1)
         if recovered:
             self._check_banner = True  # after an outage: the same agent, or a new one?
+            self.phase.reset()
+        if self._last_ts is None or snapshot.timestamp_ns >= self._last_ts:
+            self._move, self._again = self.phase.observe(snapshot.timestamp_ns / 1e9,
+                                                         snapshot.timestamp_ns != self._last_ts)
+        else:
+            self.phase.reset()  # a step back: a clock step, a stale answer; learn the phase again
         self._deliver(snapshot)
+        return True
+
+    def _repeated(self) -> bool:
+        """A poll answered with the snapshot already delivered (polled before the agent's next sample)."""
+        assert self._last_ts is not None
+        self._update(last_success=time.time(), retry_in=None, polls=self._state.polls + 1,
+                     duplicates=self._state.duplicates + 1)
+        self._move, self._again = self.phase.observe(self._last_ts / 1e9, False)
         return True
 
     def _failed(self, message: str) -> None:

@@ -17,11 +17,13 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from rezgen.agent.client import AgentClient
+from rezgen.agent.poller import Poller
 from rezgen.dashboards import load_dashboards
 from rezgen.live.ingest import Ingest
 from rezgen.live.record import LiveRecorder, recover
 from rezgen.pages.templating import template_environment
 from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
+from rezgen.remote.writer import RemoteWriteConfig
 from rezgen.resources import resource_dir
 from rezgen.server.api import api_routes
 from rezgen.server.guard import Guard, trusted_names
@@ -53,7 +55,7 @@ def _footer(agents: dict[str, AgentClient]) -> dict[str, Any]:
 def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: str = "127.0.0.1", port: int = 8000,
                dashboards: Path | None = None, templates: Path | None = None, record: Path | None = None,
                allowed_hosts: tuple[str, ...] = (), limits: QueryLimits = DEFAULT_LIMITS,
-               announce: Callable[[str], None] = print) -> None:
+               remote: RemoteWriteConfig | None = None, announce: Callable[[str], None] = print) -> None:
     sections = load_dashboards(dashboards)
     env = template_environment(templates)
     env.globals["served"] = False
@@ -72,19 +74,34 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
             announce(f"recovered {recovered} rows of an interrupted recording into {record}; recording continues")
         recorder = LiveRecorder(record, interval_ns // 1_000_000, nodes, footer=lambda: _footer(agents))
     source = LiveSource(ingest, sections, interval_ns, agents, nodes)
-    hub = Hub(ingest, interval_ns, source.status)
+    writer = remote.writer() if remote is not None and remote.urls else None
+
+    def status() -> dict[str, Any]:
+        found = source.status()
+        if writer is not None:
+            found["remote_write"] = writer.status()
+        return found
+
+    hub = Hub(ingest, interval_ns, status)
+    pollers: list[Poller] = []  # one, once the server has started
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        if writer is not None:
+            writer.start()
         for url in urls:
             def on_snapshot(snapshot: Any, url: str = url) -> None:
                 if ingest.append(url, snapshot):
                     if recorder is not None:
                         recorder.add(url, snapshot)
                     loop.call_soon_threadsafe(hub.notify)
-            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot)  # logs reachability
-            agents[url].start()
+                    if writer is not None:
+                        writer.add(node_name(url), snapshot)
+            agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot,  # logs reachability
+                                      offset_s=len(agents) / len(urls) * interval_ns / 1e9)  # polls spread out
+        pollers.append(Poller(list(agents.values())))
+        pollers[0].start()
         pusher = asyncio.create_task(hub.run())
         try:
             yield
@@ -95,8 +112,10 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
     def finish() -> None:
         """Stop polling and complete the recording: on the way out of the lifespan (Ctrl-C, SIGTERM), or after
         uvicorn skipped the lifespan's end (a second Ctrl-C)."""
-        for agent in agents.values():
-            agent.stop()
+        for poller in pollers:
+            poller.stop()
+        if writer is not None:
+            writer.stop()
         if recorder is None or recorder.closed:
             return
         try:
@@ -109,7 +128,7 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
 
     title = ", ".join(urls)
     app = Starlette(routes=[Mount("/static", StaticFiles(directory=resource_dir("templates") / "static")),
-                            *api_routes(lambda: source, limits), *live_routes(source, hub, env, title)],
+                            *api_routes(lambda: source, limits), *live_routes(source, hub, env, title, status)],
                     middleware=[Middleware(Guard, names=trusted_names(host, allowed_hosts))], lifespan=lifespan)
     listener = listen(host, port)
     announce(f"serving live {title} at http://{host}:{listener.getsockname()[1]}/ (Ctrl+C to stop)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 import jinja2
@@ -44,7 +45,9 @@ from rezgen.server.live_source import LiveSource
 UNREPORTED = "Not reported by this agent (one device: the aggregate chart shows it)"
 
 
-def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: str) -> list[BaseRoute]:
+def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: str,
+                status_of: Callable[[], dict[str, Any]] | None = None) -> list[BaseRoute]:
+    """`status_of`: what /api/status answers (default: the source's agents)."""
     def visible(section: Section) -> set[str]:
         return {p.id for g in section.groups if not g.hidden for p in g.plots if source.has_data(p)}
 
@@ -134,7 +137,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
                                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def status(request: Request) -> Response:
-        return JSONResponse(source.status(), headers={"Cache-Control": "no-store"})
+        return JSONResponse((status_of or source.status)(), headers={"Cache-Control": "no-store"})
 
     async def socket(websocket: WebSocket) -> None:
         """The stream's updates over a WebSocket; the client sends {"section", "host", "since"} to (re)subscribe."""

@@ -118,6 +118,7 @@
       if (newest) conn.lastPoints = Math.min(newest, Date.now());
     }
     showAgents();
+    if (data.remote_write) showRemoteWrite(data.remote_write);
     L.showConnection();
     if (conn.handlers && conn.handlers.status) conn.handlers.status(data);
   }
@@ -215,5 +216,27 @@
     el.textContent = bad.length ? 'Other hosts: ' + bad.map(function (a) {
       return String(a.node || a.url) + ' ' + (a.state === 'disconnected' ? 'disconnected' : 'reconnecting');
     }).join(' · ') : '';
+  }
+
+  /* --remote-write targets: one line each (connected, lag, queued and dropped samples) below the alerts. */
+  function showRemoteWrite(targets) {
+    var el = document.getElementById('live-remote-write'), box = document.getElementById('live-alert');
+    if (!el && box) {
+      el = document.createElement('div');
+      el.id = 'live-remote-write';
+      el.setAttribute('role', 'status');
+      el.style.cssText = 'font-size: 12px; color: var(--muted); margin: 0 0 8px;';
+      box.parentNode.insertBefore(el, box.nextSibling);
+    }
+    if (!el) return;
+    el.textContent = '';
+    targets.forEach(function (t) {
+      var line = document.createElement('div');
+      line.textContent = 'Remote write ' + String(t.url) + ': ' + (t.connected ? 'connected' : 'unreachable') +
+        ' · lag ' + Number(t.lag_s).toFixed(1) + ' s · ' + t.queued + ' samples queued · ' + t.dropped + ' dropped' +
+        (t.rejected ? ' · ' + t.rejected + ' rejected' : '') + (t.error ? ' · ' + String(t.error) : '');
+      if (!t.connected || t.dropped || t.rejected) line.style.color = 'var(--bad)';
+      el.appendChild(line);
+    });
   }
 })(window.REZGEN = window.REZGEN || {});

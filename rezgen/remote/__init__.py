@@ -1,0 +1,1 @@
+"""Prometheus remote write of ingested snapshots (`--remote-write URL`)."""
