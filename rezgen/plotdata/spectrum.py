@@ -6,7 +6,10 @@ so the spectrum's p99 row is the p99 line. A long range is cut into at most `COL
 percentiles of the bucket rates summed over its steps (the distribution over that column's time).
 
 Every value is a bucket's upper edge, so a payload ships the edges it uses once and each cell as an index into
-them (`null` where there is no point): several times smaller than the values written out.
+them. A column's indices never fall from one quantile to the next (a higher quantile is never in a lower bucket),
+so each column ships as runs: [index, count, index, count, …] (index null where there is no point, [] for a column
+without any), a handful of pairs instead of 100 numbers. The names and quantiles follow from the mode (MODES) and
+the times from the first column's and the column width (chart-spectrum.js decodes all three), so they are not sent.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ MODES = {
 
 def spectrum(store: Store, query: str, span: TimeRange, scope: Scope, mode: str,
              cache: EvalCache | None = None) -> dict[str, Any] | None:
-    """{"mode", "names", "q", "t" (ms), "stride", "edges", "rows" ([quantile][column] -> edge index or null)} of
-    sum(irate(query[5m])), or None when it has no point. `mode` is a key of MODES."""
+    """{"mode", "start" and "step" (ms: the first column's time and the columns' width), "stride" (steps per
+    column), "edges", "columns" (each column's runs, see `runs`)} of sum(irate(query[5m])), or None when it has no
+    point. `mode` is a key of MODES. On a grid whose times are not whole milliseconds apart, "t" (each column's
+    time, ms) stands for "start" and "step"."""
     return next(spectra(store, query, span, scope, (mode,), cache), None)
 
 
@@ -73,6 +78,29 @@ def spectra(store: Store, query: str, span: TimeRange, scope: Scope, modes: tupl
         edges = highs[used][occurs]
         cells = np.full(values.shape, np.nan)
         cells[finite] = (np.cumsum(occurs) - 1)[place]
-        yield {"mode": mode, "names": [name for name, _ in MODES[mode]], "q": qs.tolist(),
-               "t": (times[::stride] // 1_000_000).tolist(), "stride": stride, "edges": edges.tolist(),
-               "rows": numbers(cells)}  # edge indices, null where there is no point
+        yield {"mode": mode, **column_times(times[::stride], stride * span.step_ns), "stride": stride,
+               "edges": numbers(edges), "columns": runs(cells)}
+
+
+def column_times(times: np.ndarray, width_ns: int) -> dict[str, Any]:
+    """{"start", "step"} (ms) of columns `width_ns` apart from times[0] on, when the width is a whole number of
+    milliseconds (every column's time, floored to a millisecond as on the lines, is then start + k * step), else
+    {"t": each column's time in ms}."""
+    if width_ns % 1_000_000 == 0:
+        return {"start": int(times[0] // 1_000_000), "step": width_ns // 1_000_000}
+    return {"t": (times // 1_000_000).tolist()}
+
+
+def runs(cells: np.ndarray) -> list[list[int | None]]:
+    """Each column of `cells` ([quantile][column]: an edge index, NaN where there is no point) as its runs of equal
+    cells, [index, count, index, count, …] top to bottom (index None for no point), or [] when it has no point."""
+    out: list[list[int | None]] = []
+    for column in np.where(np.isnan(cells), -1, cells).T.astype(np.int64):
+        if (column < 0).all():
+            out.append([])
+            continue
+        starts = np.flatnonzero(np.diff(column, prepend=-2))
+        counts = np.diff(starts, append=len(column))
+        out.append([x for index, count in zip(column[starts].tolist(), counts.tolist())
+                    for x in (index if index >= 0 else None, count)])
+    return out

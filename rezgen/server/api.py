@@ -165,7 +165,8 @@ def spectrum_of(source: DataSource, params: Params, path: dict[str, str]) -> Any
     scope = _scope(source, params)
     span = _span(source, params)
     try:
-        return (spectrum(source.store, found.query, span, scope, mode) if span else None) or {"mode": mode, "rows": []}
+        payload = spectrum(source.store, found.query, span, scope, mode) if span else None
+        return payload or {"mode": mode, "columns": []}
     except PromQLError as exc:
         raise ApiError(422, str(exc)) from None
 

@@ -2,8 +2,10 @@
    colour = the quantile's value (log scale unless Log is off, viridis) with a colour legend. The data (plotdata/spectrum.py) is
    loaded when a toggle asks for it: from a data script beside a static page (data/<host>/spectrum/<route>/
    <hex of the plot id>.<mode>.js, pages/spectra.py), or from /api/spectrum on a live page. Each cell's value is
-   an index into the payload's bucket edges. Cell items: [t_start, row, colour value (log10 of the value unless
-   the chart's Log toggle is off), t_end, value]. */
+   an index into the payload's bucket edges; the payload ships each column as runs of equal cells and leaves out
+   what follows from its mode and grid, and `decode` lays it out as rows (s.names, s.t, s.rows[row][column]).
+   Cell items: [t_start, row, colour value (log10 of the value unless the chart's Log toggle is off), t_end,
+   value]. */
 (function (R) {
   'use strict';
 
@@ -14,6 +16,32 @@
   }
 
   function route() { return document.body.getAttribute('data-route') || ''; }
+
+  /* The rows' names of a mode, as plotdata/spectrum.py's MODES: p1 … p100, or p99.01 … p100. */
+  function names(mode) {
+    var out = [];
+    for (var k = 1; k <= 100; k++) out.push('p' + (mode === 'tail' ? (9900 + k) / 100 : k));
+    return out;
+  }
+
+  /* A payload as rows: each column's runs [index, count, …] (index null where there is no point) spread down it,
+     and its times from start + k * step (or as sent, "t"). */
+  function decode(p) {
+    var n = p.columns.length, t = p.t || [], rows = names(p.mode).map(function () {
+      return new Array(n).fill(null);
+    });
+    for (var k = 0; !p.t && k < n; k++) t.push(p.start + k * p.step);
+    p.columns.forEach(function (runs, k) {
+      for (var j = 0, r = 0; j < runs.length; j += 2) {
+        for (var m = 0; m < runs[j + 1]; m++) rows[r++][k] = runs[j];
+      }
+    });
+    return { mode: p.mode, names: names(p.mode), t: t, step: p.step, stride: p.stride, edges: p.edges || [],
+             rows: rows };
+  }
+
+  /* A column's width (ms). */
+  function width(s) { return s.step || (s.t.length > 1 ? s.t[1] - s.t[0] : R.state.step); }
 
   /* Promise of the plot's spectrum in `mode` ("full" or "tail"), cached on the plot. */
   R.loadSpectrum = function (plot, mode) {
@@ -37,14 +65,14 @@
       var template = 'data/{host}/spectrum/' + route() + '/' + hex(plot.id) + '.' + mode + '.js';
       loading = R.load(R.dataPath(template, host), host + '/spectrum/' + route() + '/' + plot.id + '/' + mode);
     }
-    return loading.then(function (payload) { cache[mode] = payload; return payload; });
+    return loading.then(function (payload) { return (cache[mode] = decode(payload)); });
   };
 
   /* `log`: colour by log10 of the value (the default, as the lines' log axis), else by the value. */
   function cells(s, log) {
     var key = log ? '_cells' : '_linearCells';
     if (s[key]) return s[key];
-    var dt = (s.t.length > 1 ? s.t[1] - s.t[0] : R.state.step), out = [];
+    var dt = width(s), out = [];
     s.rows.forEach(function (row, r) {
       row.forEach(function (i, k) {
         if (i === null || i === undefined) return;
@@ -58,7 +86,7 @@
 
   /* The value in the column holding time t of row r, for the tooltip. */
   function lookup(s, lo, hi, log) {
-    var dt = (s.t.length > 1 ? s.t[1] - s.t[0] : R.state.step);
+    var dt = width(s);
     return function (t, r) {
       var k = R.upperBound(s.t, t) - 1, row = s.rows[r];
       if (k < 0 || !row || row[k] === null || row[k] === undefined || t >= s.t[k] + dt) return null;
