@@ -193,6 +193,15 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 @click.option("--retention", default="1h", show_default=True, callback=_converted(parse_duration),
               help="Live: how much history to keep in memory.")
 @click.option("--record", type=click.Path(dir_okay=False), help="Live: also write what arrives to this .parquet file.")
+@click.option("--data-dir", default="output/live", show_default=True, type=click.Path(file_okay=False),
+              envvar="REZGEN_DATA_DIR",
+              help="Live: keep history here as rolling Rezolus segments, one directory per node.")
+@click.option("--no-data-dir", is_flag=True, help="Live: keep no history on disk (memory only).")
+@click.option("--segment", default="10m", show_default=True, callback=_converted(parse_duration),
+              help="Live: length of a data dir segment.")
+@click.option("--keep", default="7d", show_default=True, callback=_converted(parse_duration),
+              help="Live: delete data dir segments older than this.")
+@click.option("--keep-size", default="10GB", show_default=True, help="Live: delete the oldest segments beyond this.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
@@ -205,6 +214,7 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 @click.option("--query-timeout", "timeout", default=f"{DEFAULT_TIMEOUT_S:g}s", show_default=True,
               callback=_converted(parse_duration), help="Give up (503) on a PromQL query running longer than this.")
 def serve(recording: str | None, agents: tuple[str, ...], interval: int, retention: int, record: str | None,
+          data_dir: str, no_data_dir: bool, segment: int, keep: int, keep_size: str,
           host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None, templates: str | None,
           max_samples: int, timeout: int) -> None:
     """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL."""
@@ -225,10 +235,15 @@ def serve(recording: str | None, agents: tuple[str, ...], interval: int, retenti
     limits = QueryLimits(max_samples, timeout / 1e9)
     if agents:
         from rezgen.commands.live import serve_live
+        from rezgen.live.datadir import HistorySettings, parse_size
 
+        try:
+            history = None if no_data_dir else HistorySettings(Path(data_dir), segment, keep, parse_size(keep_size))
+        except ValueError as exc:
+            _fail(f"--keep-size: {exc}", 2)
         serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,
                    record=Path(record) if record else None, allowed_hosts=allowed_hosts, limits=limits,
-                   announce=click.echo, **folders)
+                   history=history, announce=click.echo, **folders)
     else:
         assert recording is not None
         serve_recording(Path(recording), host=host, port=port, allowed_hosts=allowed_hosts, limits=limits,

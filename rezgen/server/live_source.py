@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rezgen.dashboards import Plot, Section
+from rezgen.live.history import History
 from rezgen.live.ingest import Ingest
 from rezgen.store.store import Store
 
@@ -24,13 +25,14 @@ class Agent(Protocol):
 
 class LiveSource:
     def __init__(self, ingest: Ingest, sections: list[Section], interval_ns: int, agents: Mapping[str, Agent],
-                 nodes: dict[str, str]):
+                 nodes: dict[str, str], history: History | None = None):
         self.ingest = ingest
         self.sections = sections
         self.interval_ns = interval_ns
         self.agents = agents
         self.nodes = nodes  # agent url → its `node` label (several agents only)
         self.hosts = sorted(nodes.values()) if nodes else []  # `agents` fills in once the server starts
+        self.history = history  # the data dir (None: --no-data-dir)
 
     @property
     def store(self) -> Store:
@@ -43,6 +45,26 @@ class LiveSource:
     def time_range(self) -> tuple[int, int] | None:
         with self.lock:
             return self.ingest.store.time_range()
+
+    def oldest_ns(self) -> int | None:
+        """The first sample a page can show: on disk, else in the window."""
+        bounds = self.time_range()
+        found = [t for t in (bounds[0] if bounds else None, self.history.oldest_ns() if self.history else None)
+                 if t is not None]
+        return min(found) if found else None
+
+    def reach_ns(self) -> int:
+        """How far back a page may ask: the window, or the data dir's retention."""
+        return max(self.ingest.retention_ns, self.history.keep_ns if self.history else 0)
+
+    def range_store(self, start_ns: int, end_ns: int) -> tuple[Store, threading.RLock]:
+        """The store (and its lock) that holds [start_ns, end_ns]: the window, or the data dir when the range starts
+        before the window does."""
+        bounds = self.time_range()
+        if self.history is None or (bounds is not None and start_ns >= bounds[0]):
+            return self.store, self.lock
+        store = self.history.store(start_ns, end_ns, self.interval_ns)
+        return (store, threading.RLock()) if store is not None else (self.store, self.lock)
 
     def describe(self, metric: str) -> str | None:
         for agent in self.agents.values():
@@ -77,4 +99,5 @@ class LiveSource:
             })
         with self.lock:
             newest = self.ingest.newest_ns
-        return {"agents": agents, "seq": self.ingest.seq, "newest_ms": newest // 1_000_000 if newest else None}
+        return {"agents": agents, "seq": self.ingest.seq, "newest_ms": newest // 1_000_000 if newest else None,
+                "history": self.history.status() if self.history else None}
