@@ -151,16 +151,21 @@ def sample(output: str, duration: int, cpus: int, seed: int) -> None:
 
 
 @cli.command()
-@click.argument("recording", type=click.Path(dir_okay=False))
+@click.argument("recording", type=click.Path())
 @click.option("-o", "--output", default="output", show_default=True, type=click.Path(file_okay=False),
               help="Directory of the site (replaced only when the build succeeds).")
 @click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
+@click.option("--start", callback=_converted(parse_time), help="Only from this time (unix seconds or RFC 3339).")
+@click.option("--end", callback=_converted(parse_time), help="Only up to this time (unix seconds or RFC 3339).")
 def build(recording: str, output: str, dashboards: str | None, templates: str | None, quiet: bool,
-          strict: bool) -> None:
-    """Render RECORDING as a static site: one page per dashboard section, openable from disk."""
+          strict: bool, start: int | None, end: int | None) -> None:
+    """Render RECORDING as a static site: one page per dashboard section, openable from disk. RECORDING may be a
+    live data dir (or any directory of segments): --start/--end choose the range."""
+    import contextlib
+    import tempfile
     from pathlib import Path
 
     with paused_gc():  # importing jinja2 and the site's modules makes no garbage either
@@ -176,8 +181,20 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     # SIGTERM ends a build as Ctrl-C does: the exception unwinds through the removal of the unfinished site (the
     # forked helper inherits this and leaves through its own exit path).
     signal.signal(signal.SIGTERM, _interrupt)
-    report = build_site(open_recording(recording), Path(output), dashboards=Path(dashboards) if dashboards else None,
-                        templates=Path(templates) if templates else None, progress=progress, warn=warn, strict=strict)
+    source = Path(recording)
+    ranged = source.is_dir() or start is not None or end is not None  # a data dir, or a range: merged first
+    if ranged:
+        Path(output).absolute().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(output).absolute().parent, prefix=".rezgen-range-") if ranged \
+            else contextlib.nullcontext("") as work:
+        if ranged:
+            from rezgen.commands.history import history_recording
+
+            source = Path(work) / f"{source.absolute().name.removesuffix('.parquet')}.parquet"
+            history_recording(Path(recording), source, start, end)
+        report = build_site(open_recording(source), Path(output), dashboards=Path(dashboards) if dashboards else None,
+                            templates=Path(templates) if templates else None, progress=progress, warn=warn,
+                            strict=strict)
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
     click.echo(f"open file://{index}")

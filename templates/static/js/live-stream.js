@@ -118,6 +118,7 @@
       if (newest) conn.lastPoints = Math.min(newest, Date.now());
     }
     showAgents();
+    if (L.showHistory && 'history' in data) L.showHistory(data.history);
     L.showConnection();
     if (conn.handlers && conn.handlers.status) conn.handlers.status(data);
   }

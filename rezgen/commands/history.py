@@ -1,0 +1,41 @@
+"""`rezgen build DIR --start T --end T`: a data dir (or any directory of segments, or one recording) cut to a range
+and merged into one recording, which the build then renders like any other.
+
+The merge is the one `--record` uses (`live.segments`: streamed, a batch per segment at a time, union of rows and
+columns), over each node directory's segments that overlap the range; a segment that cannot be read, or one of
+another format version, is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rezgen.errors import RezgenError
+from rezgen.live.datadir import list_segments
+from rezgen.live.history import overlapping
+from rezgen.live.refill import open_segment
+from rezgen.live.segments import merge_streams
+
+EVER = (0, 2**63 - 1)
+
+
+class HistoryError(RezgenError):
+    """No samples to build from; the message is one line for the user."""
+
+
+def history_recording(source: Path, target: Path, start_ns: int | None = None, end_ns: int | None = None) -> int:
+    """Write the samples of `source` within [start_ns, end_ns] to `target`; returns the rows written."""
+    lo, hi = start_ns if start_ns is not None else EVER[0], end_ns if end_ns is not None else EVER[1]
+    if lo > hi:
+        raise HistoryError("--start is after --end")
+    if source.is_dir():
+        streams = [[s.path for s in overlapping(files, lo, hi) if open_segment(s.path) is not None]
+                   for files in list_segments(source).values()]
+    elif open_segment(source) is not None:
+        streams = [[source]]
+    else:
+        raise HistoryError(f"{source}: not a readable recording")
+    rows = merge_streams([s for s in streams if s], target, lo, hi)
+    if not rows:
+        raise HistoryError(f"{source}: no samples in the range asked for")
+    return rows
