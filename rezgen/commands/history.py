@@ -30,7 +30,7 @@ def history_recording(source: Path, target: Path, start_ns: int | None = None, e
         raise HistoryError("--start is after --end")
     if source.is_dir():
         streams = [[s.path for s in overlapping(files, lo, hi) if open_segment(s.path) is not None]
-                   for files in list_segments(source).values()]
+                   for files in list_segments(source, warn=True).values()]
     elif open_segment(source) is not None:
         streams = [[source]]
     else:

@@ -84,9 +84,9 @@ def _span(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def list_segments(root: Path, with_open: bool = True) -> dict[str, list[SegmentFile]]:
-    """Per node directory (a directory of segments itself: ""), its segments in time order; files that are not
-    readable recordings are left for the reader to skip with a warning."""
+def list_segments(root: Path, with_open: bool = True, warn: bool = False) -> dict[str, list[SegmentFile]]:
+    """Per node directory (a directory of segments itself: ""), its segments in time order. A file whose time span
+    cannot be told is left out (with a warning if `warn`); the reader skips other damaged ones with a warning."""
     found: dict[str, list[SegmentFile]] = {}
     dirs = [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))] \
         if root.is_dir() else []
@@ -103,6 +103,8 @@ def list_segments(root: Path, with_open: bool = True) -> dict[str, list[SegmentF
                 continue
             if span is not None:
                 entries.append(SegmentFile(path, span[0], span[1], size, is_open))
+            elif warn:
+                log.warning("skipping a segment: %s: not a readable recording", path)
         if entries:
             found["" if folder == root else folder.name] = sorted(entries, key=lambda s: (s.start_ns, s.end_ns))
     return found
