@@ -5,6 +5,7 @@ the files on disk read with plain pyarrow, and from the replayed recording."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -226,7 +227,7 @@ def test_a_day_of_history_is_served_as_the_same_plot_data_as_its_recording(agent
     generate_sample(whole, duration_s=day, cpus=2, interval_ms=10_000, start_ns=start, seed=3)
     stamps = pq.read_table(whole, columns=["timestamp"]).column(0).to_numpy().astype(np.int64)
     cuts = [start + k * 4 * 3600 * 10**9 for k in range(7)]
-    for lo, hi in zip(cuts, cuts[1:]):
+    for lo, hi in itertools.pairwise(cuts):
         rows = stamps[(stamps >= lo) & (stamps < hi)] if hi != cuts[-1] else stamps[stamps >= lo]
         merge_streams([[whole]], node / segment_file_name(int(rows[0]), int(rows[-1])), int(rows[0]), int(rows[-1]))
     assert sum(pq.ParquetFile(p).metadata.num_rows for p in node.glob("*.parquet")) == len(stamps)
@@ -250,7 +251,8 @@ def test_a_day_of_history_is_served_as_the_same_plot_data_as_its_recording(agent
         assert last_day["range"]["start"] <= (start + 3600 * 10**9) // 10**6
         assert last_day["range"]["end"] >= status(server.url)["newest_ms"] - 2000
         coarse = last_day["plot"]["levels"][0]
-        early = [v for row in coarse["values"] for t, v in zip(coarse["t"], row) if t < cuts[1] // 10**6 and v is not None]
+        early = [v for row in coarse["values"] for t, v in zip(coarse["t"], row)
+                 if t < cuts[1] // 10**6 and v is not None]
         assert early
     finally:
         server.kill()
