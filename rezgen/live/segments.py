@@ -174,10 +174,17 @@ def merge_streams(sources: list[list[Path]], target: Path, lo: int = 0, hi: int 
                 # end are known: merge those.
                 bound = min(int(s.stamps[-1]) for s in active)
                 pieces = [s.take(bound) for s in active]
-                stamps = np.unique(np.concatenate([times for times, _, _ in pieces]))
-                arrays = [pa.array(stamps.astype(np.uint64), type=pa.uint64())]
-                arrays += [_column(f, k, stamps, pieces) for f, k in zip(list(schema)[1:], keys[1:])]
-                pending.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                if len(pieces) == 1:  # one stream (one agent's segment): its rows, its columns, nulls for the rest
+                    stamps, batch, columns = pieces[0]
+                    arrays = [batch.column(columns[k]) if k in columns else pa.nulls(len(stamps), type=f.type)
+                              for f, k in zip(schema, keys)]
+                    pending.append(pa.RecordBatch.from_arrays(
+                        [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema))
+                else:
+                    stamps = np.unique(np.concatenate([times for times, _, _ in pieces]))
+                    arrays = [pa.array(stamps.astype(np.uint64), type=pa.uint64())]
+                    arrays += [_column(f, k, stamps, pieces) for f, k in zip(list(schema)[1:], keys[1:])]
+                    pending.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
                 size += pending[-1].nbytes
                 rows += len(stamps)
                 active = [s for s in active if s.pos < len(s.stamps) or s.advance()]
