@@ -203,7 +203,7 @@ def _scalar_columns(parts: list[Any], kind: Kind, node: str | None, metas: dict[
         end = start + 1
         while end < len(parts) and parts[end].names is names:
             end += 1
-        where = []
+        where: list[int] = []
         for name, found in zip(names, identities):
             column = (kind, _column_name(name, found[1], node))
             if column not in index:
@@ -214,12 +214,12 @@ def _scalar_columns(parts: list[Any], kind: Kind, node: str | None, metas: dict[
         start = end
     values = np.zeros((len(parts), len(index)), dtype=dtype)
     present = np.zeros((len(parts), len(index)), dtype=bool)
-    for start, end, where in runs:
-        if len(where):
+    for start, end, slots in runs:
+        if len(slots):
             # A key sent twice in a snapshot: the last value wins, as numpy's fancy assignment does.
-            values[start:end, where] = np.vstack([p.values for p in parts[start:end]])
-            present[start:end, where] = True
-    full = present.all(axis=0)
+            values[start:end, slots] = np.vstack([p.values for p in parts[start:end]])
+            present[start:end, slots] = True
+    full = np.asarray(present.all(axis=0))
     for column, k in index.items():
         cells[column] = values[:, k] if full[k] else np.ma.MaskedArray(values[:, k], mask=~present[:, k])
 
