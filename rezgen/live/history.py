@@ -36,10 +36,28 @@ def overlapping(files: list[SegmentFile], start_ns: int, end_ns: int) -> list[Se
     return [s for s in files if s.end_ns >= start_ns and s.start_ns <= end_ns]
 
 
+class HistoryStore(Store):
+    """A store read from segments: what a query decoded can be released (`release`) and is read again when
+    needed, so a page of a day holds one chart's series at a time rather than all of them."""
+
+    def __init__(self, interval_ns: int):
+        super().__init__(interval_ns)
+        self.loaders: dict[int, tuple[Series, Any]] = {}  # id(series) -> (series, its loader)
+
+    def add_loaded(self, series: Series, loader: Any) -> Series:
+        self.loaders[id(series)] = (series, loader)
+        return self.add_series(series)
+
+    def release(self) -> None:
+        for series, loader in self.loaders.values():
+            if series.loaded:
+                series.unload(loader)
+
+
 def history_store(root: Path, start_ns: int, end_ns: int, interval_ns: int, lookback_ns: int = LOOKBACK_NS
-                  ) -> Store | None:
+                  ) -> HistoryStore | None:
     """The samples of [start_ns - lookback_ns, end_ns] of every node; None when there are none."""
-    store = Store(interval_ns)
+    store = HistoryStore(interval_ns)
     lo = start_ns - lookback_ns
     for name, files in list_segments(root).items():
         recordings = [r for s in overlapping(files, lo, end_ns) if (r := open_segment(s.path)) is not None]
@@ -47,7 +65,7 @@ def history_store(root: Path, start_ns: int, end_ns: int, interval_ns: int, look
     return store if store.tables else None
 
 
-def add_node(store: Store, name: str, recordings: list[Recording], lo: int, hi: int) -> None:
+def add_node(store: HistoryStore, name: str, recordings: list[Recording], lo: int, hi: int) -> None:
     """One node's segments (in time order) as one table of `store`, rows within [lo, hi]."""
     pieces: list[Piece] = []
     last = -1
@@ -70,10 +88,12 @@ def add_node(store: Store, name: str, recordings: list[Recording], lo: int, hi: 
     for key, meta in by_key.items():
         if meta.kind is Kind.HISTOGRAM:
             located = [(recording, rows, found.get(key)) for (recording, rows), found in zip(pieces, columns)]
-            store.add_series(HistogramSeries(meta, table, partial(_histogram, located, meta)))
+            histogram = partial(_histogram, located, meta)
+            store.add_loaded(HistogramSeries(meta, table, histogram), histogram)
             continue
         loader = loaders.get(key.metric) or loaders.setdefault(key.metric, _MetricLoader(pieces, columns))
-        loader.series.append(store.add_series(Series(meta, table, partial(loader.load, key))))
+        load = partial(loader.load, key)
+        loader.series.append(store.add_loaded(Series(meta, table, load), load))
 
 
 class _MetricLoader:
@@ -138,7 +158,7 @@ class History:
             self._oldest = (time.monotonic(), oldest)
         return oldest
 
-    def store(self, start_ns: int, end_ns: int, interval_ns: int) -> Store | None:
+    def store(self, start_ns: int, end_ns: int, interval_ns: int) -> HistoryStore | None:
         """[start_ns, end_ns] from disk: the writer's buffer is written first, so the disk holds every sample
         taken so far and the range joins the live window without a seam."""
         if self.writer is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rezgen.agent.pieces import Entry, Identity, Scalars, Snapshot
+from rezgen.agent.pieces import Identity, Scalars, Snapshot
 from rezgen.live.datadir import FORMAT, FORMAT_KEY, SegmentFile, list_segments
 from rezgen.live.ingest import Ingest
 from rezgen.recording.reader import Column, Recording, RecordingError, open_recording
@@ -51,12 +51,16 @@ def refill(ingest: Ingest, root: Path, dirs: dict[str, str]) -> int:
         if not files:
             continue
         cutoff = max(s.end_ns for s in files) - ingest.retention_ns
+        shared: dict[Kind, tuple[list[str], list[Identity]]] = {}
         for segment in (s for s in files if s.end_ns >= cutoff):
-            rows += _append(ingest, agent, segment, cutoff)
+            rows += _append(ingest, agent, segment, cutoff, shared)
     return rows
 
 
-def _append(ingest: Ingest, agent: str, segment: SegmentFile, cutoff: int) -> int:
+def _append(ingest: Ingest, agent: str, segment: SegmentFile, cutoff: int,
+            shared: dict[Kind, tuple[list[str], list[Identity]]]) -> int:
+    """One segment's rows from `cutoff` on. `shared`: the lists of names and identities of the previous segment,
+    handed out again when this one's are equal (ingest reuses its plan by identity: the same list)."""
     recording = open_segment(segment.path)
     if recording is None:
         return 0
@@ -65,21 +69,30 @@ def _append(ingest: Ingest, agent: str, segment: SegmentFile, cutoff: int) -> in
         keep = np.flatnonzero(stamps >= cutoff)
         if not len(keep):
             return 0
-        scalars = [_scalars(recording, kind, keep) for kind in (Kind.COUNTER, Kind.GAUGE)]
-        histograms = [(c, _entry_key(c), _histogram_rows(recording, c, keep))
-                      for c in recording.columns if c.meta.kind is Kind.HISTOGRAM]
+        scalars = [_scalars(recording, kind, keep, shared) for kind in (Kind.COUNTER, Kind.GAUGE)]
+        (counter_names, counter_ids, counters), (gauge_names, gauge_ids, gauges) = scalars
+        table = ingest.agents()[agent].table
+        first = table.first_row + len(table.timestamps)  # the absolute row of this segment's first row
+        appended = np.zeros(len(keep), dtype=bool)
+        for i, row in enumerate(keep):
+            snapshot: Any = Snapshot(2, int(stamps[row]), None, {}, Scalars(counter_names, counter_ids, counters[i]),
+                                     Scalars(gauge_names, gauge_ids, gauges[i]), [])
+            appended[i] = ingest.append(agent, snapshot)
+        # Histograms a column at a time, straight into the rows just appended (a row at a time, the dense bucket
+        # arrays of an hour took seconds).
+        rows = keep[appended]
+        for column in (c for c in recording.columns if c.meta.kind is Kind.HISTOGRAM):
+            layout = Layout(column.meta.grouping_power or 0, column.meta.max_value_power or 0)
+            with ingest.lock:
+                series = ingest.histogram(agent, _entry_key(column), column.meta.unit, layout)
+                if series is not None and series.layout == layout and len(rows):
+                    hist = recording.histogram_loader(column)()
+                    present = hist.present()[rows]
+                    series.extend_cumulative(first, hist.cumulative_at(rows[present]), present)
     except RecordingError as exc:
         log.warning("skipping a segment: %s", exc)
         return 0
-    appended = 0
-    (counter_names, counter_ids, counters), (gauge_names, gauge_ids, gauges) = scalars
-    for i, row in enumerate(keep):
-        hists: list[Any] = [Entry(c.name, key, cells, Layout(c.meta.grouping_power or 0, c.meta.max_value_power or 0),
-                                  c.meta.unit) for c, key, rows in histograms if (cells := rows[i]) is not None]
-        snapshot: Any = Snapshot(2, int(stamps[row]), None, {}, Scalars(counter_names, counter_ids, counters[i]),
-                                 Scalars(gauge_names, gauge_ids, gauges[i]), hists)
-        appended += ingest.append(agent, snapshot)
-    return appended
+    return int(appended.sum())
 
 
 def _entry_key(column: Column) -> SeriesKey:
@@ -88,19 +101,14 @@ def _entry_key(column: Column) -> SeriesKey:
     return SeriesKey(key.metric, make_labels({k: v for k, v in key.labels if k != "node"}))
 
 
-def _scalars(recording: Recording, kind: Kind, keep: np.ndarray) -> tuple[list[str], list[Identity], np.ndarray]:
+def _scalars(recording: Recording, kind: Kind, keep: np.ndarray,
+             shared: dict[Kind, tuple[list[str], list[Identity]]]) -> tuple[list[str], list[Identity], np.ndarray]:
     columns = [c for c in recording.columns if c.meta.kind is kind]
     values = recording.read_scalars(columns) if columns else {}
     names = [c.name for c in columns]
     identities: list[Identity] = [({}, _entry_key(c), c.meta.unit) for c in columns]
+    if kind in shared and shared[kind] == (names, identities):
+        names, identities = shared[kind]
+    shared[kind] = names, identities
     matrix = np.column_stack([values[c.index][keep] for c in columns]) if columns else np.empty((len(keep), 0))
     return names, identities, matrix
-
-
-def _histogram_rows(recording: Recording, column: Column, keep: np.ndarray) -> list[np.ndarray | None]:
-    hist = recording.histogram_loader(column)()
-    present = np.flatnonzero(hist.present())
-    wanted = np.intersect1d(present, keep)
-    counts = hist.cumulative_at(wanted) if len(wanted) else np.empty((0, hist.buckets))
-    at = dict(zip(wanted.tolist(), counts))
-    return [at.get(int(row)) for row in keep]

@@ -107,9 +107,12 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             # A per-device heatmap of an agent with one such device never gets data (the aggregate chart says it
             # all): it says so instead of waiting.
             absent = absent_plots(section, store)
-            plots = {p.id: plot_data(store, p, span, scope)
-                     or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(store, p, span, scope) else {})}
-                     for p in section.plots if p.id not in absent}
+            plots = {}
+            for p in section.plots:
+                if p.id not in absent:
+                    plots[p.id] = plot_data(store, p, span, scope) or \
+                        {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(store, p, span, scope) else {})}
+                    source.release(store)
         # The page's live updates keep the series this load ranked, and rank again over the same window.
         hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,

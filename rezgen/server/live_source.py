@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rezgen.dashboards import Plot, Section
-from rezgen.live.history import History
+from rezgen.live.history import History, HistoryStore
 from rezgen.live.ingest import Ingest
 from rezgen.store.store import Store
 
@@ -65,6 +65,12 @@ class LiveSource:
             return self.store, self.lock
         store = self.history.store(start_ns, end_ns, self.interval_ns)
         return (store, threading.RLock()) if store is not None else (self.store, self.lock)
+
+    @staticmethod
+    def release(store: Store) -> None:
+        """After each chart of a range read from disk: forget its series (a day of them does not fit)."""
+        if isinstance(store, HistoryStore):
+            store.release()
 
     def describe(self, metric: str) -> str | None:
         for agent in self.agents.values():
