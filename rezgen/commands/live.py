@@ -25,7 +25,7 @@ from rezgen.live.ingest import Ingest
 from rezgen.live.record import LiveRecorder, recover
 from rezgen.live.refill import refill
 from rezgen.pages.templating import template_environment
-from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
+from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits, trim_heap
 from rezgen.resources import resource_dir
 from rezgen.server.api import api_routes
 from rezgen.server.guard import Guard, trusted_names
@@ -70,6 +70,7 @@ def _history(settings: HistorySettings | None, ingest: Ingest, urls: list[str], 
             announce(f"recovered {recovered} rows of an interrupted segment in {root}")
         rows = refill(ingest, root, dirs)
         if rows:
+            trim_heap()  # the segments' decoded columns: gone, and handed back
             announce(f"refilled the live window with {rows} rows from {root}")
     except (OSError, ArrowException) as exc:
         announce(f"rezgen: data dir {root}: {exc}; live data stays in memory only")

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from rezgen.dashboards import Plot, Section
 from rezgen.live.history import History, HistoryStore
 from rezgen.live.ingest import Ingest
+from rezgen.promql.limits import trim_heap
 from rezgen.store.store import Store
 
 
@@ -71,6 +72,7 @@ class LiveSource:
         """After each chart of a range read from disk: forget its series (a day of them does not fit)."""
         if isinstance(store, HistoryStore):
             store.release()
+            trim_heap()
 
     def describe(self, metric: str) -> str | None:
         for agent in self.agents.values():
