@@ -4,7 +4,8 @@ Only the segments that overlap the range (and `LOOKBACK` before it, for range se
 and they are opened lazily as the reader does: footer, schema and timestamps; a series' values are read, from
 every segment at once, when a query first needs them (counters and gauges a metric at a time, a histogram a
 column at a time, straight into sparse deltas). A segment that cannot be read, or one of another format version,
-is skipped with a warning. A row repeated in two segments (a part merged twice after a crash) is kept once.
+is skipped with a warning. A row repeated in two segments (a part merged twice after a crash) is kept once. A
+range of more than `MAX_ROWS` rows per node is read at every k-th row (see there).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 LOOKBACK_NS = 5 * 60 * 1_000_000_000  # PromQL's lookback and the dashboards' longest range window
 OLDEST_EVERY_S = 10.0
+# Rows of one node a range read from disk holds at most (6 h at 1 s): beyond that every k-th row is read, so memory
+# and time stay those of six hours whatever the range (a day at 1 s decoded whole is gigabytes).
+MAX_ROWS = 21_600
 Piece = tuple[Recording, np.ndarray]  # a segment and its rows in the range
 
 
@@ -77,6 +81,12 @@ def add_node(store: HistoryStore, name: str, recordings: list[Recording], lo: in
             last = int(stamps[rows[-1]])
     if not pieces:
         return
+    total = sum(len(rows) for _, rows in pieces)
+    if total > MAX_ROWS:  # every k-th row: a day costs what MAX_ROWS rows do (spikes shorter than k rows are lost)
+        stride = -(-total // MAX_ROWS)
+        starts = np.cumsum([0] + [len(rows) for _, rows in pieces])
+        pieces = [(recording, rows[(-start) % stride :: stride]) for (recording, rows), start in zip(pieces, starts)]
+        pieces = [(recording, rows) for recording, rows in pieces if len(rows)]
     table = store.add_table(Table(name, np.concatenate([r.table.timestamps[rows] for r, rows in pieces])))
     by_key: dict[SeriesKey, SeriesMeta] = {}
     columns: list[dict[SeriesKey, Column]] = []
