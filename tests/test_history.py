@@ -67,14 +67,10 @@ def test_a_long_range_is_read_at_every_kth_row(data_dir: Path, monkeypatch) -> N
     assert store.series_of("latency")[0].points()[1].tolist() == [6 * s for s in range(0, 30, 3)]
 
 
-def test_released_series_are_read_again(data_dir: Path) -> None:
-    store = history_store(data_dir, T0, T0 + 29 * S, S, lookback_ns=0)
+def test_only_the_metrics_asked_for_are_read(data_dir: Path) -> None:
+    store = history_store(data_dir, T0, T0 + 29 * S, S, lookback_ns=0, metrics={"queue", "latency"})
     assert store is not None
-    [requests] = store.series_of("requests")
-    first = requests.points()[1].tolist()
-    store.release()
-    assert not requests.loaded
-    assert requests.points()[1].tolist() == first
+    assert store.metrics() == ["latency", "queue"]
 
 
 def test_nothing_on_disk_is_no_store(tmp_path: Path) -> None:

@@ -67,9 +67,10 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         if entry is None or window is None:
             return JSONResponse({"error": "no such metric or no data yet"}, status_code=404)
         span, plot = window[0], catalog_plot(entry)
-        store, lock = source.range_store(span.start_ns, span.end_ns)
+        store, lock = source.range_store(span.start_ns, span.end_ns, plot.metrics)
         with lock:
             data = plot_data(store, plot, span, host_scope(host, source.hosts))
+        source.release(store)
         return Response(data_script(f"{host}/metrics/{entry['name']}", metric_payload(entry["name"], plot, data, span)),
                         media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
@@ -100,19 +101,17 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             return JSONResponse({"error": "no such section or no data yet"}, status_code=404)
         span, length = window
         scope = host_scope(host, source.hosts)
-        store, lock = source.range_store(span.start_ns, span.end_ns)
+        store, lock = source.range_store(span.start_ns, span.end_ns, {m for p in section.plots for m in p.metrics})
         with lock:
             # A plot whose metrics exist but have no point in the range yet (the first seconds) is sent empty, so the
             # page keeps its place and fills it from the stream.
             # A per-device heatmap of an agent with one such device never gets data (the aggregate chart says it
             # all): it says so instead of waiting.
             absent = absent_plots(section, store)
-            plots = {}
-            for p in section.plots:
-                if p.id not in absent:
-                    plots[p.id] = plot_data(store, p, span, scope) or \
-                        {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(store, p, span, scope) else {})}
-                    source.release(store)
+            plots = {p.id: plot_data(store, p, span, scope)
+                     or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(store, p, span, scope) else {})}
+                     for p in section.plots if p.id not in absent}
+        source.release(store)
         # The page's live updates keep the series this load ranked, and rank again over the same window.
         hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,

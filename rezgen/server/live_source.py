@@ -58,20 +58,20 @@ class LiveSource:
         """How far back a page may ask: the window, or the data dir's retention."""
         return max(self.ingest.retention_ns, self.history.keep_ns if self.history else 0)
 
-    def range_store(self, start_ns: int, end_ns: int) -> tuple[Store, threading.RLock]:
-        """The store (and its lock) that holds [start_ns, end_ns]: the window, or the data dir when the range starts
-        before the window does."""
+    def range_store(self, start_ns: int, end_ns: int, metrics: set[str] | None = None
+                    ) -> tuple[Store, threading.RLock]:
+        """The store (and its lock) that holds [start_ns, end_ns]: the window, or the data dir (its `metrics`)
+        when the range starts before the window does."""
         bounds = self.time_range()
         if self.history is None or (bounds is not None and start_ns >= bounds[0]):
             return self.store, self.lock
-        store = self.history.store(start_ns, end_ns, self.interval_ns)
+        store = self.history.store(start_ns, end_ns, self.interval_ns, metrics)
         return (store, threading.RLock()) if store is not None else (self.store, self.lock)
 
     @staticmethod
     def release(store: Store) -> None:
-        """After each chart of a range read from disk: forget its series (a day of them does not fit)."""
+        """After a range read from disk: hand its memory back."""
         if isinstance(store, HistoryStore):
-            store.release()
             trim_heap()
 
     def describe(self, metric: str) -> str | None:
