@@ -169,11 +169,14 @@ def sample(output: str, duration: int, cpus: int, seed: int, scales: tuple[str, 
 @click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
 @click.option("--single-file", type=click.Path(dir_okay=False),
               help="Write the report as this one self-contained HTML file (each section a tab) instead of a site.")
+@click.option("--start", callback=_converted(parse_time), help="Only from this time (unix seconds or RFC 3339).")
+@click.option("--end", callback=_converted(parse_time), help="Only up to this time (unix seconds or RFC 3339).")
 def build(recordings: tuple[str, ...], output: str, dashboards: str | None, templates: str | None, quiet: bool,
-          strict: bool, single_file: str | None) -> None:
+          strict: bool, single_file: str | None, start: int | None, end: int | None) -> None:
     """Render RECORDING as a static site: one page per dashboard section, openable from disk.
 
-    Given two recordings (A B, each optionally ALIAS=PATH), a compare site: both on every chart, and what changed.
+    RECORDING may be a live data dir (or any directory of segments): --start/--end choose the range. Given two
+    recordings (A B, each optionally ALIAS=PATH), a compare site: both on every chart, and what changed.
     """
     from pathlib import Path
 
@@ -193,8 +196,8 @@ def build(recordings: tuple[str, ...], output: str, dashboards: str | None, temp
     folders: dict[str, Any] = {"dashboards": Path(dashboards) if dashboards else None,
                                "templates": Path(templates) if templates else None}
     if len(recordings) != 1:
-        if single_file:
-            _fail("--single-file writes the report of one recording; a compare is a site (-o DIR)", 2)
+        if single_file or start is not None or end is not None:
+            _fail("a compare is a site of two whole recordings: --single-file, --start and --end take one", 2)
         from rezgen.commands.compare import build_compare
 
         compared = build_compare(recordings, Path(output), progress=progress, warn=warn, strict=strict, **folders)
@@ -202,15 +205,17 @@ def build(recordings: tuple[str, ...], output: str, dashboards: str | None, temp
                    f"{len(compared.changes)} series ranked")
         click.echo(f"open file://{(compared.output / 'index.html').resolve()}")
         _leave()
-    if single_file:
-        from rezgen.site.single import build_single_file
+    from rezgen.commands.history import ranged_recording
 
-        single, size = build_single_file(open_recording(recordings[0]), Path(single_file), progress=progress,
-                                         warn=warn, strict=strict, **folders)
-        click.echo(f"wrote {single_file} ({size / 1e6:.1f} MB), {single.plots} charts")
-        _leave()
-    report = build_site(open_recording(recordings[0]), Path(output), progress=progress, warn=warn, strict=strict,
-                        **folders)
+    with ranged_recording(Path(recordings[0]), start, end, Path(single_file or output)) as recording:
+        if single_file:
+            from rezgen.site.single import build_single_file
+
+            single, size = build_single_file(recording, Path(single_file), progress=progress, warn=warn,
+                                             strict=strict, **folders)
+            click.echo(f"wrote {single_file} ({size / 1e6:.1f} MB), {single.plots} charts")
+            _leave()
+        report = build_site(recording, Path(output), progress=progress, warn=warn, strict=strict, **folders)
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
     click.echo(f"open file://{index}")
@@ -258,6 +263,15 @@ def _remote_config(urls: tuple[str, ...], queue: int, labels: tuple[str, ...], p
 @click.option("--retention", default="1h", show_default=True, callback=_converted(parse_duration),
               help="Live: how much history to keep in memory.")
 @click.option("--record", type=click.Path(dir_okay=False), help="Live: also write what arrives to this .parquet file.")
+@click.option("--data-dir", default="output/live", show_default=True, type=click.Path(file_okay=False),
+              envvar="REZGEN_DATA_DIR",
+              help="Live: keep history here as rolling Rezolus segments, one directory per node.")
+@click.option("--no-data-dir", is_flag=True, help="Live: keep no history on disk (memory only).")
+@click.option("--segment", default="10m", show_default=True, callback=_converted(parse_duration),
+              help="Live: length of a data dir segment.")
+@click.option("--keep", default="7d", show_default=True, callback=_converted(parse_duration),
+              help="Live: delete data dir segments older than this.")
+@click.option("--keep-size", default="10GB", show_default=True, help="Live: delete the oldest segments beyond this.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
@@ -271,6 +285,7 @@ def _remote_config(urls: tuple[str, ...], queue: int, labels: tuple[str, ...], p
               callback=_converted(parse_duration), help="Give up (503) on a PromQL query running longer than this.")
 @_remote_write_options
 def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, retention: int, record: str | None,
+          data_dir: str, no_data_dir: bool, segment: int, keep: int, keep_size: str,
           host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None, templates: str | None,
           max_samples: int, timeout: int, remote_write: tuple[str, ...] = (), remote_write_queue: int = 0,
           external_labels: tuple[str, ...] = (), grouping_power: int = 2) -> None:
@@ -305,9 +320,15 @@ def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, r
     limits = QueryLimits(max_samples, timeout / 1e9)
     if agents:
         from rezgen.commands.live import serve_live
+        from rezgen.live.datadir import HistorySettings, parse_size
 
+        try:
+            history = None if no_data_dir else HistorySettings(Path(data_dir), segment, keep, parse_size(keep_size))
+        except ValueError as exc:
+            _fail(f"--keep-size: {exc}", 2)
         serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,
                    record=Path(record) if record else None, allowed_hosts=allowed_hosts, limits=limits,
+                   history=history,
                    remote=_remote_config(remote_write, remote_write_queue, external_labels, grouping_power),
                    announce=click.echo, **folders)
     else:

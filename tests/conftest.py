@@ -63,3 +63,9 @@ def prometheus_for(tmp_path_factory):
     finally:
         for oracle in oracles.values():
             oracle.stop()
+
+
+@pytest.fixture(autouse=True)
+def _live_data_dir(tmp_path_factory, monkeypatch) -> None:
+    """`serve --live` keeps history in a data dir by default (output/live): each test's servers get their own."""
+    monkeypatch.setenv("REZGEN_DATA_DIR", str(tmp_path_factory.mktemp("live-data")))

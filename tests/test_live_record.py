@@ -45,6 +45,7 @@ class Proc:
             self.proc = subprocess.Popen([sys.executable, "-m", "rezgen", *args], stdout=subprocess.PIPE,
                                          stderr=stderr, text=True, env={**os.environ, **(env or {})})
         self.lines: list[str] = []
+        self._pending = b""
         self.url = ""
         deadline = time.monotonic() + 60
         while not self.url and time.monotonic() < deadline:
@@ -59,18 +60,26 @@ class Proc:
             raise AssertionError(f"{args[0]} did not start: {self.lines!r} {log.read_text()}")
 
     def readline(self, timeout: float) -> str:
+        """The next line, waiting up to `timeout` s. Read from the pipe itself: lines that arrive together would
+        otherwise sit in the file object's buffer, unseen by select()."""
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout, 0))
-        line = self.proc.stdout.readline() if ready else ""
-        if line:
-            self.lines.append(line)
+        deadline = time.monotonic() + max(timeout, 0)
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+            chunk = os.read(self.proc.stdout.fileno(), 65536) if ready else b""
+            if not chunk:
+                return ""
+            self._pending += chunk
+        raw, _, self._pending = self._pending.partition(b"\n")
+        line = raw.decode() + "\n"
+        self.lines.append(line)
         return line
 
     def finish(self, sig: int, timeout: float = 120) -> int:
         """Send `sig` and wait for the exit; the rest of stdout lands in `lines`."""
         self.proc.send_signal(sig)
         out, _ = self.proc.communicate(timeout=timeout)
-        self.lines += out.splitlines(keepends=True)
+        self.lines += (self._pending.decode() + out).splitlines(keepends=True)
         return self.proc.returncode
 
     def kill(self) -> None:

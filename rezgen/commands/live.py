@@ -19,10 +19,14 @@ from starlette.staticfiles import StaticFiles
 from rezgen.agent.client import AgentClient
 from rezgen.agent.poller import Poller
 from rezgen.dashboards import load_dashboards
+from rezgen.live import datadir
+from rezgen.live.datadir import HistorySettings, HistoryWriter, node_dir_name
+from rezgen.live.history import History
 from rezgen.live.ingest import Ingest
 from rezgen.live.record import LiveRecorder, recover
+from rezgen.live.refill import refill
 from rezgen.pages.templating import template_environment
-from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
+from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits, trim_heap
 from rezgen.remote.writer import RemoteWriteConfig
 from rezgen.resources import resource_dir
 from rezgen.server.api import api_routes
@@ -52,10 +56,35 @@ def _footer(agents: dict[str, AgentClient]) -> dict[str, Any]:
     return footer
 
 
+def _history(settings: HistorySettings | None, ingest: Ingest, urls: list[str], nodes: dict[str, str],
+             interval_ns: int, footer: Callable[[], dict[str, Any]], announce: Callable[[str], None]
+             ) -> HistoryWriter | None:
+    """The data dir: close what a killed run left open, refill the window from it, and its writer. A data dir
+    that cannot be used is said once; live mode then runs from memory (the page's status says so too)."""
+    if settings is None:
+        return None
+    root = settings.root
+    dirs = {url: node_dir_name(node_name(url)) for url in urls}
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        recovered = datadir.recover(root)
+        if recovered:
+            announce(f"recovered {recovered} rows of an interrupted segment in {root}")
+        rows = refill(ingest, root, dirs)
+        if rows:
+            trim_heap()  # the segments' decoded columns: gone, and handed back
+            announce(f"refilled the live window with {rows} rows from {root}")
+    except (OSError, ArrowException) as exc:
+        announce(f"rezgen: data dir {root}: {exc}; live data stays in memory only")
+    return HistoryWriter(root, interval_ns // 1_000_000, nodes, dirs, segment_ns=settings.segment_ns,
+                         keep_ns=settings.keep_ns, keep_bytes=settings.keep_bytes, footer=footer)
+
+
 def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: str = "127.0.0.1", port: int = 8000,
                dashboards: Path | None = None, templates: Path | None = None, record: Path | None = None,
                allowed_hosts: tuple[str, ...] = (), limits: QueryLimits = DEFAULT_LIMITS,
-               remote: RemoteWriteConfig | None = None, announce: Callable[[str], None] = print) -> None:
+               history: HistorySettings | None = None, remote: RemoteWriteConfig | None = None,
+               announce: Callable[[str], None] = print) -> None:
     sections = load_dashboards(dashboards)
     env = template_environment(templates)
     env.globals["served"] = False
@@ -73,13 +102,15 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
         if recovered:
             announce(f"recovered {recovered} rows of an interrupted recording into {record}; recording continues")
         recorder = LiveRecorder(record, interval_ns // 1_000_000, nodes, footer=lambda: _footer(agents))
-    source = LiveSource(ingest, sections, interval_ns, agents, nodes)
-    writer = remote.writer() if remote is not None and remote.urls else None
+    writer = _history(history, ingest, urls, nodes, interval_ns, lambda: _footer(agents), announce)
+    source = LiveSource(ingest, sections, interval_ns, agents, nodes,
+                        History(history.root, history.keep_ns, writer) if history is not None else None)
+    remote_writer = remote.writer() if remote is not None and remote.urls else None
 
     def status() -> dict[str, Any]:
         found = source.status()
-        if writer is not None:
-            found["remote_write"] = writer.status()
+        if remote_writer is not None:
+            found["remote_write"] = remote_writer.status()
         return found
 
     hub = Hub(ingest, interval_ns, status)
@@ -95,13 +126,17 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
                 if ingest.append(url, snapshot):
                     if recorder is not None:
                         recorder.add(url, snapshot)
-                    loop.call_soon_threadsafe(hub.notify)
                     if writer is not None:
-                        writer.add(node_name(url), snapshot)
+                        writer.add(url, snapshot)
+                    loop.call_soon_threadsafe(hub.notify)
+                    if remote_writer is not None:
+                        remote_writer.add(node_name(url), snapshot)
             agents[url] = AgentClient(url, interval_ns / 1e9, on_snapshot=on_snapshot,  # logs reachability
                                       offset_s=len(agents) / len(urls) * interval_ns / 1e9)  # polls spread out
         pollers.append(Poller(list(agents.values())))
         pollers[0].start()
+        if ingest.newest_ns is not None:  # refilled from the data dir: pages can show it before the first poll
+            hub.notify()
         pusher = asyncio.create_task(hub.run())
         try:
             yield
@@ -114,8 +149,10 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
         uvicorn skipped the lifespan's end (a second Ctrl-C)."""
         for poller in pollers:
             poller.stop()
-        if writer is not None:
-            writer.stop()
+        if remote_writer is not None:
+            remote_writer.stop()
+        if writer is not None and not writer.closed:
+            writer.close()
         if recorder is None or recorder.closed:
             return
         try:

@@ -186,6 +186,14 @@ class Ingest:
         self.store.add_series(series)
         return series
 
+    def histogram(self, agent: str, key: SeriesKey, unit: str | None, layout: Any) -> HistogramSeries | None:
+        """The agent's histogram series of `key` (as the agent names it), made if new: for writing rows in bulk
+        (`HistogramSeries.extend_cumulative`, rows the table already has), as the data dir's refill does."""
+        with self.lock:
+            entry = self._agents[agent]
+            series = entry.series.get(key) or self._create(entry, key, Kind.HISTOGRAM, unit, layout)
+            return series if isinstance(series, HistogramSeries) else None
+
     def _evict(self, cutoff_ns: int) -> None:
         # Looking for series that left the window costs a pass over all of them: do it now and then.
         sweep = self.seq % SWEEP_EVERY == 0

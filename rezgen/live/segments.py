@@ -61,9 +61,11 @@ def _key(field: pa.Field) -> FieldKey:
 
 
 class _Stream:
-    """One agent's segments, read a batch at a time; `stamps[pos:]` are the rows not yet merged."""
+    """One agent's segments, read a batch at a time; `stamps[pos:]` are the rows not yet merged (those within
+    [lo, hi] only)."""
 
-    def __init__(self, paths: list[Path]):
+    def __init__(self, paths: list[Path], lo: int = 0, hi: int = 2**63 - 1):
+        self._lo, self._hi = lo, hi
         self._batches = self._read(paths)
         self.batch: pa.RecordBatch | None = None
         self.columns: dict[FieldKey, int] = {}
@@ -81,9 +83,12 @@ class _Stream:
     def advance(self) -> bool:
         """Load the next non-empty batch; False when the stream is done."""
         for batch, columns in self._batches:
-            if batch.num_rows:
-                self.batch, self.columns, self.pos = batch, columns, 0
-                self.stamps = batch.column(0).to_numpy().astype(np.int64)
+            stamps = batch.column(0).to_numpy().astype(np.int64)
+            first = int(np.searchsorted(stamps, self._lo, side="left"))
+            last = int(np.searchsorted(stamps, self._hi, side="right"))
+            if last > first:
+                self.batch, self.columns, self.pos = batch.slice(first, last - first), columns, 0
+                self.stamps = stamps[first:last]
                 return True
         self.batch = None
         return False
@@ -142,13 +147,21 @@ def _column(field: pa.Field, key: FieldKey, stamps: np.ndarray,
 
 def merge(parts: Path, target: Path) -> int:
     """Write every segment under `parts` into `target` (atomically); returns its row count (0: nothing written)."""
-    schemas = {p: _readable(p) for segments in streams(parts).values() for p in segments}
-    found = {key: [p for p in segments if schemas[p] is not None] for key, segments in streams(parts).items()}
-    if not any(found.values()):
+    return merge_streams(list(streams(parts).values()), target)
+
+
+def merge_streams(sources: list[list[Path]], target: Path, lo: int = 0, hi: int = 2**63 - 1) -> int:
+    """Write the rows within [lo, hi] of every stream (a producer's segments in time order) into `target`
+    (atomically); returns its row count (0: nothing written)."""
+    schemas = {p: _readable(p) for segments in sources for p in segments}
+    found = [[p for p in segments if schemas[p] is not None] for segments in sources]
+    if not any(found):
         return 0
     schema = _schema([s for s in schemas.values() if s is not None])
     keys = [_key(f) for f in schema]
-    active = [s for s in (_Stream(segments) for segments in found.values() if segments) if s.batch is not None]
+    active = [s for s in (_Stream(segments, lo, hi) for segments in found if segments) if s.batch is not None]
+    if not active:
+        return 0
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     rows = 0
@@ -161,10 +174,17 @@ def merge(parts: Path, target: Path) -> int:
                 # end are known: merge those.
                 bound = min(int(s.stamps[-1]) for s in active)
                 pieces = [s.take(bound) for s in active]
-                stamps = np.unique(np.concatenate([times for times, _, _ in pieces]))
-                arrays = [pa.array(stamps.astype(np.uint64), type=pa.uint64())]
-                arrays += [_column(f, k, stamps, pieces) for f, k in zip(list(schema)[1:], keys[1:])]
-                pending.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                if len(pieces) == 1:  # one stream (one agent's segment): its rows, its columns, nulls for the rest
+                    stamps, batch, columns = pieces[0]
+                    arrays = [batch.column(columns[k]) if k in columns else pa.nulls(len(stamps), type=f.type)
+                              for f, k in zip(schema, keys)]
+                    pending.append(pa.RecordBatch.from_arrays(
+                        [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema))
+                else:
+                    stamps = np.unique(np.concatenate([times for times, _, _ in pieces]))
+                    arrays = [pa.array(stamps.astype(np.uint64), type=pa.uint64())]
+                    arrays += [_column(f, k, stamps, pieces) for f, k in zip(list(schema)[1:], keys[1:])]
+                    pending.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
                 size += pending[-1].nbytes
                 rows += len(stamps)
                 active = [s for s in active if s.pos < len(s.stamps) or s.advance()]

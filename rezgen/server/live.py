@@ -41,6 +41,7 @@ from rezgen.plotdata.plots import TimeRange, plot_data, waiting_plot
 from rezgen.plotdata.window import range_ns, trailing
 from rezgen.server.hub import Hub
 from rezgen.server.live_source import LiveSource
+from rezgen.store.store import Store
 
 UNREPORTED = "Not reported by this agent (one device: the aggregate chart shows it)"
 
@@ -59,7 +60,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         return site_context(title, bounds[0], bounds[1], [(s, len(ids)) for s, ids in nav()], source.hosts)
 
     def live_context() -> dict[str, Any]:
-        return live_config(source.interval_ns, source.ingest.retention_ns)
+        return live_config(source.interval_ns, source.reach_ns())
 
     def catalog() -> list[dict[str, Any]]:
         with source.lock:
@@ -72,8 +73,10 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         if entry is None or window is None:
             return JSONResponse({"error": "no such metric or no data yet"}, status_code=404)
         span, plot = window[0], catalog_plot(entry)
-        with source.lock:
-            data = plot_data(source.store, plot, span, host_scope(host, source.hosts))
+        store, lock = source.range_store(span.start_ns, span.end_ns, plot.metrics)
+        with lock:
+            data = plot_data(store, plot, span, host_scope(host, source.hosts))
+        source.release(store)
         return Response(data_script(f"{host}/metrics/{entry['name']}", metric_payload(entry["name"], plot, data, span)),
                         media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
@@ -104,16 +107,18 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             return JSONResponse({"error": "no such section or no data yet"}, status_code=404)
         span, length = window
         scope = host_scope(host, source.hosts)
-        with source.lock:
+        store, lock = source.range_store(span.start_ns, span.end_ns, {m for p in section.plots for m in p.metrics})
+        with lock:
             # A plot whose metrics exist but have no point in the range yet (the first seconds) is sent empty, so the
             # page keeps its place and fills it from the stream.
             # A per-device heatmap of an agent with one such device never gets data (the aggregate chart says it
             # all): it says so instead of waiting.
-            absent = absent_plots(section, source.store)
-            plots = {p.id: plot_data(source.store, p, span, scope)
-                     or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(source, p, span, scope) else {})}
+            absent = absent_plots(section, store)
+            plots = {p.id: plot_data(store, p, span, scope)
+                     or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(store, p, span, scope) else {})}
                      for p in section.plots if p.id not in absent}
-            cpus = cpu_count(source.store, span, scope)  # a chart's "Total" multiplies its mean by it
+            cpus = cpu_count(store, span, scope)  # a chart's "Total" multiplies its mean by it
+        source.release(store)
         # The page's live updates keep the series this load ranked, and rank again over the same window.
         hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,
@@ -178,18 +183,19 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     ]
 
 
-def _one_device(source: LiveSource, plot: Plot, span: TimeRange, scope: Scope) -> bool:
+def _one_device(store: Store, plot: Plot, span: TimeRange, scope: Scope) -> bool:
     """A heatmap whose query has one series: `plot_data` leaves it out, as the static site does. (A query with no
     point yet is not one: it may still get its devices.)"""
     if plot.kind != "heatmap":
         return False
-    line = plot_data(source.store, dataclasses.replace(plot, kind="line"), span, scope)
+    line = plot_data(store, dataclasses.replace(plot, kind="line"), span, scope)
     return line is not None and len(line["names"]) == 1
 
 
 def _window(source: LiveSource, hub: Hub, params: Any) -> tuple[TimeRange, int] | None:
     """The span to show, on the live grid: `from`/`to` (unix ms, `to` defaults to the newest step) or the last
-    `range` (e.g. 15m) of the data, clamped to what the window holds; and the length asked for (ns)."""
+    `range` (e.g. 15m) of the data, clamped to what the window and the data dir hold; and the length asked for
+    (ns)."""
     bounds = source.time_range()
     newest = hub.newest_step(bounds[1]) if bounds is not None else None
     if bounds is None or newest is None:
@@ -201,4 +207,4 @@ def _window(source: LiveSource, hub: Hub, params: Any) -> tuple[TimeRange, int] 
             length = end - int(params["from"]) * 1_000_000
     except ValueError:
         end, length = newest, range_ns(params.get("range"))
-    return trailing(end, length, bounds[0], hub.step_ns), length
+    return trailing(end, length, source.oldest_ns() or bounds[0], hub.step_ns), length

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rezgen.dashboards import Plot, Section
+from rezgen.live.history import History, HistoryStore
 from rezgen.live.ingest import Ingest
 from rezgen.pages.services import sections_for
+from rezgen.promql.limits import trim_heap
 from rezgen.store.store import Store
 
 
@@ -25,7 +27,7 @@ class Agent(Protocol):
 
 class LiveSource:
     def __init__(self, ingest: Ingest, sections: list[Section], interval_ns: int, agents: Mapping[str, Agent],
-                 nodes: dict[str, str]):
+                 nodes: dict[str, str], history: History | None = None):
         self.ingest = ingest
         self.dashboards = sections
         self._sections: tuple[tuple[tuple[str, int], ...], list[Section]] | None = None
@@ -33,6 +35,7 @@ class LiveSource:
         self.agents = agents
         self.nodes = nodes  # agent url → its `node` label (several agents only)
         self.hosts = sorted(nodes.values()) if nodes else []  # `agents` fills in once the server starts
+        self.history = history  # the data dir (None: --no-data-dir)
 
     @property
     def sections(self) -> list[Section]:
@@ -56,6 +59,33 @@ class LiveSource:
     def time_range(self) -> tuple[int, int] | None:
         with self.lock:
             return self.ingest.store.time_range()
+
+    def oldest_ns(self) -> int | None:
+        """The first sample a page can show: on disk, else in the window."""
+        bounds = self.time_range()
+        found = [t for t in (bounds[0] if bounds else None, self.history.oldest_ns() if self.history else None)
+                 if t is not None]
+        return min(found) if found else None
+
+    def reach_ns(self) -> int:
+        """How far back a page may ask: the window, or the data dir's retention."""
+        return max(self.ingest.retention_ns, self.history.keep_ns if self.history else 0)
+
+    def range_store(self, start_ns: int, end_ns: int, metrics: set[str] | None = None
+                    ) -> tuple[Store, threading.RLock]:
+        """The store (and its lock) that holds [start_ns, end_ns]: the window, or the data dir (its `metrics`)
+        when the range starts before the window does."""
+        bounds = self.time_range()
+        if self.history is None or (bounds is not None and start_ns >= bounds[0]):
+            return self.store, self.lock
+        store = self.history.store(start_ns, end_ns, self.interval_ns, metrics)
+        return (store, threading.RLock()) if store is not None else (self.store, self.lock)
+
+    @staticmethod
+    def release(store: Store) -> None:
+        """After a range read from disk: hand its memory back."""
+        if isinstance(store, HistoryStore):
+            trim_heap()
 
     def describe(self, metric: str) -> str | None:
         for agent in self.agents.values():
@@ -90,4 +120,5 @@ class LiveSource:
             })
         with self.lock:
             newest = self.ingest.newest_ns
-        return {"agents": agents, "seq": self.ingest.seq, "newest_ms": newest // 1_000_000 if newest else None}
+        return {"agents": agents, "seq": self.ingest.seq, "newest_ms": newest // 1_000_000 if newest else None,
+                "history": self.history.status() if self.history else None}

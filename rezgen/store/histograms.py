@@ -48,6 +48,10 @@ class HistogramColumn:
         for array in (self._index, self._count):
             array.reserve(entries)
 
+    def present(self) -> np.ndarray:
+        """Per kept row: whether it holds a sample."""
+        return self._present.view()
+
     def shrink(self) -> None:
         """Cut every array to what it keeps: for a column that is complete (a recording's), not a growing one."""
         for array in (self._present, self._reset, self._ends, self._index, self._count):

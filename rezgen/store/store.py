@@ -301,6 +301,15 @@ class HistogramSeries(Series):
             hist.append_absent(missing)
         hist.append_cumulative(counts)
 
+    def extend_cumulative(self, row: int, block: np.ndarray, present: np.ndarray) -> None:
+        """Rows from the absolute row `row` on, at once: `present` marks those with a sample, `block` holds their
+        cumulative counts (rows since the series was last written are absent)."""
+        hist = self._histogram()
+        missing = row - self.table.first_row - hist.rows
+        if missing > 0:
+            hist.append_absent(missing)
+        hist.extend_cumulative(block, present)
+
     def _drop_front(self, count: int) -> None:
         if self._hist is not None:
             self._hist.drop_front(count)

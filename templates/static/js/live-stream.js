@@ -119,6 +119,7 @@
     }
     showAgents();
     if (data.remote_write) showRemoteWrite(data.remote_write);
+    if (L.showHistory && 'history' in data) L.showHistory(data.history);
     L.showConnection();
     if (conn.handlers && conn.handlers.status) conn.handlers.status(data);
   }
