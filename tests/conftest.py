@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from shared import in_ci, shared_recording, unavailable
 
@@ -26,6 +28,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.outcome, report.longrepr = "failed", f"{item.nodeid} skipped without saying why"
     elif in_ci():
         report.outcome, report.longrepr = "failed", f"skipped in CI: {reason}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real headless Chromium (Debian's, driven by Playwright), one per test module."""
+    from browser import launched
+
+    with launched() as instance:
+        yield instance
+
+
+@pytest.fixture
+def tab(browser):
+    """`tab(site_dir)` → a `browser.Tab` on that static site, closed after the test."""
+    from browser import Tab
+
+    opened: list[Tab] = []
+
+    def make(site: Path, kind: type[Tab] = Tab) -> Tab:
+        opened.append(kind(browser, site))
+        return opened[-1]
+
+    yield make
+    for t in opened:
+        t.context.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import chromium, launched
 from processes import start, stop
 from rawparquet import RawRecording
 from shared import shared_recording
@@ -24,7 +23,7 @@ from siterecordings import _cgroups as add_cgroups
 from siterecordings import _cpu_usage as cpu_usage
 from test_live_page import LiveServer, wait_ready
 from test_replay import ReplayProcess
-from test_site import Tab, build, chart_option, eval_times, irate_at, payload
+from test_site import build, chart_option, eval_times, irate_at, payload
 
 from rezgen.pages.cgroups import SPLIT_FACTOR, cgroup_file
 
@@ -147,26 +146,6 @@ def test_cgroup_file_names_are_digests_of_hostile_names(tmp_path):
 
 
 # -- in a browser ----------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium()
-    with launched() as instance:
-        yield instance
-
-
-@pytest.fixture
-def tab(browser):
-    opened: list[Tab] = []
-
-    def make(site: Path) -> Tab:
-        opened.append(Tab(browser, site))
-        return opened[-1]
-
-    yield make
-    for t in opened:
-        t.context.close()
-
 
 def drawn(page, plot_id: str) -> dict:
     """The chart's option once it shows the current pick (a chart off screen is redrawn when it comes back)."""

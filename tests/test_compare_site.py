@@ -15,10 +15,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pytest
-from browser import launched
+from browser import Tab as SiteTab
 from shared import shared_recording
 from siterecordings import write_nodes, write_two_hosts
 
@@ -68,31 +67,8 @@ def sites(tmp_path_factory) -> dict[str, Path]:
             "demo": build(tmp / "demo", demo), "sample": build(tmp / "sample", f"base={base}", f"exp={exp}")}
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with launched() as instance:
-        yield instance
-
-
-class Tab:
-    def __init__(self, chromium, site: Path):
-        self.site = site.resolve()
-        self.context = chromium.new_context(viewport={"width": 1400, "height": 900})
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.context.route(lambda url: not url.startswith("file:"), lambda route: route.abort())
-        self.page = self.context.new_page()
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-        self.page.on("request", lambda r: self.requests.append(r.url))
-
-    def open(self, name: str, charts: bool = True):
-        page, _, query = name.partition("?")
-        self.page.goto((self.site / page).as_uri() + (f"?{query}" if query else ""))
-        if charts:
-            self.page.wait_for_function("() => window.REZGEN && REZGEN.state && REZGEN.state.charts.length > 0",
-                                        timeout=20000)
-        return self.page
+class Tab(SiteTab):
+    """A compare site's page, with the series of any chart."""
 
     def series(self, selector: str) -> list[dict]:
         """name, data and colour of each series of the chart in the element `selector` (scrolled into view)."""
@@ -103,27 +79,9 @@ class Tab:
         return self.page.evaluate("""s => echarts.getInstanceByDom(document.querySelector(s)).getOption().series
             .map(x => ({name: x.name, data: x.data, color: x.lineStyle && x.lineStyle.color}))""", selector)
 
-    def outside(self) -> list[str]:
-        out = []
-        for url in self.requests:
-            parts = urlparse(url)
-            path = Path(unquote(parts.path)).resolve() if parts.scheme == "file" else None
-            if path is None or not path.is_relative_to(self.site):
-                out.append(url)
-        return out
-
-
 @pytest.fixture
-def tab(chromium):
-    opened: list[Tab] = []
-
-    def open_site(site: Path) -> Tab:
-        opened.append(Tab(chromium, site))
-        return opened[-1]
-
-    yield open_site
-    for t in opened:
-        t.context.close()
+def tab(tab):
+    return lambda site: tab(site, Tab)
 
 
 def test_every_compare_page_opens_from_file_draws_every_chart_without_errors_or_outside_requests(sites, tab):

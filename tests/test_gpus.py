@@ -12,14 +12,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser import chromium, launched
+from browser import Tab
 from rawparquet import RawRecording
 from shared import shared_recording
 from siterecordings import Columns, timestamps, write_recording
 from test_cgroups import served
 from test_live_page import LiveServer, wait_ready
 from test_replay import ReplayProcess
-from test_site import Tab, build, eval_times, payload
+from test_site import build, eval_times, payload
 
 from rezgen.pages.gpus import gpu_file
 
@@ -90,13 +90,6 @@ def test_several_gpus_get_a_picker_with_their_models_and_a_file_per_gpu(gpu_site
 def test_one_gpu_gets_no_picker(tmp_path):
     site = build(shared_recording("sglang_gemma3.parquet"), tmp_path / "site")
     assert "gpus" not in payload(site, "_", "gpu") and not (site / "data" / "_" / "gpus").exists()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium()
-    with launched() as instance:
-        yield instance
 
 
 @pytest.mark.browser

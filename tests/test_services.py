@@ -17,12 +17,11 @@ import httpx
 import numpy as np
 import promql_parser as pp
 import pytest
-from browser import chromium, launched
 from rawparquet import RawRecording
 from shared import REPO_ROOT, shared_recording
 from siterecordings import H2, Columns, timestamps, write_recording
 from test_cgroups import served
-from test_site import Tab, build, chart_option, html, missing_titles, nav_sections, payload, rezgen
+from test_site import build, chart_option, html, missing_titles, nav_sections, payload, rezgen
 
 from rezgen.agent.pieces import Entry, Snapshot
 from rezgen.commands.query import query_recording
@@ -259,26 +258,6 @@ def test_the_overview_normalizes_host_metrics_by_each_service_throughput_kpi(c16
 
 
 # -- in a browser ----------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium()
-    with launched() as instance:
-        yield instance
-
-
-@pytest.fixture
-def tab(browser):
-    opened: list[Tab] = []
-
-    def make(site: Path) -> Tab:
-        opened.append(Tab(browser, site))
-        return opened[-1]
-
-    yield make
-    for t in opened:
-        t.context.close()
-
 
 def kpi_expression(plot: dict, quantile: float | None) -> str:
     if plot["kind"] == "percentiles":

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
-
+from rezgen.commands.serve import serve_site
 from rezgen.compare.inputs import Input, parse_inputs
 from rezgen.dashboards import load_dashboards
 from rezgen.promql.limits import DEFAULT_LIMITS, QueryLimits
 from rezgen.recording.reader import Recording, open_recording
-from rezgen.resources import resource_dir
-from rezgen.server.app import create_app
-from rezgen.server.guard import trusted_names
-from rezgen.server.listen import listen
-from rezgen.server.reload import Reloader
 from rezgen.server.source import RecordingSource
 from rezgen.site.build import hosts_of
 from rezgen.site.compare import CompareReport, build_compare_site
@@ -44,25 +35,11 @@ def serve_compare(arguments: tuple[str, ...], *, host: str = "127.0.0.1", port: 
     """As `serve_recording`, for a compare: pages reload when either recording, a dashboard or a template changes.
     The HTTP API answers from recording A."""
     a, b = parse_inputs(arguments)
-    workdir = Path(tempfile.mkdtemp(prefix="rezgen-serve-"))
-    site = workdir / "site"
-    current: list[RecordingSource] = []
 
-    def build() -> None:
+    def build(site: Path) -> RecordingSource:
         opened_a, opened_b = open_recording(a.path), open_recording(b.path)
         build_compare_site(a, b, opened_a, opened_b, site, dashboards=dashboards, templates=templates, served=True)
-        current[:] = [RecordingSource(opened_a, load_dashboards(dashboards), hosts_of(opened_a))]
+        return RecordingSource(opened_a, load_dashboards(dashboards), hosts_of(opened_a))
 
-    try:
-        build()
-        watched = [a.path, b.path, dashboards or resource_dir("dashboards"), templates or resource_dir("templates")]
-        app = create_app(site, Reloader(build, watched), lambda: current[0], trusted_names(host, allowed_hosts),
-                         limits)
-        listener = listen(host, port)
-        bound = listener.getsockname()[1]
-        announce(f"serving {a.alias} vs {b.alias} at http://{host}:{bound}/ (Ctrl+C to stop)")
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
-        with contextlib.suppress(KeyboardInterrupt):
-            server.run(sockets=[listener])
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    serve_site(build, [a.path, b.path], f"{a.alias} vs {b.alias}", host=host, port=port, dashboards=dashboards,
+               templates=templates, allowed_hosts=allowed_hosts, limits=limits, announce=announce)

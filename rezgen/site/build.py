@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import jinja2
 
@@ -130,11 +130,27 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
 
 def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
            output: Path, progress: Progress, warn: Progress, strict: bool) -> BuildReport:
+    return published(output, lambda work: _render(recording, sections, budget, env, work, progress), strict, warn)
+
+
+class Rendering(Protocol):
+    """What a rendered site reports: where it went, and a line per plot whose query failed."""
+
+    output: Path
+    failed: list[str]
+
+
+Rendered = TypeVar("Rendered", bound=Rendering)
+
+
+def published(output: Path, render: Callable[[Path], Rendered], strict: bool, warn: Progress) -> Rendered:
+    """Render a site into a temporary directory beside `output` and swap it in only when complete: a failure, an
+    interruption or (with `strict`) a failed plot leaves `output` as it was."""
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     work.chmod(0o755)  # mkdtemp's is 0700: the site is meant to be published (a web server reads it as another user)
     try:
-        report = _render(recording, sections, budget, env, work, progress)
+        report = render(work)
         if strict and report.failed:  # one line, as any failed build: the first failure and how many more
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
             raise BuildError(f"{report.failed[0]}{more}; strict build: {output} was left as it was")

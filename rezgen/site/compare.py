@@ -8,7 +8,6 @@ compare payloads (`compare.plots`), and the ranking is computed from those very 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from rezgen.plotdata.plots import TimeRange
 from rezgen.recording.reader import Recording, RecordingError
 from rezgen.resources import resource_dir
 from rezgen.site.budget import BuildCache, SeriesBudget
-from rezgen.site.build import BuildError, _swap, hosts_of
+from rezgen.site.build import hosts_of, published
 from rezgen.timeparse import ceil_ms
 
 Progress = Callable[[str], None]
@@ -133,23 +132,9 @@ def build_compare_site(a: Input, b: Input, recording_a: Recording, recording_b: 
         sections = load_dashboards(dashboards)
         env = template_environment(templates)
         env.globals["served"] = served
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-        work.chmod(0o755)
-        try:
-            report = _render(a, b, recording_a, recording_b, sections, env, work, progress or (lambda _: None))
-            if strict and report.failed:
-                more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
-                raise BuildError(f"{report.failed[0]}{more}; strict build: {output} was left as it was")
-            for line in report.failed:
-                (warn or (lambda _: None))(line)
-            _swap(work, output)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        report.output = output
-        return report
+        return published(Path(output), lambda work: _render(a, b, recording_a, recording_b, sections, env, work,
+                                                            progress or (lambda _: None)),
+                         strict, warn or (lambda _: None))
 
 
 def _render(a: Input, b: Input, recording_a: Recording, recording_b: Recording, sections: list[Section],
