@@ -151,15 +151,19 @@ def sample(output: str, duration: int, cpus: int, seed: int) -> None:
 
 
 @cli.command()
-@click.argument("recording", type=click.Path(dir_okay=False))
+@click.argument("recording", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="output", show_default=True, type=click.Path(file_okay=False),
               help="Directory of the site (replaced only when the build succeeds).")
+@click.option("--prometheus", metavar="URL", help="Build from a Prometheus-compatible TSDB instead of a recording.")
+@click.option("--start", callback=_converted(parse_time), help="--prometheus: range start (unix s or RFC 3339).")
+@click.option("--end", callback=_converted(parse_time), help="--prometheus: range end (unix s or RFC 3339).")
+@click.option("--systeminfo", type=click.Path(file_okay=False), help="--prometheus: folder of <node>.json files.")
 @click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
-def build(recording: str, output: str, dashboards: str | None, templates: str | None, quiet: bool,
-          strict: bool) -> None:
+def build(recording: str | None, output: str, prometheus: str | None, start: int | None, end: int | None,
+          systeminfo: str | None, dashboards: str | None, templates: str | None, quiet: bool, strict: bool) -> None:
     """Render RECORDING as a static site: one page per dashboard section, openable from disk."""
     from pathlib import Path
 
@@ -176,8 +180,24 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
     # SIGTERM ends a build as Ctrl-C does: the exception unwinds through the removal of the unfinished site (the
     # forked helper inherits this and leaves through its own exit path).
     signal.signal(signal.SIGTERM, _interrupt)
-    report = build_site(open_recording(recording), Path(output), dashboards=Path(dashboards) if dashboards else None,
-                        templates=Path(templates) if templates else None, progress=progress, warn=warn, strict=strict)
+    if bool(recording) == bool(prometheus):
+        _fail("give either a RECORDING or --prometheus URL (not both)", 2)
+    if prometheus:
+        from rezgen.commands.backend import build_from_backend
+
+        if start is None or end is None:
+            _fail("--prometheus needs --start and --end", 2)
+        assert start is not None and end is not None
+        report = build_from_backend(prometheus, start, end, Path(output),
+                                    systeminfo=Path(systeminfo) if systeminfo else None,
+                                    dashboards=Path(dashboards) if dashboards else None,
+                                    templates=Path(templates) if templates else None, progress=progress, warn=warn,
+                                    strict=strict)
+    else:
+        report = build_site(open_recording(recording or ""), Path(output),
+                            dashboards=Path(dashboards) if dashboards else None,
+                            templates=Path(templates) if templates else None, progress=progress, warn=warn,
+                            strict=strict)
     index = (report.output / "index.html").resolve()
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
     click.echo(f"open file://{index}")
@@ -193,6 +213,8 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 @click.option("--retention", default="1h", show_default=True, callback=_converted(parse_duration),
               help="Live: how much history to keep in memory.")
 @click.option("--record", type=click.Path(dir_okay=False), help="Live: also write what arrives to this .parquet file.")
+@click.option("--prometheus", metavar="URL", help="Serve a Prometheus-compatible TSDB's data (pages updated live).")
+@click.option("--systeminfo", type=click.Path(file_okay=False), help="--prometheus: folder of <node>.json files.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
@@ -205,15 +227,16 @@ def build(recording: str, output: str, dashboards: str | None, templates: str | 
 @click.option("--query-timeout", "timeout", default=f"{DEFAULT_TIMEOUT_S:g}s", show_default=True,
               callback=_converted(parse_duration), help="Give up (503) on a PromQL query running longer than this.")
 def serve(recording: str | None, agents: tuple[str, ...], interval: int, retention: int, record: str | None,
-          host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None, templates: str | None,
+          prometheus: str | None, systeminfo: str | None, host: str, port: int, allowed_hosts: tuple[str, ...],
+          dashboards: str | None, templates: str | None,
           max_samples: int, timeout: int) -> None:
     """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL."""
     from pathlib import Path
 
     from rezgen.commands.serve import serve_recording
 
-    if bool(recording) == bool(agents):
-        _fail("give either a RECORDING or --live URL (not both)", 2)
+    if [bool(recording), bool(agents), bool(prometheus)].count(True) != 1:
+        _fail("give one of a RECORDING, --live URL or --prometheus URL", 2)
     if record and not agents:
         _fail("--record needs --live", 2)
     if interval < 50_000_000:
@@ -223,7 +246,13 @@ def serve(recording: str | None, agents: tuple[str, ...], interval: int, retenti
     folders = {"dashboards": Path(dashboards) if dashboards else None,
                "templates": Path(templates) if templates else None}
     limits = QueryLimits(max_samples, timeout / 1e9)
-    if agents:
+    if prometheus:
+        from rezgen.commands.backend import serve_backend
+
+        serve_backend(prometheus, retention_ns=retention, host=host, port=port, timeout_s=timeout / 1e9,
+                      systeminfo=Path(systeminfo) if systeminfo else None, allowed_hosts=allowed_hosts,
+                      announce=click.echo, **folders)
+    elif agents:
         from rezgen.commands.live import serve_live
 
         serve_live(list(agents), interval_ns=interval, retention_ns=retention, host=host, port=port,

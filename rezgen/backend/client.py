@@ -78,6 +78,13 @@ class BackendClient:
         params = {"match[]": match} if match else {}
         return sorted(str(v) for v in self._get(f"/api/v1/label/{name}/values", params) or [])
 
+    def raw_times(self, selector: str, at_ns: int) -> np.ndarray:
+        """The sample times (ns) of the first series a range selector such as `up[2m]` finds at `at_ns`."""
+        data = self._get("/api/v1/query", {"query": selector, "time": _seconds(at_ns)})
+        if not isinstance(data, dict) or data.get("resultType") != "matrix" or not data["result"]:
+            return np.zeros(0, dtype=np.int64)
+        return np.array([round(float(t) * 1000) for t, _ in data["result"][0]["values"]], dtype=np.int64) * NS_PER_MS
+
     def instant(self, query: str, at_ns: int | None = None) -> list[tuple[dict[str, str], float]]:
         params: dict[str, Any] = {"query": query}
         if at_ns is not None:

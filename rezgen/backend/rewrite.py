@@ -105,3 +105,31 @@ def histogram_selector(query: str) -> pp.VectorSelector:
     if not isinstance(tree, pp.VectorSelector) or not tree.name or tree.offset is not None or tree.at is not None:
         raise PromQLError(f"{query}: over a TSDB a percentiles plot needs a plain histogram selector")
     return tree
+
+
+def rated_metrics(queries: list[str]) -> set[str]:
+    """Metrics the queries take a rate of: counters (a TSDB does not say which metrics are)."""
+    found: set[str] = set()
+
+    def walk(node: object, rated: bool) -> None:
+        if isinstance(node, pp.VectorSelector):
+            if rated and node.name:
+                found.add(node.name)
+            return
+        if isinstance(node, pp.MatrixSelector):
+            walk(node.vector_selector, rated)
+            return
+        inside = rated or (isinstance(node, pp.Call) and node.func.name in RATES)
+        for name in ("expr", "lhs", "rhs", "param"):
+            child = getattr(node, name, None)
+            if isinstance(child, pp.Expr):
+                walk(child, inside)
+        for child in getattr(node, "args", None) or []:
+            walk(child, inside)
+
+    for query in queries:
+        try:
+            walk(parse(query), False)
+        except PromQLError:
+            continue
+    return found

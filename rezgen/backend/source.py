@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import promql_parser as pp
 
-from rezgen.backend.client import MAX_POINTS, BackendClient
+from rezgen.backend.client import MAX_POINTS, BackendClient, BackendError
 from rezgen.backend.rewrite import (
     BUCKET_FUNCTIONS,
     HistogramForm,
@@ -73,8 +73,12 @@ class BackendSource:
             return self._names[1], self._names[2]
 
     def series_of(self, metric: str) -> list[Any]:
-        """Non-empty when the backend holds the metric (all `pages.model.absent_plots` asks)."""
-        plain, histograms = self.names()
+        """Non-empty when the backend holds the metric (all `pages.model.absent_plots` asks), or cannot say (the
+        chart then shows why)."""
+        try:
+            plain, histograms = self.names()
+        except BackendError:
+            return [metric]
         return [metric] if metric in plain or metric in histograms else []
 
     def hosts(self) -> list[str]:
@@ -87,13 +91,17 @@ class BackendSource:
             return self._hosts[1]
 
     def catalog_series(self, start_ns: int, end_ns: int) -> list[CatalogSeries]:
-        """Every series as the catalog lists it: histograms once per label set (not per bucket or quantile)."""
+        """Every series of one host (the first) as the catalog lists it: histograms once per label set (not per
+        bucket or quantile). One host's: a fleet's series are the same metrics many times over, more than a
+        backend lists at once."""
         _, histograms = self.names()
+        hosts = self.hosts()
+        match = f'{{__name__!~".+_bucket",node={quoted(hosts[0])}}}' if hosts else '{__name__!~".+_bucket"}'
         found: dict[SeriesKey, CatalogSeries] = {}
-        for labels in self.client.series('{__name__!=""}', start_ns, end_ns):
+        for labels in self.client.series(match, start_ns, end_ns):
             name = labels.pop("__name__", "")
             base = name.removesuffix("_bucket").removesuffix("_count")
-            if base in histograms and (name != base or "quantile" in labels):
+            if base in histograms and (name != base or "quantile" in labels):  # `_count` or a quantile gauge
                 labels.pop("le", None)
                 labels.pop("quantile", None)
                 kind, name = Kind.HISTOGRAM, base
@@ -103,13 +111,15 @@ class BackendSource:
             found.setdefault(key, CatalogSeries(SeriesMeta(key, kind)))
         return [found[key] for key in sorted(found, key=lambda k: (k.metric, k.labels))]
 
-    def time_range(self, lookback_ns: int) -> tuple[int, int] | None:
-        """First and last sample time within `lookback_ns` of now, from the newest `timestamp()` of any series."""
-        now = time.time_ns()
-        newest = self.client.instant("max(timestamp({__name__!=\"\"}))", now)
-        if not newest:
+    def newest_sample(self) -> int | None:
+        """The time (ns) of the newest sample of a metric every host has (cpu_cores when there is one)."""
+        plain, histograms = self.names()
+        names = sorted(plain) or sorted(f"{h}_count" for h in histograms)
+        if not names:
             return None
-        return max(0, now - lookback_ns), int(newest[0][1] * 1e9)
+        name = "cpu_cores" if "cpu_cores" in plain else names[0]
+        newest = self.client.instant(f"max(timestamp({name}))")
+        return int(newest[0][1] * 1000) * 1_000_000 if newest else None
 
     # ---- plot data (plotdata.evaluation.PlotSource) -----------------------------------------------------------
 

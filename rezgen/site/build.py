@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from rezgen.backend.dataset import BackendData
 from rezgen.dashboards import Plot, Section, load_dashboards
 from rezgen.errors import RezgenError
 from rezgen.gcpause import paused_gc
@@ -44,10 +45,11 @@ from rezgen.promql.values import PromQLError
 from rezgen.recording.footer import Footer
 from rezgen.recording.reader import Recording, RecordingError
 from rezgen.resources import resource_dir
-from rezgen.site.budget import BuildCache, SeriesBudget
+from rezgen.site.budget import BuildCache, SeriesBudget, Unbudgeted
 from rezgen.timeparse import ceil_ms
 
 Progress = Callable[[str], None]
+Data = Recording | BackendData  # a recording, or a TSDB's data over a time range (`build --prometheus`)
 
 
 class BuildError(RezgenError):
@@ -63,8 +65,10 @@ class BuildReport:
     failed: list[str] = field(default_factory=list)  # one line per plot whose query failed
 
 
-def hosts_of(recording: Recording) -> list[str]:
+def hosts_of(recording: Data) -> list[str]:
     """Hosts to choose between: the `node` values of a recording that combines several agents."""
+    if isinstance(recording, BackendData):
+        return recording.store.hosts()
     nodes = {s.key.label("node") for s in recording.store} - {None}
     return sorted(n for n in nodes if n) if len(nodes) > 1 else []
 
@@ -105,7 +109,7 @@ def systems_by_host(footer: Footer, hosts: list[str]) -> list[dict[str, Any]]:
     return views
 
 
-def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
+def build_site(recording: Data, output: Path, *, dashboards: Path | None = None,
                templates: Path | None = None, progress: Progress | None = None, served: bool = False,
                warn: Progress | None = None, strict: bool = False) -> BuildReport:
     """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`.
@@ -116,14 +120,14 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
         sections = load_dashboards(dashboards)
-        budget = SeriesBudget(recording)
+        budget = SeriesBudget(recording) if isinstance(recording, Recording) else Unbudgeted()
         env = template_environment(templates)
         env.globals["served"] = served
         return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None),
                       warn or (lambda _: None), strict)
 
 
-def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
+def _build(recording: Data, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
            output: Path, progress: Progress, warn: Progress, strict: bool) -> BuildReport:
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
@@ -154,7 +158,7 @@ def _swap(work: Path, output: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _render(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
+def _render(recording: Data, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
             work: Path, progress: Progress) -> BuildReport:
     report = BuildReport(work)
     start, end = recording.time_range
@@ -217,7 +221,7 @@ def _named_metrics(section: Section, metrics: Collection[str]) -> list[str]:
 class _Pages:
     """A build's HTML pages, written once every section's template context is known."""
 
-    def __init__(self, env: jinja2.Environment, work: Path, recording: Recording, sections: list[Section],
+    def __init__(self, env: jinja2.Environment, work: Path, recording: Data, sections: list[Section],
                  metrics: list[dict[str, Any]], events: list[dict[str, Any]], hosts: list[str]):
         self._env, self._work, self._recording, self._sections = env, work, recording, sections
         self._metrics, self._events, self._hosts = metrics, events, hosts
@@ -256,7 +260,7 @@ def _plot_count(context: dict[str, Any]) -> int:
 class _Build:
     """What the data files of a build are computed from, and where they go."""
 
-    recording: Recording
+    recording: Data
     work: Path
     hosts: list[str]
     span: TimeRange
@@ -316,7 +320,7 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
     return {**context, "failed": list(failed.values())}
 
 
-def _events(recording: Recording) -> list[dict[str, Any]]:
+def _events(recording: Data) -> list[dict[str, Any]]:
     out = []
     for event in recording.footer.events:
         try:
