@@ -63,19 +63,22 @@ def renamed(selector: pp.VectorSelector, suffix: str, extra: str = "") -> str:
 
 @dataclass
 class HistogramForm:
-    """`FUNC(sum(RATE(H{...}[r])))`: the one shape of histogram query the dashboards use."""
+    """`FUNC(sum [by (labels)] (RATE(H{...}[r])))`: the shape of histogram query the dashboards (`sum`) and the
+    fleet page (`sum by (node)`) use."""
 
     function: str
     args: list[pp.Expr]  # the function's other arguments (a quantile, fraction bounds)
     rate: str
     selector: pp.VectorSelector
     range_text: str
+    by: list[str]
 
     def count_query(self) -> str:
-        return f"sum({self.rate}({renamed(self.selector, '_count')}[{self.range_text}]))"
+        return f"sum by ({', '.join(self.by)}) ({self.rate}({renamed(self.selector, '_count')}[{self.range_text}]))"
 
     def buckets_query(self) -> str:
-        return f"sum by (le) ({self.rate}({renamed(self.selector, '_bucket')}[{self.range_text}]))"
+        by = ", ".join([*self.by, "le"])
+        return f"sum by ({by}) ({self.rate}({renamed(self.selector, '_bucket')}[{self.range_text}]))"
 
 
 def histogram_names(tree: pp.Expr, histograms: set[str]) -> list[str]:
@@ -86,8 +89,11 @@ def histogram_form(tree: pp.Expr) -> HistogramForm | None:
     if not isinstance(tree, pp.Call) or not tree.func.name.startswith("histogram_"):
         return None
     inner = tree.args[-1]
-    if not (isinstance(inner, pp.AggregateExpr) and str(inner.op) == "sum" and inner.modifier is None
+    if not (isinstance(inner, pp.AggregateExpr) and str(inner.op) == "sum"
             and isinstance(inner.expr, pp.Call) and inner.expr.func.name in RATES):
+        return None
+    modifier = inner.modifier
+    if modifier is not None and (str(modifier.type) != "AggModifierType.By" or "le" in modifier.labels):
         return None
     matrix = inner.expr.args[0]
     if not isinstance(matrix, pp.MatrixSelector):
@@ -96,7 +102,8 @@ def histogram_form(tree: pp.Expr) -> HistogramForm | None:
     if selector.offset is not None or selector.at is not None:
         return None
     range_text = str(matrix)[str(matrix).rindex("[") + 1 : -1]
-    return HistogramForm(tree.func.name, list(tree.args[:-1]), inner.expr.func.name, selector, range_text)
+    return HistogramForm(tree.func.name, list(tree.args[:-1]), inner.expr.func.name, selector, range_text,
+                         list(modifier.labels) if modifier is not None else [])
 
 
 def histogram_selector(query: str) -> pp.VectorSelector:

@@ -150,10 +150,10 @@ class BackendSource:
     def bucket_rates(self, query: str, span: Any, scope: Scope, cache: EvalCache | None = None
                      ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, Layout]]:
         selector = histogram_selector(query)
-        rates, layout, buckets = self._buckets(f"sum by (le) (irate({renamed(selector, '_bucket')}[5m]))", span,
-                                               scope)
-        if layout is None:
+        found = self._buckets(f"sum by (le) (irate({renamed(selector, '_bucket')}[5m]))", span, scope)
+        if not found:
             return
+        _, rates, layout, buckets = found[0]
         for first in range(0, len(span.times), MAX_POINTS):
             chunk = rates[first : first + MAX_POINTS]
             used = np.flatnonzero(chunk.any(axis=0))
@@ -193,39 +193,39 @@ class BackendSource:
         return out
 
     def _buckets(self, query: str, span: Any, scope: Scope
-                 ) -> tuple[np.ndarray, Layout | None, np.ndarray]:
-        """(steps, buckets) per-bucket rates from the cumulative `le` rates of `query`, the Rezolus layout the
-        bounds belong to, and each column's bucket index in it."""
-        found = self.client.query_range(scoped(query, scope), span.start_ns, span.end_ns, span.step_ns)
-        bounds = []
-        for labels, index, values in found:
+                 ) -> list[tuple[dict[str, str], np.ndarray, Layout, np.ndarray]]:
+        """Per group of series that differ only in `le`: its labels, (steps, buckets) per-bucket rates from the
+        cumulative `le` rates of `query`, the Rezolus layout the bounds belong to, and each column's bucket index
+        in it."""
+        groups: dict[tuple[tuple[str, str], ...], list[tuple[float, np.ndarray, np.ndarray]]] = {}
+        for labels, index, values in self.client.query_range(scoped(query, scope), span.start_ns, span.end_ns,
+                                                             span.step_ns):
             try:
-                le = float(labels.get("le", ""))
+                le = float(labels.pop("le", ""))
             except ValueError:
                 continue
             if np.isfinite(le):
-                bounds.append((le, index, values))
-        if not bounds:
-            return np.zeros((len(span.times), 0)), None, np.zeros(0, dtype=np.int64)
-        bounds.sort(key=lambda b: b[0])
-        edges = np.array([b[0] for b in bounds])
-        layout = _layout_of(edges)
-        cumulative = np.full((len(span.times), len(bounds)), np.nan)
-        for column, (_, index, values) in enumerate(bounds):
-            cumulative[index, column] = values
-        cumulative = np.nan_to_num(cumulative)
-        rates = np.maximum(np.diff(cumulative, axis=1, prepend=0.0), 0.0)
-        return rates, layout, np.searchsorted(layout.highs, edges)
+                groups.setdefault(tuple(sorted(labels.items())), []).append((le, index, values))
+        out = []
+        for key, bounds in sorted(groups.items()):
+            bounds.sort(key=lambda b: b[0])
+            edges = np.array([b[0] for b in bounds])
+            layout = _layout_of(edges)
+            cumulative = np.zeros((len(span.times), len(bounds)))
+            for column, (_, index, values) in enumerate(bounds):
+                cumulative[index, column] = np.nan_to_num(values)
+            rates = np.maximum(np.diff(cumulative, axis=1, prepend=0.0), 0.0)
+            out.append((dict(key), rates, layout, np.searchsorted(layout.highs, edges)))
+        return out
 
     def _bucket_function(self, form: HistogramForm, span: Any, scope: Scope, steps: int) -> Vector:
-        rates, layout, buckets = self._buckets(form.buckets_query(), span, scope)
-        if layout is None:
-            return Vector()
-        dense = np.zeros((steps, layout.buckets))
-        dense[:, buckets] = rates
-        histogram = Sample((), dense, np.asarray(dense.any(axis=1)), layout)
+        histograms = Vector()
+        for labels, rates, layout, buckets in self._buckets(form.buckets_query(), span, scope):
+            dense = np.zeros((steps, layout.buckets))
+            dense[:, buckets] = rates
+            histograms.series.append(Sample(make_labels(labels), dense, np.asarray(dense.any(axis=1)), layout))
         args: list[Value] = [Scalar(np.full(steps, _number(arg))) for arg in form.args]
-        return histogram_function(form.function, [*args, Vector([histogram])], steps)
+        return histogram_function(form.function, [*args, histograms], steps)
 
 
 def _number(arg: pp.Expr) -> float:

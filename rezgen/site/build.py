@@ -46,6 +46,7 @@ from rezgen.recording.footer import Footer
 from rezgen.recording.reader import Recording, RecordingError
 from rezgen.resources import resource_dir
 from rezgen.site.budget import BuildCache, SeriesBudget, Unbudgeted
+from rezgen.site.fleet import fleet_data, write_fleet
 from rezgen.timeparse import ceil_ms
 
 Progress = Callable[[str], None]
@@ -181,6 +182,8 @@ def _render(recording: Data, sections: list[Section], budget: SeriesBudget, env:
     charted: dict[str, list[str]] = {}  # metric -> its warning lines
     build.copy_static()
     try:
+        if len(hosts) > 1:  # first: what it decodes is released with the metric browser's charts
+            pages.fleet = fleet_data(recording)
         contexts = []
         for index, section in enumerate(sections):
             progress(f"[{index + 1}/{len(sections)}] {section.title}: {len(section.plots)} plots")
@@ -221,6 +224,8 @@ def _named_metrics(section: Section, metrics: Collection[str]) -> list[str]:
 class _Pages:
     """A build's HTML pages, written once every section's template context is known."""
 
+    fleet: dict[str, Any] | None = None  # the Fleet page's data, with several hosts
+
     def __init__(self, env: jinja2.Environment, work: Path, recording: Data, sections: list[Section],
                  metrics: list[dict[str, Any]], events: list[dict[str, Any]], hosts: list[str]):
         self._env, self._work, self._recording, self._sections = env, work, recording, sections
@@ -245,6 +250,8 @@ class _Pages:
                     systems=systems_by_host(self._recording.footer, [h for h in self._hosts if h != SINGLE_HOST]),
                     page=other_page("system"))
         names += ["metrics.html", "system.html"]
+        if self.fleet is not None:
+            names.append(write_fleet(self._env, self._work, site, self.fleet, self._events))
         if not built:
             # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
             shutil.copyfile(self._work / "metrics.html", self._work / "index.html")
