@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from prometheus_oracle import free_port
+from shared import unavailable
 
 from rezgen.recording.reader import Recording
 from rezgen.store.histogram import quantiles
 from rezgen.store.store import HistogramSeries
-from tests.prometheus_oracle import free_port
 
 QUANTILES = (0.5, 0.9, 0.99, 0.999, 0.9999)
 
@@ -53,7 +54,9 @@ class VictoriaMetrics:
 
     def start(self) -> None:
         exe = binary()
-        assert exe is not None, "victoria-metrics is not installed"
+        if exe is None:
+            unavailable("victoria-metrics is not installed (apt-get install victoria-metrics)")
+            return
         self.process = subprocess.Popen(
             [exe, f"-storageDataPath={self.data_dir}", f"-httpListenAddr=127.0.0.1:{self.port}",
              "-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=ERROR"],

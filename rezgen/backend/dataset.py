@@ -17,6 +17,7 @@ from rezgen.errors import RezgenError
 from rezgen.recording.footer import Footer, SourceInfo
 
 DEFAULT_INTERVAL_NS = 1_000_000_000
+MIN_INTERVAL_NS = 50_000_000  # the shortest interval Rezolus samples at (and `serve --live` polls)
 
 
 class BackendStore(BackendSource):
@@ -56,10 +57,11 @@ def sampling_interval(source: BackendSource, at_ns: int) -> int:
     names = sorted(plain) or sorted(f"{h}_count" for h in histograms)
     if not names:
         return DEFAULT_INTERVAL_NS
-    times = source.client.raw_times(f"{names[0]}[2m]", at_ns)
+    name = "cpu_cores" if "cpu_cores" in plain else names[0]
+    times = source.client.raw_times(f"{name}[2m]", at_ns)
     if len(times) < 2:
         return DEFAULT_INTERVAL_NS
-    return max(1_000_000, int(np.median(np.diff(times))) // 1_000_000 * 1_000_000)
+    return max(MIN_INTERVAL_NS, int(np.median(np.diff(times))) // 1_000_000 * 1_000_000)
 
 
 def systeminfo_footer(folder: Path | None) -> Footer:

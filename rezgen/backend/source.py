@@ -111,15 +111,19 @@ class BackendSource:
             found.setdefault(key, CatalogSeries(SeriesMeta(key, kind)))
         return [found[key] for key in sorted(found, key=lambda k: (k.metric, k.labels))]
 
-    def newest_sample(self) -> int | None:
-        """The time (ns) of the newest sample of a metric every host has (cpu_cores when there is one)."""
+    def newest_sample(self, within_ns: int) -> int | None:
+        """The time (ns) of the newest sample of a metric every host has (cpu_cores when there is one) within
+        `within_ns` before now: the newest `timestamp()` on a grid of steps whose lookback covers that span."""
         plain, histograms = self.names()
         names = sorted(plain) or sorted(f"{h}_count" for h in histograms)
         if not names:
             return None
         name = "cpu_cores" if "cpu_cores" in plain else names[0]
-        newest = self.client.instant(f"max(timestamp({name}))")
-        return int(newest[0][1] * 1000) * 1_000_000 if newest else None
+        now = time.time_ns() // 1_000_000 * 1_000_000
+        step = max(60_000_000_000, within_ns // 1000 // 1_000_000_000 * 1_000_000_000)
+        found = self.client.query_range(f"max(timestamp({name}))", now - within_ns, now, step)
+        newest = max((float(np.nanmax(values)) for _, _, values in found if len(values)), default=None)
+        return None if newest is None else int(newest * 1000) * 1_000_000
 
     # ---- plot data (plotdata.evaluation.PlotSource) -----------------------------------------------------------
 
@@ -163,7 +167,7 @@ class BackendSource:
                         ) -> Iterator[tuple[int, np.ndarray, np.ndarray]] | None:
         selector = histogram_selector(query)
         wanted = [repr(float(q)).removesuffix(".0") if q >= 1 else repr(float(q)) for q in quantiles]
-        pattern = "|".join(w.replace(".", "\\\\.") for w in wanted)
+        pattern = "|".join(w.replace(".", "\\.") for w in wanted)
         found = self.client.query_range(scoped(renamed(selector, "", f"quantile=~{quoted(pattern)}"), scope),
                                         span.start_ns, span.end_ns, span.step_ns)
         by_quantile: dict[str, list[Any]] = {}
@@ -200,6 +204,7 @@ class BackendSource:
         groups: dict[tuple[tuple[str, str], ...], list[tuple[float, np.ndarray, np.ndarray]]] = {}
         for labels, index, values in self.client.query_range(scoped(query, scope), span.start_ns, span.end_ns,
                                                              span.step_ns):
+            labels = dict(labels)  # answers are shared (see `client.query_range`): never change them
             try:
                 le = float(labels.pop("le", ""))
             except ValueError:

@@ -35,6 +35,9 @@ from rezgen.site.build import BuildReport, Progress, build_site
 BACKEND_API = {"/api/metrics", "/api/dashboard", "/api/dashboard/{section}", "/api/plot/{section}/{id}"}
 
 
+POLL_SECONDS = 1.0  # how often the backend is asked for new points (at most): the pages' fastest refresh
+
+
 class BackendEmpty(RezgenError):
     """The backend holds no data to show."""
 
@@ -65,9 +68,9 @@ def serve_backend(url: str, *, retention_ns: int, host: str = "127.0.0.1", port:
     client = BackendClient(url, timeout_s)
     check(client)
     store = BackendStore(client, 1_000_000_000, counters_of(sections), (0, 0))
-    newest = store.newest_sample()
+    newest = store.newest_sample(retention_ns)
     if newest is None:
-        raise BackendEmpty(f"the backend {url} holds no Rezolus metrics")
+        raise BackendEmpty(f"the backend {url} holds no Rezolus metrics newer than --retention")
     store.interval_ns = sampling_interval(store, newest)
     window = BackendWindow(store, retention_ns)
     window.advance(newest)
@@ -82,7 +85,7 @@ def serve_backend(url: str, *, retention_ns: int, host: str = "127.0.0.1", port:
         stop = threading.Event()
         hub.notify()
         poller = threading.Thread(target=source.run, name="rezgen-backend-poll", daemon=True,
-                                  args=(store.interval_ns / 1e9, stop, lambda: loop.call_soon_threadsafe(hub.notify)))
+                                  args=(max(POLL_SECONDS, store.interval_ns / 1e9), stop, lambda: loop.call_soon_threadsafe(hub.notify)))
         poller.start()
         pusher = asyncio.create_task(hub.run())
         try:

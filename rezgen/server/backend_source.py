@@ -88,7 +88,7 @@ class BackendLiveSource:
     def poll(self) -> bool:
         """Ask for the newest sample; True when the window moved."""
         try:
-            newest = self.store.newest_sample()
+            newest = self.store.newest_sample(self.ingest.retention_ns)
         except BackendError as exc:
             if self.error is None:
                 log.warning("%s", exc)
