@@ -84,8 +84,9 @@ def serve_backend(url: str, *, retention_ns: int, host: str = "127.0.0.1", port:
         loop = asyncio.get_running_loop()
         stop = threading.Event()
         hub.notify()
+        every = max(POLL_SECONDS, store.interval_ns / 1e9)
         poller = threading.Thread(target=source.run, name="rezgen-backend-poll", daemon=True,
-                                  args=(max(POLL_SECONDS, store.interval_ns / 1e9), stop, lambda: loop.call_soon_threadsafe(hub.notify)))
+                                  args=(every, stop, lambda: loop.call_soon_threadsafe(hub.notify)))
         poller.start()
         pusher = asyncio.create_task(hub.run())
         try:
