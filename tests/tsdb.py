@@ -23,7 +23,7 @@ from prometheus_oracle import free_port
 from shared import unavailable
 
 from rezgen.recording.reader import Recording
-from rezgen.store.histogram import quantiles
+from rezgen.store.histogram import Layout, quantiles
 from rezgen.store.store import HistogramSeries
 
 QUANTILES = (0.5, 0.9, 0.99, 0.999, 0.9999)
@@ -110,9 +110,10 @@ def _line(name: str, labels: dict[str, str], times_ns: np.ndarray, values: np.nd
 
 
 def recording_lines(recording: Recording, node: str, *, shift_ns: int = 0, scale: float = 1.0,
-                    metrics: set[str] | None = None) -> Iterator[dict]:
+                    metrics: set[str] | None = None, grouping_power: int | None = None) -> Iterator[dict]:
     """The recording's series as import lines for host `node` (times moved by `shift_ns`; counters and gauges
-    multiplied by `scale`, to make hosts that differ), optionally only the `metrics` named."""
+    multiplied by `scale`, to make hosts that differ), optionally only the `metrics` named, and buckets
+    downsampled to `grouping_power` (as remote write's `--histogram-grouping-power`; None: as recorded)."""
     spans: dict[str, tuple[int, int]] = {}  # a histogram metric's used buckets, over all its series
     for series in recording.store:
         if isinstance(series, HistogramSeries) and (metrics is None or series.key.metric in metrics):
@@ -126,7 +127,7 @@ def recording_lines(recording: Recording, node: str, *, shift_ns: int = 0, scale
             continue
         labels = {k: v for k, v in series.key.labels if k != "node"} | {"node": node}
         if isinstance(series, HistogramSeries):
-            yield from _histogram_lines(series, name, labels, shift_ns, spans.get(name))
+            yield from _histogram_lines(series, name, labels, shift_ns, spans.get(name), grouping_power)
             continue
         times, values = series.points()
         if len(times):
@@ -140,7 +141,7 @@ def _counts(series: HistogramSeries) -> np.ndarray:
 
 
 def _histogram_lines(series: HistogramSeries, name: str, labels: dict[str, str], shift_ns: int,
-                     used: tuple[int, int] | None) -> Iterator[dict]:
+                     used: tuple[int, int] | None, grouping_power: int | None) -> Iterator[dict]:
     times = series.window().times + shift_ns
     if len(times) == 0:
         return
@@ -148,7 +149,15 @@ def _histogram_lines(series: HistogramSeries, name: str, labels: dict[str, str],
     highs = series.layout.highs
     if used is not None:
         running = np.cumsum(counts, axis=1)
-        for bucket in range(used[0], used[1] + 1):
+        # A coarser layout's upper edges are edges of the finer one: its cumulative counts are the finer ones'
+        # at those edges (up to the first coarse edge at or above the used range).
+        kept = range(used[0], used[1] + 1)
+        if grouping_power is not None and grouping_power < series.layout.grouping_power:
+            coarse = Layout(grouping_power, series.layout.max_value_power).highs
+            top = coarse[np.searchsorted(coarse, highs[used[1]])]
+            edges = set(coarse.tolist())
+            kept = [b for b in range(used[0], int(np.searchsorted(highs, top)) + 1) if highs[b] in edges]
+        for bucket in kept:
             yield _line(f"{name}_bucket", labels | {"le": _le(highs[bucket])}, times, running[:, bucket])
     total = counts.sum(axis=1)
     yield _line(f"{name}_bucket", labels | {"le": "+Inf"}, times, total)
