@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ class BackendSource:
     """`url`'s data over `interval_ns` steps; `counters` are the metrics known to be counters (a TSDB does not say
     which are)."""
 
-    def __init__(self, client: BackendClient, interval_ns: int, counters: set[str] = frozenset()):  # type: ignore[assignment]
+    def __init__(self, client: BackendClient, interval_ns: int, counters: Collection[str] = ()):
         self.client = client
         self.interval_ns = interval_ns
         self.counters = set(counters)

@@ -23,8 +23,7 @@ from rezgen.promql.values import PromQLError
 from rezgen.store.store import Store
 
 COLUMNS = 240  # heatmap columns (at most): a column is a whole number of sampling intervals
-FLEET_KEY = "fleet"
-FLEET_DATA = "fleet/data.js"  # beside data/, whose folders are the hosts
+FLEET_DATA = "fleet/{kpi}.js"  # a KPI's data script, beside data/ (whose folders are the hosts)
 
 
 @dataclass(frozen=True)
@@ -81,30 +80,31 @@ def summary(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return current, average
 
 
-def fleet_payload(data: Store | PlotSource, start_ns: int, end_ns: int, interval_ns: int) -> dict[str, Any]:
-    """Every KPI's heatmap (hosts sorted by their average, highest first) and the table's values per host."""
+def kpi_payload(data: Store | PlotSource, kpi: Kpi, start_ns: int, end_ns: int, interval_ns: int) -> dict[str, Any]:
+    """One KPI's heatmap (hosts sorted by their average, highest first) and each host's current and average value
+    for the table; `error` instead when the data cannot give it (a metric missing, the backend down). Each KPI is
+    a data script of its own, so the first chart shows while the others (histogram percentiles cost a TSDB the
+    most) are still being computed."""
     span = fleet_span(start_ns, end_ns, interval_ns)
-    kpis: list[dict[str, Any]] = []
-    table: dict[str, dict[str, list[float | None]]] = {}
-    for kpi in KPIS:
-        try:
-            hosts, matrix = kpi_rows(data, kpi, span)
-        except PromQLError as exc:  # a KPI the data cannot give (a metric missing, the backend down) says why
-            kpis.append({"id": kpi.id, "title": kpi.title, "unit": kpi.unit, "query": kpi.query, "error": str(exc)})
-            continue
-        current, average = summary(matrix)
-        order = sorted(range(len(hosts)), key=lambda i: (math.isnan(average[i]), -np.nan_to_num(average[i]),
-                                                         hosts[i]))
-        kpis.append({"id": kpi.id, "title": kpi.title, "unit": kpi.unit, "query": kpi.query,
-                     "hosts": [hosts[i] for i in order], "values": [json_values(matrix[i]) for i in order]})
-        for i, host in enumerate(hosts):
-            table.setdefault(host, {})[kpi.id] = json_values(np.array([current[i], average[i]]))
-    return {"range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
-                      "step": span.step_ns // 1_000_000},
-            "t": (span.times // 1_000_000).tolist(), "kpis": kpis,
-            "hosts": [{"host": host, **values} for host, values in sorted(table.items())]}
+    out: dict[str, Any] = {"id": kpi.id, "title": kpi.title, "unit": kpi.unit, "query": kpi.query,
+                           "range": {"start": span.start_ns // 1_000_000, "end": span.end_ns // 1_000_000,
+                                     "step": span.step_ns // 1_000_000},
+                           "t": (span.times // 1_000_000).tolist()}
+    try:
+        hosts, matrix = kpi_rows(data, kpi, span)
+    except PromQLError as exc:
+        return {**out, "error": str(exc)}
+    current, average = summary(matrix)
+    order = sorted(range(len(hosts)), key=lambda i: (math.isnan(average[i]), -np.nan_to_num(average[i]), hosts[i]))
+    return {**out, "hosts": [hosts[i] for i in order], "values": [json_values(matrix[i]) for i in order],
+            "table": {host: json_values(np.array([current[i], average[i]])) for i, host in enumerate(hosts)}}
+
+
+def kpi_by_id(kpi_id: str) -> Kpi | None:
+    return next((kpi for kpi in KPIS if kpi.id == kpi_id), None)
 
 
 def fleet_page() -> dict[str, Any]:
-    """The template's `page` of the Fleet page."""
-    return {"route": "fleet", "title": "Fleet", "kind": "fleet", "data": FLEET_DATA, "root": ""}
+    """The template's `page` of the Fleet page: `data` is each KPI's data script."""
+    return {"route": "fleet", "title": "Fleet", "kind": "fleet", "data": FLEET_DATA, "root": "",
+            "kpis": [kpi.id for kpi in KPIS]}

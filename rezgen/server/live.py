@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rezgen.dashboards import Plot, Section
 from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
-from rezgen.pages.fleet import FLEET_DATA, FLEET_KEY, fleet_page, fleet_payload
+from rezgen.pages.fleet import FLEET_DATA, fleet_page, kpi_by_id, kpi_payload
 from rezgen.pages.model import (
     SINGLE_HOST,
     absent_plots,
@@ -94,13 +94,14 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
                                    section=section_context(section, ids, absent), live=live_context()))
 
     def fleet_data(request: Request) -> Response:
+        kpi = kpi_by_id(request.path_params["kpi"])
         window = _window(source, hub, request.query_params)
-        if window is None:
-            return JSONResponse({"error": "no data yet"}, status_code=404)
+        if kpi is None or window is None:
+            return JSONResponse({"error": "no such KPI or no data yet"}, status_code=404)
         span = window[0]
         with source.lock:
-            payload = fleet_payload(source.store, span.start_ns, span.end_ns, source.interval_ns)
-        return Response(data_script(FLEET_KEY, payload), media_type="text/javascript",
+            payload = kpi_payload(source.store, kpi, span.start_ns, span.end_ns, source.interval_ns)
+        return Response(data_script(f"fleet/{kpi.id}", payload), media_type="text/javascript",
                         headers={"Cache-Control": "no-store"})
 
     def data(request: Request) -> Response:
@@ -177,7 +178,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     return [
         Route("/", page), Route("/api/stream", stream), Route("/api/status", status), WebSocketRoute("/ws", socket),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
-        Route("/" + FLEET_DATA, fleet_data),
+        Route("/" + FLEET_DATA.format(kpi="{kpi}"), fleet_data),
         Route("/data/{host}/metrics/{name}.js", metric_data), Route("/data/{host}/{route}.js", data),
         Route("/{page:str}", page),
     ]

@@ -224,7 +224,7 @@ def _named_metrics(section: Section, metrics: Collection[str]) -> list[str]:
 class _Pages:
     """A build's HTML pages, written once every section's template context is known."""
 
-    fleet: dict[str, Any] | None = None  # the Fleet page's data, with several hosts
+    fleet: dict[str, dict[str, Any]] | None = None  # the Fleet page's data (per KPI), with several hosts
 
     def __init__(self, env: jinja2.Environment, work: Path, recording: Data, sections: list[Section],
                  metrics: list[dict[str, Any]], events: list[dict[str, Any]], hosts: list[str]):

@@ -4,7 +4,7 @@
 (function (R) {
   'use strict';
   var ROW_PX = 12, MAX_ROWS_SHOWN = 40;
-  var state = { payload: null, filter: '', sortKey: null, sortDir: -1, charts: [] };
+  var state = { order: [], kpis: {}, filter: '', sortKey: null, sortDir: -1, charts: [] };
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -56,55 +56,76 @@
     };
   }
 
+  /* The KPIs' panels, in the page's order; each is drawn once its data script has come. */
   function drawHeatmaps() {
-    var grid = document.getElementById('fleet-heatmaps'), p = state.payload;
+    var grid = document.getElementById('fleet-heatmaps');
     state.charts.forEach(function (chart) { chart.dispose(); });
     state.charts = [];
     grid.textContent = '';
-    p.kpis.forEach(function (kpi) {
-      var panel = el('article', 'panel panel-full fleet-kpi');
-      panel.setAttribute('data-kpi', kpi.id);
-      var head = el('header', 'panel-head'), titles = el('div', 'panel-titles');
-      titles.appendChild(el('h3', 'panel-title', kpi.title));
-      titles.appendChild(el('p', 'panel-desc', 'One row per host, highest average first: ' + kpi.query));
-      head.appendChild(titles);
-      panel.appendChild(head);
-      var box = el('div', 'chart fleet-chart');
-      panel.appendChild(box);
-      grid.appendChild(panel);
-      if (kpi.error) {
-        box.classList.add('chart-message', 'chart-error');
-        box.textContent = 'This chart failed: ' + kpi.error;
-        return;
-      }
-      var rows = [];
-      kpi.hosts.forEach(function (host, i) { if (matches(host)) rows.push(i); });
-      if (!rows.length) {
-        box.classList.add('chart-message');
-        box.textContent = kpi.hosts.length ? 'No host matches the filter' : 'No data';
-        return;
-      }
-      box.style.height = Math.max(120, Math.min(rows.length, MAX_ROWS_SHOWN) * ROW_PX + 60) + 'px';
+    state.order.forEach(function (id) { grid.appendChild(panel(id, state.kpis[id])); });
+  }
+
+  function panel(id, kpi) {
+    var box = el('div', 'chart fleet-chart'), card = el('article', 'panel panel-full fleet-kpi');
+    card.setAttribute('data-kpi', id);
+    var head = el('header', 'panel-head'), titles = el('div', 'panel-titles');
+    titles.appendChild(el('h3', 'panel-title', kpi ? kpi.title : id));
+    titles.appendChild(el('p', 'panel-desc', kpi ? 'One row per host, highest average first: ' + kpi.query : ''));
+    head.appendChild(titles);
+    card.appendChild(head);
+    card.appendChild(box);
+    if (!kpi) { message(box, 'Loading…'); return card; }
+    if (kpi.error) { message(box, 'This chart failed: ' + kpi.error).classList.add('chart-error'); return card; }
+    var rows = [];
+    kpi.hosts.forEach(function (host, i) { if (matches(host)) rows.push(i); });
+    if (!rows.length) { message(box, kpi.hosts.length ? 'No host matches the filter' : 'No data'); return card; }
+    box.style.height = Math.max(120, Math.min(rows.length, MAX_ROWS_SHOWN) * ROW_PX + 60) + 'px';
+    setTimeout(function () {  // once the card is in the page, so that ECharts sees its size
       var chart = echarts.init(box, null, { renderer: 'canvas' });
-      chart.setOption(heatmapOption(kpi, p.t, rows));
-      box.setAttribute('data-hosts', rows.length);
+      chart.setOption(heatmapOption(kpi, kpi.t, rows));
+      box.__fleet = chart;
       state.charts.push(chart);
-    });
+    }, 0);
+    box.setAttribute('data-hosts', rows.length);
+    return card;
+  }
+
+  function message(box, text) {
+    box.classList.add('chart-message');
+    box.textContent = text;
+    return box;
+  }
+
+  function replacePanel(id) {
+    var old = document.querySelector('.fleet-kpi[data-kpi="' + CSS.escape(id) + '"]');
+    var fresh = panel(id, state.kpis[id]);
+    if (old) old.replaceWith(fresh); else document.getElementById('fleet-heatmaps').appendChild(fresh);
   }
 
   function columns() {
     var cols = [{ key: 'host', label: 'Host', unit: null }];
-    state.payload.kpis.forEach(function (kpi) {
-      cols.push({ key: kpi.id + ':0', label: kpi.title + ' now', unit: kpi.unit });
-      cols.push({ key: kpi.id + ':1', label: kpi.title + ' avg', unit: kpi.unit });
+    state.order.forEach(function (id) {
+      var kpi = state.kpis[id];
+      if (!kpi || kpi.error) return;
+      cols.push({ key: id + ':0', label: kpi.title + ' now', unit: kpi.unit });
+      cols.push({ key: id + ':1', label: kpi.title + ' avg', unit: kpi.unit });
     });
     return cols;
   }
 
-  function cell(row, key) {
-    if (key === 'host') return row.host;
-    var parts = key.split(':'), pair = row[parts[0]];
+  function cell(host, key) {
+    if (key === 'host') return host;
+    var parts = key.split(':'), kpi = state.kpis[parts[0]], pair = kpi && kpi.table ? kpi.table[host] : null;
     return pair ? pair[Number(parts[1])] : null;
+  }
+
+  function allHosts() {
+    var seen = {};
+    state.order.forEach(function (id) {
+      var kpi = state.kpis[id];
+      if (kpi && kpi.table) Object.keys(kpi.table).forEach(function (h) { seen[h] = true; });
+    });
+    return Object.keys(seen).sort();
   }
 
   function drawTable() {
@@ -120,7 +141,7 @@
       th.addEventListener('keydown', function (e) { if (e.key === 'Enter') sortBy(col.key); });
       head.appendChild(th);
     });
-    var rows = state.payload.hosts.filter(function (row) { return matches(row.host); });
+    var hosts = allHosts(), rows = hosts.filter(matches);
     if (state.sortKey) {
       rows.sort(function (a, b) {
         var x = cell(a, state.sortKey), y = cell(b, state.sortKey);
@@ -129,17 +150,17 @@
       });
     }
     body.textContent = '';
-    rows.forEach(function (row) {
+    rows.forEach(function (host) {
       var tr = el('tr');
-      tr.setAttribute('data-host', row.host);
+      tr.setAttribute('data-host', host);
       cols.forEach(function (col) {
         var td = el('td');
         if (col.key === 'host') {
-          var a = el('a', null, row.host);
-          a.href = hostHref(row.host);
+          var a = el('a', null, host);
+          a.href = hostHref(host);
           td.appendChild(a);
         } else {
-          var v = cell(row, col.key);
+          var v = cell(host, col.key);
           td.textContent = R.units.format(col.unit, v);
           if (v !== null) td.setAttribute('data-value', v);
         }
@@ -148,18 +169,12 @@
       body.appendChild(tr);
     });
     document.getElementById('fleet-count').textContent =
-      rows.length + ' of ' + state.payload.hosts.length + ' hosts';
+      rows.length + ' of ' + hosts.length + ' hosts';
   }
 
   function sortBy(key) {
     state.sortDir = state.sortKey === key ? -state.sortDir : (key === 'host' ? 1 : -1);
     state.sortKey = key;
-    drawTable();
-  }
-
-  function show(payload) {
-    state.payload = payload;
-    drawHeatmaps();
     drawTable();
   }
 
@@ -170,15 +185,21 @@
       clearTimeout(timer);
       timer = setTimeout(function () {
         state.filter = search.value.trim().toLowerCase();
-        if (state.payload) { drawHeatmaps(); drawTable(); }
+        drawHeatmaps();
+        drawTable();
       }, 150);
     });
     window.addEventListener('resize', function () { state.charts.forEach(function (c) { c.resize(); }); });
     var root = document.body.getAttribute('data-root') || '';
-    R.load(root + document.body.getAttribute('data-data'), 'fleet').then(show, function (err) {
-      var grid = document.getElementById('fleet-heatmaps');
-      grid.textContent = '';
-      grid.appendChild(el('p', 'chart-message chart-error', 'The fleet data could not be loaded: ' + err.message));
+    var template = document.body.getAttribute('data-data');
+    state.order = (document.getElementById('fleet-heatmaps').getAttribute('data-kpis') || '').split(' ').filter(Boolean);
+    drawHeatmaps();
+    state.order.forEach(function (id) {  // each KPI's script on its own: the first chart need not wait for the rest
+      R.load(root + template.replace('{kpi}', id), 'fleet/' + id).then(function (kpi) {
+        state.kpis[id] = kpi;
+      }, function (err) {
+        state.kpis[id] = { id: id, title: id, error: 'the data could not be loaded: ' + err.message };
+      }).then(function () { replacePanel(id); drawTable(); });
     });
   });
 })(window.REZGEN = window.REZGEN || {});
