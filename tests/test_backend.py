@@ -215,7 +215,7 @@ def own_vm(tmp_path, c16, shift_ns) -> Iterator[VictoriaMetrics]:
         yield server
 
 
-def test_a_backend_that_stops_answering_shows_the_error_in_each_chart(own_vm, tmp_path):
+def test_a_backend_that_stops_answering_shows_the_error_in_each_chart(own_vm, browser, tmp_path):
     proc, url = start(["serve", "--prometheus", own_vm.url, "--port", "0", "--query-timeout", "2s"],
                       tmp_path / "serve.log")
     try:
@@ -235,11 +235,11 @@ def test_a_backend_that_stops_answering_shows_the_error_in_each_chart(own_vm, tm
         status = wait_for(lambda: (s := httpx.get(f"{url}api/status", timeout=10).json())["agents"][0]["error"] and s,
                           timeout=20, what="the status to report the backend down")
         assert status["agents"][0]["state"] == "disconnected"
-        with launched() as instance:  # the page still opens, and the chart says what is wrong
-            page = instance.new_page()
-            page.goto(url)
-            page.wait_for_selector(".chart-error", timeout=60000)
-            assert "cannot be reached" in page.locator(".chart-error").first.text_content()
+        page = browser.new_page()  # the page still opens, and the chart says what is wrong
+        page.goto(url)
+        page.wait_for_selector(".chart-error", timeout=60000)
+        assert "cannot be reached" in page.locator(".chart-error").first.text_content()
+        page.close()
     finally:
         stop(proc)
 

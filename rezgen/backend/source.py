@@ -168,7 +168,10 @@ class BackendSource:
         selector = histogram_selector(query)
         wanted = [repr(float(q)).removesuffix(".0") if q >= 1 else repr(float(q)) for q in quantiles]
         pattern = "|".join(w.replace(".", "\\.") for w in wanted)
-        found = self.client.query_range(scoped(renamed(selector, "", f"quantile=~{quoted(pattern)}"), scope),
+        # A gauge holds for its own interval only: an interval without observations has no gauge (and no
+        # percentile), where the TSDB's lookback would repeat the previous one.
+        gauges = scoped(renamed(selector, "", f"quantile=~{quoted(pattern)}"), scope)
+        found = self.client.query_range(f"last_over_time({gauges}[{self.interval_ns // 1_000_000}ms])",
                                         span.start_ns, span.end_ns, span.step_ns)
         by_quantile: dict[str, list[Any]] = {}
         for labels, index, values in found:
