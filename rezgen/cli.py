@@ -160,23 +160,28 @@ def sample(output: str, duration: int, cpus: int, seed: int, scales: tuple[str, 
 
 
 @cli.command()
-@click.argument("recordings", nargs=-1, required=True, metavar="[ALIAS=]RECORDING [[ALIAS=]RECORDING]")
+@click.argument("recordings", nargs=-1, metavar="[ALIAS=]RECORDING [[ALIAS=]RECORDING]")
 @click.option("-o", "--output", default="output", show_default=True, type=click.Path(file_okay=False),
               help="Directory of the site (replaced only when the build succeeds).")
+@click.option("--prometheus", metavar="URL", help="Build from a Prometheus-compatible TSDB instead of a recording.")
+@click.option("--start", callback=_converted(parse_time),
+              help="Only from this time (unix s or RFC 3339): a range of a recording, a data dir or --prometheus.")
+@click.option("--end", callback=_converted(parse_time), help="Only up to this time (unix s or RFC 3339).")
+@click.option("--systeminfo", type=click.Path(file_okay=False), help="--prometheus: folder of <node>.json files.")
 @click.option("--dashboards", type=click.Path(file_okay=False), help="Directory of dashboard files (*.toml).")
 @click.option("--templates", type=click.Path(file_okay=False), help="Directory of templates overriding the defaults.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--strict", is_flag=True, help="Fail (and keep the previous site) when any plot's query fails.")
 @click.option("--single-file", type=click.Path(dir_okay=False),
               help="Write the report as this one self-contained HTML file (each section a tab) instead of a site.")
-@click.option("--start", callback=_converted(parse_time), help="Only from this time (unix seconds or RFC 3339).")
-@click.option("--end", callback=_converted(parse_time), help="Only up to this time (unix seconds or RFC 3339).")
-def build(recordings: tuple[str, ...], output: str, dashboards: str | None, templates: str | None, quiet: bool,
-          strict: bool, single_file: str | None, start: int | None, end: int | None) -> None:
+def build(recordings: tuple[str, ...], output: str, prometheus: str | None, start: int | None, end: int | None,
+          systeminfo: str | None, dashboards: str | None, templates: str | None, quiet: bool, strict: bool,
+          single_file: str | None) -> None:
     """Render RECORDING as a static site: one page per dashboard section, openable from disk.
 
     RECORDING may be a live data dir (or any directory of segments): --start/--end choose the range. Given two
-    recordings (A B, each optionally ALIAS=PATH), a compare site: both on every chart, and what changed.
+    recordings (A B, each optionally ALIAS=PATH), a compare site: both on every chart, and what changed. With
+    --prometheus URL --start T --end T, the site of a Prometheus-compatible TSDB's data.
     """
     from pathlib import Path
 
@@ -195,6 +200,18 @@ def build(recordings: tuple[str, ...], output: str, dashboards: str | None, temp
     signal.signal(signal.SIGTERM, _interrupt)
     folders: dict[str, Any] = {"dashboards": Path(dashboards) if dashboards else None,
                                "templates": Path(templates) if templates else None}
+    if bool(recordings) == bool(prometheus):
+        _fail("give either a RECORDING or --prometheus URL (not both)", 2)
+    if prometheus:
+        from rezgen.commands.backend import build_from_backend
+
+        if start is None or end is None:
+            _fail("--prometheus needs --start and --end", 2)
+        assert start is not None and end is not None
+        backend = build_from_backend(prometheus, start, end, Path(output),
+                                     systeminfo=Path(systeminfo) if systeminfo else None, progress=progress,
+                                     warn=warn, strict=strict, **folders)
+        _built(backend)
     if len(recordings) != 1:
         if single_file or start is not None or end is not None:
             _fail("a compare is a site of two whole recordings: --single-file, --start and --end take one", 2)
@@ -215,10 +232,13 @@ def build(recordings: tuple[str, ...], output: str, dashboards: str | None, temp
                                              strict=strict, **folders)
             click.echo(f"wrote {single_file} ({size / 1e6:.1f} MB), {single.plots} charts")
             _leave()
-        report = build_site(recording, Path(output), progress=progress, warn=warn, strict=strict, **folders)
-    index = (report.output / "index.html").resolve()
+        _built(build_site(recording, Path(output), progress=progress, warn=warn, strict=strict, **folders))
+
+
+def _built(report: Any) -> NoReturn:
+    """A site's summary, then the process ends (see `_leave`)."""
     click.echo(f"built {len(report.pages)} pages, {report.plots} charts ({report.missing} not in this recording)")
-    click.echo(f"open file://{index}")
+    click.echo(f"open file://{(report.output / 'index.html').resolve()}")
     _leave()
 
 
@@ -272,6 +292,8 @@ def _remote_config(urls: tuple[str, ...], queue: int, labels: tuple[str, ...], p
 @click.option("--keep", default="7d", show_default=True, callback=_converted(parse_duration),
               help="Live: delete data dir segments older than this.")
 @click.option("--keep-size", default="10GB", show_default=True, help="Live: delete the oldest segments beyond this.")
+@click.option("--prometheus", metavar="URL", help="Serve a Prometheus-compatible TSDB's data (pages updated live).")
+@click.option("--systeminfo", type=click.Path(file_okay=False), help="--prometheus: folder of <node>.json files.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (the default is local only).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
@@ -285,11 +307,12 @@ def _remote_config(urls: tuple[str, ...], queue: int, labels: tuple[str, ...], p
               callback=_converted(parse_duration), help="Give up (503) on a PromQL query running longer than this.")
 @_remote_write_options
 def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, retention: int, record: str | None,
-          data_dir: str, no_data_dir: bool, segment: int, keep: int, keep_size: str,
-          host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None, templates: str | None,
-          max_samples: int, timeout: int, remote_write: tuple[str, ...] = (), remote_write_queue: int = 0,
-          external_labels: tuple[str, ...] = (), grouping_power: int = 2) -> None:
-    """Serve RECORDING's site locally (pages reload when an input changes), or live agents with --live URL.
+          data_dir: str, no_data_dir: bool, segment: int, keep: int, keep_size: str, prometheus: str | None,
+          systeminfo: str | None, host: str, port: int, allowed_hosts: tuple[str, ...], dashboards: str | None,
+          templates: str | None, max_samples: int, timeout: int, remote_write: tuple[str, ...] = (),
+          remote_write_queue: int = 0, external_labels: tuple[str, ...] = (), grouping_power: int = 2) -> None:
+    """Serve RECORDING's site locally (pages reload when an input changes), live agents with --live URL, or a
+    Prometheus-compatible TSDB's data with --prometheus URL.
 
     Given two recordings (A B, each optionally ALIAS=PATH), the compare site of the two."""
     from pathlib import Path
@@ -297,7 +320,7 @@ def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, r
     from rezgen.commands.serve import serve_recording
 
     recording = recordings[0] if len(recordings) == 1 else None
-    if len(recordings) > 1 and not agents:
+    if len(recordings) > 1 and not agents and not prometheus:
         from rezgen.commands.compare import serve_compare
 
         serve_compare(recordings, host=host, port=port, allowed_hosts=allowed_hosts,
@@ -305,8 +328,8 @@ def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, r
                       dashboards=Path(dashboards) if dashboards else None,
                       templates=Path(templates) if templates else None)
         return
-    if bool(recordings) == bool(agents):
-        _fail("give either a RECORDING or --live URL (not both)", 2)
+    if [bool(recordings), bool(agents), bool(prometheus)].count(True) != 1:
+        _fail("give one of a RECORDING, --live URL or --prometheus URL", 2)
     if record and not agents:
         _fail("--record needs --live", 2)
     if remote_write and not agents:
@@ -318,7 +341,13 @@ def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, r
     folders = {"dashboards": Path(dashboards) if dashboards else None,
                "templates": Path(templates) if templates else None}
     limits = QueryLimits(max_samples, timeout / 1e9)
-    if agents:
+    if prometheus:
+        from rezgen.commands.backend import serve_backend
+
+        serve_backend(prometheus, retention_ns=retention, host=host, port=port, timeout_s=timeout / 1e9,
+                      systeminfo=Path(systeminfo) if systeminfo else None, allowed_hosts=allowed_hosts,
+                      announce=click.echo, **folders)
+    elif agents:
         from rezgen.commands.live import serve_live
         from rezgen.live.datadir import HistorySettings, parse_size
 

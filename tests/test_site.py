@@ -447,7 +447,8 @@ def test_user_dashboards_replace_the_default_sections(two_hosts, tmp_path):
     assert nav_sections(index) == ["My Hosts"]
     assert chart_ids(index) == ["my-busy"]
     assert missing_titles(index) == ["My GPU"]
-    assert sorted(p.name for p in site.glob("*.html")) == ["index.html", "metrics.html", "query.html", "system.html"]
+    assert sorted(p.name for p in site.glob("*.html")) == ["fleet.html", "index.html", "metrics.html", "query.html",
+                                                           "system.html"]
     assert sorted(p.name for p in (site / "data" / "beta").glob("*.js")) == ["mine.js"]
 
 
@@ -641,7 +642,7 @@ def test_cgroup_names_with_markup_are_text_in_the_metric_browser(hostile_site, t
 @pytest.mark.browser
 def test_every_page_of_a_combined_recording_opens_from_disk_cleanly(two_site, tab):
     pages = sorted(p.name for p in two_site.glob("*.html"))
-    assert len(pages) == 7  # overview (index), cpu, syscall, cgroups, metrics, system, query
+    assert len(pages) == 8  # overview (index), cpu, syscall, cgroups, metrics, system, query, fleet
     for host in HOSTS:
         t = tab(two_site)
         for name in pages:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import promql_parser as pp
@@ -15,7 +15,6 @@ from rezgen.dashboards import Plot
 from rezgen.promql.engine import parse
 from rezgen.promql.values import PromQLError
 from rezgen.store.model import PROVENANCE_KEYS, Kind
-from rezgen.store.store import Store
 
 METRIC_TOP = 10
 
@@ -62,7 +61,7 @@ def quoted_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def metric_catalog(store: Store, describe: Callable[[str], str | None]) -> list[dict[str, Any]]:
+def metric_catalog(store: Iterable[Any], describe: Callable[[str], str | None]) -> list[dict[str, Any]]:
     """Every metric, by name: type, unit, series count, label names with their values, and description (the
     series' own, else `describe`'s: a recording's footer, an agent's help text). From the series' metadata alone:
     nothing is decoded, so a build or a live server lists a metric without reading its data."""

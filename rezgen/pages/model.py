@@ -81,7 +81,8 @@ def site_context(title: str, start_ns: int, end_ns: int, sections: list[tuple[Se
         "sections": [{"route": s.route, "title": s.title, "href": "index.html" if i == 0 else f"{s.route}.html",
                       "count": count} for i, (s, count) in enumerate(sections)],
         "pages": [{"href": "metrics.html", "title": "Metrics"}, {"href": "system.html", "title": "System"},
-                  {"href": "query.html", "title": "Query"}],
+                  {"href": "query.html", "title": "Query"}]
+        + ([{"href": "fleet.html", "title": "Fleet"}] if len(hosts) > 1 else []),
         "hosts": hosts if hosts != [SINGLE_HOST] else [],
         "generator": f"rezgen {__version__}",
     }

@@ -4,19 +4,24 @@ a plot's time range, the steps that fall in a hole of the data, and a chunk's va
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
+import promql_parser as pp
 
-from rezgen.promql.cache import parse
+from rezgen.promql.cache import EvalCache, parse
 from rezgen.promql.engine import Scope
 from rezgen.promql.selectors import vector_selectors
 from rezgen.promql.values import Scalar, Value, Vector
+from rezgen.store.histogram import Layout
 from rezgen.store.model import Labels
 from rezgen.store.store import Store
 
-__all__ = ["Scope", "TimeRange", "chunk_matrix", "coverage", "selector_names"]
+__all__ = ["BucketChunk", "PlotSource", "QuantileChunk", "Scope", "TimeRange", "chunk_matrix", "coverage",
+           "selector_names"]
 
 
 @dataclass
@@ -78,3 +83,28 @@ def chunk_matrix(value: Value, steps: int) -> tuple[list[Labels], np.ndarray]:
         row = rows.setdefault(key, len(rows))
         merged[row, present[i]] = values[i, present[i]]
     return list(rows), merged
+
+
+BucketChunk = tuple[int, np.ndarray, np.ndarray, np.ndarray, Layout]  # first step, times, used buckets, rates, layout
+QuantileChunk = tuple[int, np.ndarray, np.ndarray]  # first step, times, (quantiles, steps) values
+
+
+class PlotSource(Protocol):
+    """Where a plot's queries are evaluated: the local store (`source.StoreSource`, the engine's one evaluation
+    path) or a Prometheus-compatible backend (`rezgen.backend`). Plot shaping above it — top-k, percentiles,
+    bucket heatmaps, decimation, levels — is the same for both."""
+
+    def evaluate(self, tree: pp.Expr, span: TimeRange, scope: Scope, cache: EvalCache | None = None,
+                 histograms: bool = False) -> Iterator[tuple[int, np.ndarray, Value]]:
+        """(first step, chunk times, value) per chunk of steps, as `promql.engine.evaluate_range` yields them."""
+
+    def coverage(self, times: np.ndarray) -> np.ndarray:
+        """True at steps that are not in a hole of the data (see `coverage`)."""
+
+    def bucket_rates(self, query: str, span: TimeRange, scope: Scope, cache: EvalCache | None = None
+                     ) -> Iterator[BucketChunk]:
+        """Per chunk: the bucket rates of sum(irate(query[5m])) (see `percentiles.bucket_rates`)."""
+
+    def quantile_gauges(self, query: str, span: TimeRange, scope: Scope, quantiles: np.ndarray
+                        ) -> Iterator[QuantileChunk] | None:
+        """Percentiles the source holds ready (a TSDB's quantile gauges) of the histogram `query`, or None."""

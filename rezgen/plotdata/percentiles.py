@@ -15,7 +15,7 @@ import numpy as np
 import promql_parser as pp
 
 from rezgen.plotdata import decimate
-from rezgen.plotdata.evaluation import Scope, TimeRange, coverage
+from rezgen.plotdata.evaluation import PlotSource, Scope, TimeRange
 from rezgen.plotdata.levels import numbers
 from rezgen.promql.cache import EvalCache, parse
 from rezgen.promql.engine import chunk_steps, evaluate_range, translated_errors
@@ -31,11 +31,12 @@ HEAT_CELLS_COARSE = 4_000  # the same for a coarse-only plot (the metric browser
 HEAT_DIGITS = 4  # significant digits of bucket heatmap cells averaged over several steps
 
 
-def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coarse_only: bool,
+def percentile_plot(source: PlotSource, query: str, span: TimeRange, scope: Scope, coarse_only: bool,
                     cache: EvalCache | None = None, wanted: tuple[float, ...] | None = None
                     ) -> tuple[list[str], decimate.Reducer, dict[str, Any] | None] | None:
     """p50..p99.99 (or the `wanted` quantiles) and the bucket heatmap of sum(irate(query[5m])), from one pass over
-    the bucket rates."""
+    the bucket rates (or, where the source holds them ready, the percentiles from its quantile gauges and the
+    heatmap from its buckets)."""
     times = span.times
     steps = len(times)
     base = decimate.finest_bucket(steps, 2, coarse_only=coarse_only)
@@ -43,24 +44,31 @@ def percentile_plot(store: Store, query: str, span: TimeRange, scope: Scope, coa
     levels = np.array([q for _, q in named])
     rows = decimate.Reducer(len(named), steps, base)
     stride = max(1, math.ceil(steps / HEAT_COLUMNS))
+    gauges = source.quantile_gauges(query, span, scope, levels)
+    if gauges is not None:
+        for _, chunk_times, values in gauges:
+            values[:, ~source.coverage(chunk_times)] = np.nan
+            rows.feed(values)
     # Heatmap sums per chunk over the chunk's used buckets only: a dense (columns x buckets) array of a
     # 7,424-bucket histogram would be mostly zeros.
     heat_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     layout: Layout | None = None
-    for first, chunk_times, used, rates, chunk_layout in bucket_rates(store, query, span, scope, cache):
+    for first, chunk_times, used, rates, chunk_layout in source.bucket_rates(query, span, scope, cache):
         layout = chunk_layout
-        # The buckets left out are empty, which leaves every percentile as it is (see `quantiles`).
-        values = quantiles(rates, levels, layout.highs[used])
-        values[:, ~coverage(store, chunk_times)] = np.nan
-        rows.feed(values)
+        if gauges is None:
+            # The buckets left out are empty, which leaves every percentile as it is (see `quantiles`).
+            values = quantiles(rates, levels, layout.highs[used])
+            values[:, ~source.coverage(chunk_times)] = np.nan
+            rows.feed(values)
         if len(used):
             columns = (first + np.arange(len(chunk_times))) // stride
             starts = np.flatnonzero(np.diff(columns, prepend=columns[0] - 1))
             heat_parts.append((columns[starts], used, np.add.reduceat(rates, starts, axis=0)))
-    if layout is None or rows.empty.all():
+    if (layout is None and gauges is None) or rows.empty.all():
         return None
     cells = HEAT_CELLS_COARSE if coarse_only else HEAT_CELLS
-    heatmap = _bucket_heatmap(heat_parts, math.ceil(steps / stride), stride, layout, times, cells)
+    heatmap = None if layout is None else _bucket_heatmap(heat_parts, math.ceil(steps / stride), stride, layout,
+                                                          times, cells)
     return [name for name, _ in named], rows, heatmap
 
 

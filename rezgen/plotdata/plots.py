@@ -20,12 +20,12 @@ import promql_parser as pp
 
 from rezgen.dashboards import Plot
 from rezgen.plotdata import decimate
-from rezgen.plotdata.evaluation import Scope, TimeRange, chunk_matrix, coverage
+from rezgen.plotdata.evaluation import PlotSource, Scope, TimeRange, chunk_matrix
 from rezgen.plotdata.groups import Release, grouped_top, series_groups
 from rezgen.plotdata.levels import json_values, levels, round_significant
 from rezgen.plotdata.percentiles import percentile_plot
+from rezgen.plotdata.source import StoreSource, plot_source
 from rezgen.promql.cache import EvalCache, parse
-from rezgen.promql.engine import evaluate_range
 from rezgen.promql.values import PromQLError
 from rezgen.store.model import Labels
 from rezgen.store.store import Store
@@ -38,10 +38,11 @@ CACHE_CELLS = 2_000_000  # evaluated values kept for the second pass of a top-k 
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # an evaluated chunk: its times, its series' rows, their values
 
 
-def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, coarse_only: bool = False,
+def plot_data(store: Store | PlotSource, plot: Plot, span: TimeRange, scope: Scope = (), *, coarse_only: bool = False,
               cache: EvalCache | None = None, release: Release | None = None) -> dict[str, Any] | None:
     """The plot's payload, or None when the recording has no data for it, or `{..., "error", "query"}` when its
-    query cannot be evaluated over this recording (a page shows that in the plot's card).
+    query cannot be evaluated over this recording (a page shows that in the plot's card). `store` is the local
+    store or a remote backend's `PlotSource`.
 
     `coarse_only` ships the coarsest level alone (the metric browser's charts do not zoom into detail); `cache`
     shares evaluated pieces between the plots of a build whose store does not change meanwhile; `release` lets a
@@ -53,7 +54,7 @@ def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, c
     if span.end_ns < span.start_ns:
         raise PromQLError("the end time must not be before the start time")
     try:
-        return _evaluated(store, plot, span, scope, coarse_only, cache, release)
+        return _evaluated(plot_source(store), plot, span, scope, coarse_only, cache, release)
     except PromQLError as exc:
         # The one place a plot's failure is caught: a query that works on one recording can fail on another
         # (times past int64, an `@` out of range, a histogram where a number is needed: the engine words them
@@ -61,7 +62,7 @@ def plot_data(store: Store, plot: Plot, span: TimeRange, scope: Scope = (), *, c
         return {**plot.to_json(), "error": str(exc), "query": plot.query}
 
 
-def _evaluated(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None,
+def _evaluated(store: PlotSource, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None,
                release: Release | None) -> dict[str, Any] | None:
     if plot.kind == "percentiles":
         percentiles = percentile_plot(store, plot.query, span, scope, coarse_only, cache, plot.percentiles)
@@ -94,15 +95,17 @@ def waiting_plot(plot: Plot) -> dict[str, Any]:
 
 # ---- line, multi and heatmap plots ------------------------------------------------------------------------------
 
-def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None,
+def _series(store: PlotSource, plot: Plot, span: TimeRange, scope: Scope, coarse_only: bool, cache: EvalCache | None,
             release: Release | None) -> tuple[list[str], decimate.Reducer] | None:
     tree = parse(plot.query)
     steps = len(span.times)
     reducer = "max" if plot.kind == "heatmap" else "envelope"
     base = decimate.finest_bucket(steps, 1 if reducer == "max" else 2, coarse_only=coarse_only)
     ranked = plot.kind == "multi"
-    if ranked and release is not None and (groups := series_groups(store, tree, scope, plot.top)) is not None:
-        top = grouped_top(store, tree, span, scope, plot, groups, base, reducer, release)
+    local = store.store if isinstance(store, StoreSource) else None  # groups release a store's decoded series
+    if ranked and release is not None and local is not None \
+            and (groups := series_groups(local, tree, scope, plot.top)) is not None:
+        top = grouped_top(local, tree, span, scope, plot, groups, base, reducer, release)
         if top is None:
             return None
         labels, grouped = top
@@ -113,7 +116,7 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
     sums, counts = np.zeros(0), np.zeros(0, dtype=np.int64)  # of each row's values, to rank a top-k plot
     kept: list[Chunk] | None = [] if ranked else None
     kept_cells = 0
-    for _, times, value in evaluate_range(store, tree, span.start_ns, span.end_ns, span.step_ns, scope, cache=cache):
+    for _, times, value in store.evaluate(tree, span, scope, cache):
         labels, values = chunk_matrix(value, len(times))
         ids = np.array([index.setdefault(key, len(index)) for key in labels], dtype=np.int64)
         if len(index) > rows.rows:
@@ -131,7 +134,7 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
             sums[ids] += np.where(finite, values, 0.0).sum(axis=1)
             counts[ids] += finite.sum(axis=1)
         chunk = np.full((rows.rows, len(times)), np.nan)  # rows without a point in this chunk stay NaN
-        chunk[ids] = np.where(coverage(store, times), values, np.nan)
+        chunk[ids] = np.where(store.coverage(times), values, np.nan)
         rows.feed(chunk)
     if not index:
         return None
@@ -159,7 +162,7 @@ def _series(store: Store, plot: Plot, span: TimeRange, scope: Scope, coarse_only
     return names, reduced
 
 
-def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.ndarray, index: dict[Labels, int],
+def _other(store: PlotSource, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.ndarray, index: dict[Labels, int],
            kept: list[Chunk] | None, base: int, reducer: str) -> decimate.Reducer:
     """The sum of the series outside the top k (rows `rest`, summed in that order; NaN where none of them has a
     point), from the kept chunks or a second evaluation."""
@@ -172,14 +175,14 @@ def _other(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, rest: np.
         members = values[places[places >= 0]]
         total = np.nansum(members, axis=0)
         total[np.isnan(members).all(axis=0)] = np.nan
-        total[~coverage(store, times)] = np.nan
+        total[~store.coverage(times)] = np.nan
         other.feed(total[None, :])
     return other
 
 
-def _evaluated_again(store: Store, tree: pp.Expr, span: TimeRange, scope: Scope, index: dict[Labels, int]
+def _evaluated_again(store: PlotSource, tree: pp.Expr, span: TimeRange, scope: Scope, index: dict[Labels, int]
                      ) -> Iterator[Chunk]:
-    for _, times, value in evaluate_range(store, tree, span.start_ns, span.end_ns, span.step_ns, scope):
+    for _, times, value in store.evaluate(tree, span, scope):
         labels, values = chunk_matrix(value, len(times))
         known = [i for i, key in enumerate(labels) if key in index]  # every one, the query being the same
         yield times, np.array([index[labels[i]] for i in known], dtype=np.int64), values[known]

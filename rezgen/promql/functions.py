@@ -80,7 +80,7 @@ def call(name: str, args: list[Value], steps: int, times: np.ndarray) -> Value:
     if name == "label_join":
         return _label_join(_vector(args[0], name), _string(args[1]), _string(args[2]), [_string(a) for a in args[3:]])
     if name.startswith("histogram_"):
-        return _histogram_function(name, args, steps)
+        return histogram_function(name, args, steps)
     raise PromQLError(f"function {name}() is not supported")
 
 
@@ -144,7 +144,7 @@ def _histograms(value: Value, name: str) -> list[Sample]:
     return vector.series
 
 
-def _histogram_function(name: str, args: list[Value], steps: int) -> Vector:
+def histogram_function(name: str, args: list[Value], steps: int) -> Vector:
     out = Vector()
     if name == "histogram_quantile":
         q = _scalar(args[0])

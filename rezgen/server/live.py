@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from rezgen.dashboards import Plot, Section
 from rezgen.pages.catalog import catalog_plot, metric_catalog, metric_rows, metric_slug
 from rezgen.pages.cgroups import with_cgroup_selector
+from rezgen.pages.fleet import FLEET_DATA, fleet_page, kpi_by_id, kpi_payload
 from rezgen.pages.gpus import with_gpu_selector
 from rezgen.pages.model import (
     SINGLE_HOST,
@@ -86,6 +87,8 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         if name in ("metrics.html", "system.html", "query.html"):
             return HTMLResponse(render(env, name, site=site(), live=live_context(), systeminfo=source.systeminfo,
                                        page=other_page(name.split(".")[0]), metrics=metric_rows(catalog())))
+        if name == "fleet.html" and len(source.hosts) > 1:
+            return HTMLResponse(render(env, name, site=site(), live=live_context(), page=fleet_page()))
         wanted = sections[0][0].route if name == "index.html" and sections else name.removesuffix(".html")
         match = next(((s, ids) for s, ids in sections if s.route == wanted), None)
         if match is None:
@@ -98,6 +101,17 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             absent = absent_plots(section, source.store)
         return HTMLResponse(render(env, "section.html", site=site(), page=section_page(section),
                                    section=section_context(section, ids - absent, absent), live=live_context()))
+
+    def fleet_data(request: Request) -> Response:
+        kpi = kpi_by_id(request.path_params["kpi"])
+        window = _window(source, hub, request.query_params)
+        if kpi is None or window is None:
+            return JSONResponse({"error": "no such KPI or no data yet"}, status_code=404)
+        span = window[0]
+        with source.lock:
+            payload = kpi_payload(source.store, kpi, span.start_ns, span.end_ns, source.interval_ns)
+        return Response(data_script(f"fleet/{kpi.id}", payload), media_type="text/javascript",
+                        headers={"Cache-Control": "no-store"})
 
     def data(request: Request) -> Response:
         host, route = request.path_params["host"], request.path_params["route"]
@@ -178,6 +192,7 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
     return [
         Route("/", page), Route("/api/stream", stream), Route("/api/status", status), WebSocketRoute("/ws", socket),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/" + FLEET_DATA.format(kpi="{kpi}"), fleet_data),
         Route("/data/{host}/metrics/{name}.js", metric_data), Route("/data/{host}/{route}.js", data),
         Route("/{page:str}", page),
     ]

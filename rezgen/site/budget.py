@@ -138,6 +138,22 @@ class SeriesBudget:
             self._freed = 0
 
 
+class Unbudgeted(SeriesBudget):
+    """No budget: data that is not decoded here (a TSDB's, queried through its API) has nothing to release."""
+
+    def __init__(self) -> None:
+        pass
+
+    def before(self, query: str, scope: tuple[tuple[str, str], ...] = ()) -> None:
+        pass
+
+    def release(self, metric: str) -> None:
+        pass
+
+    def release_series(self, series: Sequence[Series]) -> None:
+        pass
+
+
 class BuildCache(EvalCache):
     """The build's evaluation cache, keeping at most `CACHE_BYTES` of arrays (the first pieces computed): the
     pieces of a long recording (the irates of a day of histograms: ~3 GB for demo.parquet tiled to 24 h) would

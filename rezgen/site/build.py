@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import jinja2
 
+from rezgen.backend.dataset import BackendData
 from rezgen.dashboards import Plot, Section, load_dashboards
 from rezgen.errors import RezgenError
 from rezgen.gcpause import paused_gc
@@ -49,10 +50,13 @@ from rezgen.promql.values import PromQLError
 from rezgen.recording.footer import Footer
 from rezgen.recording.reader import Recording, RecordingError
 from rezgen.resources import resource_dir
-from rezgen.site.budget import BuildCache, SeriesBudget
+from rezgen.site.budget import BuildCache, SeriesBudget, Unbudgeted
+from rezgen.site.fleet import fleet_data, write_fleet
+from rezgen.store.store import Store
 from rezgen.timeparse import ceil_ms
 
 Progress = Callable[[str], None]
+Data = Recording | BackendData  # a recording, or a TSDB's data over a time range (`build --prometheus`)
 
 
 class BuildError(RezgenError):
@@ -68,8 +72,10 @@ class BuildReport:
     failed: list[str] = field(default_factory=list)  # one line per plot whose query failed
 
 
-def hosts_of(recording: Recording) -> list[str]:
+def hosts_of(recording: Data) -> list[str]:
     """Hosts to choose between: the `node` values of a recording that combines several agents."""
+    if isinstance(recording, BackendData):
+        return recording.store.hosts()
     nodes = {s.key.label("node") for s in recording.store} - {None}
     return sorted(n for n in nodes if n) if len(nodes) > 1 else []
 
@@ -110,7 +116,7 @@ def systems_by_host(footer: Footer, hosts: list[str]) -> list[dict[str, Any]]:
     return views
 
 
-def build_site(recording: Recording, output: Path, *, dashboards: Path | None = None,
+def build_site(recording: Data, output: Path, *, dashboards: Path | None = None,
                templates: Path | None = None, progress: Progress | None = None, served: bool = False,
                warn: Progress | None = None, strict: bool = False) -> BuildReport:
     """Render the site into `output`; `served` pages also load the live-reload script of `rezgen serve`.
@@ -120,15 +126,16 @@ def build_site(recording: Recording, output: Path, *, dashboards: Path | None = 
     # The payloads are millions of small lists that live until written; the cyclic collector would walk them
     # over and over (a tenth of a build), and a build makes hardly any cycles.
     with paused_gc():
-        sections = sections_for(load_dashboards(dashboards), recording.store, recording.footer.describe)
-        budget = SeriesBudget(recording)
+        sections = sections_for(load_dashboards(dashboards), recording.store, recording.footer.describe) \
+            if isinstance(recording, Recording) else load_dashboards(dashboards)
+        budget = SeriesBudget(recording) if isinstance(recording, Recording) else Unbudgeted()
         env = template_environment(templates)
         env.globals["served"] = served
         return _build(recording, sections, budget, env, Path(output), progress or (lambda _: None),
                       warn or (lambda _: None), strict)
 
 
-def _build(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
+def _build(recording: Data, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
            output: Path, progress: Progress, warn: Progress, strict: bool) -> BuildReport:
     return published(output, lambda work: _render(recording, sections, budget, env, work, progress), strict, warn)
 
@@ -175,7 +182,7 @@ def _swap(work: Path, output: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _render(recording: Recording, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
+def _render(recording: Data, sections: list[Section], budget: SeriesBudget, env: jinja2.Environment,
             work: Path, progress: Progress) -> BuildReport:
     report = BuildReport(work)
     start, end = recording.time_range
@@ -198,6 +205,8 @@ def _render(recording: Recording, sections: list[Section], budget: SeriesBudget,
     charted: dict[str, list[str]] = {}  # metric -> its warning lines
     build.copy_static()
     try:
+        if len(hosts) > 1:  # first: what it decodes is released with the metric browser's charts
+            pages.fleet = fleet_data(recording)
         contexts = []
         for index, section in enumerate(sections):
             progress(f"[{index + 1}/{len(sections)}] {section.title}: {len(section.plots)} plots")
@@ -238,7 +247,9 @@ def _named_metrics(section: Section, metrics: Collection[str]) -> list[str]:
 class _Pages:
     """A build's HTML pages, written once every section's template context is known."""
 
-    def __init__(self, env: jinja2.Environment, work: Path, recording: Recording, sections: list[Section],
+    fleet: dict[str, dict[str, Any]] | None = None  # the Fleet page's data (per KPI), with several hosts
+
+    def __init__(self, env: jinja2.Environment, work: Path, recording: Data, sections: list[Section],
                  metrics: list[dict[str, Any]], events: list[dict[str, Any]], hosts: list[str]):
         self._env, self._work, self._recording, self._sections = env, work, recording, sections
         self._metrics, self._events, self._hosts = metrics, events, hosts
@@ -264,6 +275,8 @@ class _Pages:
         write_page(self._env, "query.html", self._work / "query.html", site=site, events=self._events,
                    page=other_page("query"))
         names += ["metrics.html", "system.html", "query.html"]
+        if self.fleet is not None:
+            names.append(write_fleet(self._env, self._work, site, self.fleet, self._events))
         if not built:
             # Nothing from the dashboards (e.g. a plain Prometheus capture): the metric browser is the front page.
             shutil.copyfile(self._work / "metrics.html", self._work / "index.html")
@@ -279,7 +292,7 @@ def _plot_count(context: dict[str, Any]) -> int:
 class _Build:
     """What the data files of a build are computed from, and where they go."""
 
-    recording: Recording
+    recording: Data
     work: Path
     hosts: list[str]
     span: TimeRange
@@ -331,9 +344,10 @@ def _section(build: _Build, section: Section) -> dict[str, Any] | None:
                 payloads[host][plot.id] = data
                 if "error" in data:
                     failed.setdefault(plot.id, (plot.id, plot.query, data["error"]))
-                else:  # a percentile plot's spectra, loaded on demand beside the page
-                    for path, key, spectrum in spectrum_files(build.recording.store, plot, build.span, scope, host,
-                                                              section.route, build.cache):
+                elif isinstance(store := build.recording.store, Store):  # a percentile plot's spectra, loaded on
+                    # demand beside the page (from a store's bucket rates; a TSDB's data has none)
+                    for path, key, spectrum in spectrum_files(store, plot, build.span, scope, host, section.route,
+                                                              build.cache):
                         build.write_data(build.work / path, key, spectrum)
     with_data = {pid for payload in payloads.values() for pid in payload}
     if not with_data:
@@ -353,11 +367,12 @@ def _cpus(build: _Build, host: str) -> int | None:
     """The host's CPU count (a chart's "Total"), counted at its first section, before `cpu_cores` is released."""
     if host not in build.cpus:
         build.budget.before(CPU_QUERY, host_scope(host))
-        build.cpus[host] = cpu_count(build.recording.store, build.span, host_scope(host))
+        store = build.recording.store
+        build.cpus[host] = cpu_count(store, build.span, host_scope(host)) if isinstance(store, Store) else None
     return build.cpus[host]
 
 
-def _events(recording: Recording) -> list[dict[str, Any]]:
+def _events(recording: Data) -> list[dict[str, Any]]:
     out = []
     for event in recording.footer.events:
         try:
