@@ -46,7 +46,8 @@ INIT = """
 
 
 class LiveServer:
-    """`rezgen serve --live URL` in a child process; `kill()` + `start()` restarts it on the same port."""
+    """`rezgen serve --live URL` in a child process; `kill()` + `start()` restarts it on the same port (and data dir:
+    its own, beside its log, whatever the fixture's scope)."""
 
     def __init__(self, agent: str, log: Path):
         self.agent, self.log, self.port, self.url = agent, log, 0, ""
@@ -56,7 +57,8 @@ class LiveServer:
         with open(self.log, "a") as stderr:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "rezgen", "serve", "--live", self.agent, "--port", str(self.port),
-                 "--interval", f"{INTERVAL_MS}ms"], stdout=subprocess.PIPE, stderr=stderr, text=True)
+                 "--interval", f"{INTERVAL_MS}ms", "--data-dir", str(self.log.with_suffix(".data"))],
+                stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         match = READY.search(line)
@@ -257,7 +259,8 @@ def test_range_and_refresh_controls(live: str, tab) -> None:
     t = tab(live)
     page = t.open()
     ranges = page.evaluate("Array.from(document.querySelectorAll('#live-range option')).map(o => o.value)")
-    assert ranges == ["5m", "15m", "1h", "custom"]  # the default retention (1h) bounds the choice
+    # History on disk (the data dir, on by default) reaches past the 1 h in memory: up to 24 h, or a custom range.
+    assert ranges == ["5m", "15m", "1h", "6h", "24h", "custom"]
     page.select_option("#live-range", "5m")
     t.wait_loaded()
     assert any("range=5m" in url for url in t.data_requests), t.data_requests
@@ -277,14 +280,15 @@ def test_range_and_refresh_controls(live: str, tab) -> None:
            timeout=12000, arg=[CPU_BUSY, last])
     assert t.series()[-1][0] - last >= 4 * INTERVAL_MS
 
-    # Custom range: refused outside the retention (shown in the page), then "since T" keeps following.
+    # Custom range: refused outside what the server keeps (7 days of history on disk by default; shown in the
+    # page), then "since T" keeps following.
     page.select_option("#live-range", "custom")
     assert page.is_visible("#live-custom")
     newest = page.evaluate("REZGEN.live.st.newest")
     local = "ms => { const d = new Date(ms), z = n => String(n).padStart(2, '0'); return d.getFullYear() + '-' + " \
             "z(d.getMonth() + 1) + '-' + z(d.getDate()) + 'T' + z(d.getHours()) + ':' + z(d.getMinutes()) + ':' + " \
             "z(d.getSeconds()); }"
-    page.fill("#live-custom input[name=from]", page.evaluate(local, newest - 3 * 3600_000))
+    page.fill("#live-custom input[name=from]", page.evaluate(local, newest - 8 * 86400_000))
     page.click("#live-custom button[type=submit]")
     assert "keeps" in page.inner_text("#live-custom-error")
     page.fill("#live-custom input[name=from]", page.evaluate(local, newest - 120_000))

@@ -119,8 +119,8 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        if writer is not None:
-            writer.start()
+        if remote_writer is not None:
+            remote_writer.start()
         for url in urls:
             def on_snapshot(snapshot: Any, url: str = url) -> None:
                 if ingest.append(url, snapshot):
