@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import pytest
-from browser import chromium, launched
+from browser import chromium
 from test_live_page import start_pair
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -22,12 +22,6 @@ def live(tmp_path_factory) -> Iterator[str]:
     yield server.url
     server.stop()
     agent.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched() as instance:
-        yield instance
 
 
 @pytest.fixture

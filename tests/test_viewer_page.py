@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser import launched
 from rawparquet import RawRecording
 from shared import shared_recording
 
@@ -33,12 +32,6 @@ def site(c16: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "rezgen", "build", str(c16), "-o", str(out), "-q"], check=True,
                    capture_output=True, timeout=600)
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched() as instance:
-        yield instance
 
 
 class Page:

@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import pytest
-from browser import launched
 from processes import start, stop
 from shared import shared_recording
 
@@ -25,12 +24,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched() as instance:
-        yield instance
 
 
 @pytest.fixture

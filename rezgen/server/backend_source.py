@@ -85,6 +85,24 @@ class BackendLiveSource:
     def has_data(self, plot: Plot) -> bool:
         return bool(plot.metrics) and all(self.store.series_of(name) for name in plot.metrics)
 
+    def reach_ns(self) -> int:
+        """How far back a page may ask: the backend's window (the TSDB keeps more; pages show this much)."""
+        return self.ingest.retention_ns
+
+    def oldest_ns(self) -> int | None:
+        """The oldest time a page may show: the start of the backend's window."""
+        bounds = self.time_range()
+        return bounds[0] if bounds else None
+
+    def range_store(self, start_ns: int, end_ns: int, metrics: set[str] | None = None
+                    ) -> tuple[BackendStore, threading.RLock]:
+        """Every range is read from the backend itself."""
+        return self.store, self.lock
+
+    @staticmethod
+    def release(store: Any) -> None:
+        """Nothing was read into memory for a range."""
+
     def poll(self) -> bool:
         """Ask for the newest sample; True when the window moved."""
         try:

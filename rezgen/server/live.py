@@ -131,7 +131,8 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             plots = {p.id: plot_data(store, p, span, scope)
                      or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(store, p, span, scope) else {})}
                      for p in section.plots if p.id not in absent}
-            cpus = cpu_count(store, span, scope)  # a chart's "Total" multiplies its mean by it
+            # A chart's "Total" multiplies its mean by it (counted in a store; a TSDB's pages have no Total).
+            cpus = cpu_count(store, span, scope) if isinstance(store, Store) else None
         source.release(store)
         # The page's live updates keep the series this load ranked, and rank again over the same window.
         hub.adopt(section, scope, plots, length)
