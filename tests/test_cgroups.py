@@ -7,6 +7,7 @@ with pyarrow/numpy (rawparquet, test_site's helpers); pages in a real Chromium.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import hashlib
 import math
 import re
@@ -315,7 +316,7 @@ def test_a_live_page_picks_cgroups_and_their_charts_keep_growing(many, browser, 
         # a poll missed a row (a loaded machine), the rate over two recorded intervals: the mean of two neighbours.
         recorded = [v for _, v in cpu_cores_by_name(rec, {name})]
         rates = [r for r in recorded if r is not None]
-        rates += [(a + b) / 2 for a, b in zip(recorded, recorded[1:]) if a is not None and b is not None]
+        rates += [(a + b) / 2 for a, b in itertools.pairwise(recorded) if a is not None and b is not None]
         for v in values[1:]:
             assert any(math.isclose(v, r, rel_tol=1e-3) for r in rates), v
         assert errors == []
