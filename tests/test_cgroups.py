@@ -7,8 +7,8 @@ with pyarrow/numpy (rawparquet, test_site's helpers); pages in a real Chromium.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import hashlib
+import itertools
 import math
 import re
 from collections.abc import Iterator
