@@ -9,7 +9,7 @@ import bisect
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -52,6 +52,19 @@ def forwarding(agent: str, target: str, log: Path, *extra: str) -> subprocess.Po
     return proc
 
 
+def settled(read: Callable[[], dict], timeout: float = 15.0) -> dict:
+    """What a TSDB holds once it stops changing: a series the last writes created becomes searchable a moment
+    later (VictoriaMetrics indexes new series in the background)."""
+    previous, deadline = read(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.5)
+        current = read()
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
 def stamps_of(samples: dict) -> list[int]:
     return sorted({ms for series in samples.values() for points in series.values() for ms in points})
 
@@ -85,7 +98,7 @@ def test_the_tsdb_holds_every_sample_the_agent_served(receiver_class: type[Recei
                      timeout=60, every=1.0, what="five snapshots in the TSDB")
         finally:
             stop(proc)
-        got = by_name(tsdb.samples(f'{{node="{node(agent)}"}}'))
+        got = settled(lambda: by_name(tsdb.samples(f'{{node="{node(agent)}"}}')))
     stamps = stamps_of(got)
     expected = expected_for(recording, agent, {"cluster": "test"})
     rows = [expected.row_of[ms] for ms in stamps]
