@@ -22,8 +22,7 @@ from shared import shared_recording
 from siterecordings import HOSTILE_NAMES, Columns, timestamps, write_hostile_cgroups, write_recording, write_two_hosts
 from siterecordings import _cgroups as add_cgroups
 from siterecordings import _cpu_usage as cpu_usage
-from test_live_page import LiveServer, wait_ready
-from test_replay import ReplayProcess
+from test_live_page import replayed_page
 from test_site import build, chart_option, eval_times, irate_at, payload
 
 from rezgen.pages.cgroups import SPLIT_FACTOR, cgroup_file
@@ -289,16 +288,7 @@ def test_a_live_page_picks_cgroups_and_their_charts_keep_growing(many, browser, 
     """`rezgen replay` of the 60-cgroup recording feeding `rezgen serve --live`: the picker lists every cgroup, a
     pick draws that cgroup's recorded values, and the points pushed afterwards extend its line."""
     _, rec = many
-    agent = ReplayProcess(rec.path, log=tmp_path / "replay.log").start()
-    server = LiveServer(agent.url, tmp_path / "live.log")
-    try:
-        server.start()
-        wait_ready(server.url)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "cgroups.html")
+    with replayed_page(browser, rec.path, tmp_path, "cgroups.html") as (page, errors):
         page.wait_for_function("() => REZGEN.cgroups.picked().length === 5", timeout=30000)
         assert page.locator("#cgroup-picker input[type=checkbox]").count() == 60
         name = "/system.slice/svc-7.service"
@@ -320,10 +310,6 @@ def test_a_live_page_picks_cgroups_and_their_charts_keep_growing(many, browser, 
         for v in values[1:]:
             assert any(math.isclose(v, r, rel_tol=1e-3) for r in rates), v
         assert errors == []
-        context.close()
-    finally:
-        server.stop()
-        agent.stop()
 
 
 @pytest.mark.browser

@@ -17,8 +17,7 @@ from rawparquet import RawRecording
 from shared import shared_recording
 from siterecordings import Columns, timestamps, write_recording
 from test_cgroups import served
-from test_live_page import LiveServer, wait_ready
-from test_replay import ReplayProcess
+from test_live_page import replayed_page
 from test_site import build, eval_times, payload
 
 from rezgen.pages.gpus import gpu_file
@@ -129,16 +128,7 @@ def test_a_live_page_picks_a_gpu_and_keeps_it_live(gpu_site, browser, tmp_path):
     """`rezgen replay` of the two-GPU recording feeding `rezgen serve --live`: GPU 1's twin is drawn, and the
     points pushed afterwards extend it."""
     _, rec = gpu_site
-    agent = ReplayProcess(rec.path, log=tmp_path / "replay.log").start()
-    server = LiveServer(agent.url, tmp_path / "live.log")
-    try:
-        server.start()
-        wait_ready(server.url)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "gpu.html")
+    with replayed_page(browser, rec.path, tmp_path, "gpu.html") as (page, errors):
         page.wait_for_function("() => { const el = document.querySelector('[data-plot-id=\"gpu-pct\"]');"
                                " return el && el.__rezgen; }", timeout=30000)
         page.select_option("#gpu-select", "1")
@@ -152,10 +142,6 @@ def test_a_live_page_picks_a_gpu_and_keeps_it_live(gpu_site, browser, tmp_path):
                     for gpu in [c.labels["id"]]}
         assert values and set(values) <= recorded["1"] and not set(values) <= recorded["0"]
         assert errors == []
-        context.close()
-    finally:
-        server.stop()
-        agent.stop()
 
 
 def test_the_twins_are_hidden_groups_in_the_api_and_not_charts_of_the_page(gpu_site, tmp_path):

@@ -9,6 +9,7 @@ break (null). Skips without Playwright/Chromium or the sample recordings; fails 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -115,6 +116,27 @@ def start_pair(tmp_path: Path) -> tuple[ReplayProcess, LiveServer]:
         agent.stop()
         raise
     return agent, server
+
+
+@contextlib.contextmanager
+def replayed_page(browser, recording: Path, tmp_path: Path, path: str) -> Iterator[tuple[Any, list[str]]]:
+    """`rezgen replay` of `recording` feeding `rezgen serve --live`, and a browser page opened at `path` of it: the
+    page and the uncaught errors it has had."""
+    agent = ReplayProcess(recording, log=tmp_path / "replay.log").start()
+    server = LiveServer(agent.url, tmp_path / "live.log")
+    try:
+        server.start()
+        wait_ready(server.url)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + path)
+        yield page, errors
+        context.close()
+    finally:
+        server.stop()
+        agent.stop()
 
 
 @pytest.fixture(scope="module")
