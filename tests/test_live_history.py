@@ -104,12 +104,18 @@ def test_a_kill_loses_at_most_a_flush_and_the_restart_shows_the_rows_before_it(a
         values = [v for v in line["values"][0] if v is not None]
         assert len(values) >= len(on_disk) - 4  # a rate needs a previous sample, and a step lands between samples
         assert line["t"][0] <= on_disk[1] // 1_000_000 + 1000
-        # The agent comes back: new points after a break where rezgen was down.
+        # The agent comes back: new points after a break where rezgen was down. A break is a gap longer than
+        # twice the samples' spacing (on a loaded machine polls may land seconds apart), so the agent stays down
+        # until well past that (the replayed clock is the wall clock).
+        last_ms = on_disk[-1] // 1_000_000
+        spacing_ms = max(1000.0, float(np.median(np.diff(on_disk))) / 1e6)
+        hole_from = last_ms + 3 * spacing_ms
+        while time.time() * 1000 < hole_from + 4000:
+            time.sleep(0.1)
         assert httpx.post(proc.url + "_replay/fault", params={"mode": "none"}).status_code == 200
         wait_for(lambda: status(again.url)["seq"] >= len(on_disk) + 4)
         after = busy(page_data(again.url, "range=5m"))
-        last_ms = on_disk[-1] // 1_000_000
-        hole = [v for t, v in zip(after["t"], after["values"][0]) if last_ms + 1500 < t < last_ms + 3000]
+        hole = [v for t, v in zip(after["t"], after["values"][0]) if hole_from < t < hole_from + 2500]
         assert hole and all(v is None for v in hole), (after["t"], after["values"][0])
         assert after["values"][0][-1] is not None
     finally:

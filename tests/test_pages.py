@@ -106,12 +106,12 @@ def test_theme_toggle_flips_and_persists(site, tab):
     page = t.open(site / "index.html")
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     page.click("#theme-toggle")
-    page.wait_for_function("document.documentElement.dataset.theme === 'light'", timeout=5000)
+    page.wait_for_function("document.documentElement.dataset.theme === 'light'", timeout=30000)
     page.reload(wait_until="domcontentloaded")
     assert page.evaluate("document.documentElement.dataset.theme") == "light"  # set before the page paints
     page.wait_for_function("() => window.REZGEN && REZGEN.state && REZGEN.state.charts.length > 0", timeout=20000)
     page.click("#theme-toggle")
-    page.wait_for_function("document.documentElement.dataset.theme === 'dark'", timeout=5000)
+    page.wait_for_function("document.documentElement.dataset.theme === 'dark'", timeout=30000)
     t.assert_clean()
 
 
