@@ -205,6 +205,52 @@ def test_a_section_page_over_the_tsdb_draws_its_charts(served, browser):
     page.close()
 
 
+# -- the Prometheus API, passed through ----------------------------------------------------------------------------
+
+
+def test_the_prometheus_api_is_the_backends_own_answer(served, vm, shift_ns, c16):
+    """/api/v1/* of `serve --prometheus` relays the backend: the same body as asking VictoriaMetrics directly, by GET
+    and by form POST, repeated `match[]` kept; errors are the backend's, with its status."""
+    first, last = c16.time_range
+    params = {"query": 'sum by (node) (irate(cpu_usage[1m]))', "start": (first + shift_ns) / 1e9,
+              "end": (last + shift_ns) / 1e9, "step": "15s"}
+    with httpx.Client(timeout=60) as client:
+        direct = client.get(f"{vm.url}/api/v1/query_range", params=params).json()
+        assert direct["status"] == "success" and len(direct["data"]["result"]) == len(HOSTS)
+        assert client.get(f"{served}api/v1/query_range", params=params).json() == direct
+        assert client.post(f"{served}api/v1/query_range", data=params).json() == direct
+        series = [("match[]", "cpu_cores"), ("match[]", "cpu_usage")]
+        names = {s["__name__"] for s in client.get(f"{served}api/v1/series", params=series).json()["data"]}
+        assert names == {"cpu_cores", "cpu_usage"}
+        values = client.get(f"{served}api/v1/label/node/values").json()
+        assert values == client.get(f"{vm.url}/api/v1/label/node/values").json() and values["data"] == sorted(HOSTS)
+        broken = {"query": "sum(irate(cpu_usage[5m]", "time": params["end"]}
+        bad = client.get(f"{served}api/v1/query", params=broken)
+        direct_bad = client.get(f"{vm.url}/api/v1/query", params=broken)
+        assert (bad.status_code, bad.json()) == (direct_bad.status_code, direct_bad.json())
+        assert bad.status_code == 422 and bad.json()["status"] == "error"
+        # Only reads go through.
+        for method, path, status in (("POST", "api/v1/write", 404), ("DELETE", "api/v1/query", 405),
+                                     ("POST", "api/v1/admin/tsdb/delete_series", 404)):
+            answer = client.request(method, f"{served}{path}")
+            assert answer.status_code == status and answer.json()["status"] == "error", (path, answer.text)
+
+
+@pytest.mark.browser
+def test_the_query_page_runs_against_the_backend(served, browser, vm):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{served}query.html?query=" + "count(cpu_cores)")
+    page.wait_for_function("() => !document.getElementById('query-result').hidden", timeout=60000)
+    rows = page.eval_on_selector_all("#query-table tr",
+                                     "rs => rs.map(r => Array.from(r.cells).map(c => c.textContent))")
+    assert rows[0][0] == "time" and len(rows) > 2
+    assert {float(r[1]) for r in rows[1:]} == {float(len(HOSTS))}  # every host reports its cores at every step
+    assert errors == []
+    page.close()
+
+
 # -- a backend that fails ------------------------------------------------------------------------------------------
 
 

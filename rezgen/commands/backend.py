@@ -28,11 +28,12 @@ from rezgen.server.guard import Guard, trusted_names
 from rezgen.server.hub import Hub
 from rezgen.server.listen import listen
 from rezgen.server.live import live_routes
+from rezgen.server.prom_proxy import proxy_routes
 from rezgen.site.build import BuildReport, Progress, build_site
 
-# rezgen's own endpoints that read plot data; /api/query and /api/v1/* read raw samples from a local store (ask
-# the TSDB itself for those).
-BACKEND_API = {"/api/metrics", "/api/dashboard", "/api/dashboard/{section}", "/api/plot/{section}/{id}"}
+# rezgen's own endpoints that read plot data; /api/query reads raw samples from a local store, and /api/v1/* is the
+# backend's own (passed through: `prom_proxy`).
+BACKEND_API = {"/api/metrics", "/api/dashboard", "/api/dashboard/{section}", "/api/plot/{section}/{id}", "/api/range"}
 
 
 POLL_SECONDS = 1.0  # how often the backend is asked for new points (at most): the pages' fastest refresh
@@ -96,7 +97,7 @@ def serve_backend(url: str, *, retention_ns: int, host: str = "127.0.0.1", port:
             pusher.cancel()
 
     api: list[BaseRoute] = [r for r in api_routes(lambda: source)  # type: ignore[arg-type, return-value]
-                            if isinstance(r, Route) and r.path in BACKEND_API]
+                            if isinstance(r, Route) and r.path in BACKEND_API] + proxy_routes(url, timeout_s)
     app = Starlette(routes=[Mount("/static", StaticFiles(directory=resource_dir("templates") / "static")), *api,
                             *live_routes(source, hub, env, url)],  # type: ignore[arg-type]
                     middleware=[Middleware(Guard, names=trusted_names(host, allowed_hosts))], lifespan=lifespan)
