@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 from browser import launched
 from processes import start, stop, wait_for
-from shared import shared_recording
-from tsdb_import import VictoriaMetrics, recording_lines
+from shared import shared_recording, unavailable
+from tsdb import Prometheus
+from tsdb_import import VictoriaMetrics, backfill, recording_lines
 
 from rezgen.dashboards import load_dashboards
 from rezgen.pages.fleet import KPIS
@@ -88,10 +89,10 @@ def _values(payload: dict[str, Any]) -> np.ndarray:
 # -- the same numbers as the recording -------------------------------------------------------------------------------
 
 
-def test_every_plot_of_a_host_over_the_tsdb_equals_the_recordings_plot(served, recording_served, c16, shift_ns):
-    """Each plot of the overview, syscall and scheduler sections, asked of `serve --prometheus` for host alpha
-    and of `serve c16.parquet` over the same (shifted) range: the same series and the same values at every step
-    (counters, gauges, histogram means and percentiles from the quantile gauges or the bucket rates)."""
+def same_plots(served: str, recording_served: str, c16, shift_ns: int, host: str) -> int:
+    """Each plot of the overview, syscall and scheduler sections, asked of `serve --prometheus` for `host` and of
+    `serve c16.parquet` over the same (shifted) range: the same series and the same values at every step (counters,
+    gauges, histogram means and percentiles from the quantile gauges or the bucket rates). How many were compared."""
     first, last = c16.time_range
     compared = 0
     with httpx.Client(timeout=120) as client:
@@ -101,7 +102,7 @@ def test_every_plot_of_a_host_over_the_tsdb_equals_the_recordings_plot(served, r
                 if not local.get("names"):
                     continue
                 remote = client.get(f"{served}api/plot/{section.route}/{plot.id}", params={
-                    "host": "alpha", "start": (first + shift_ns) / 1e9, "end": (last + shift_ns) / 1e9}).json()
+                    "host": host, "start": (first + shift_ns) / 1e9, "end": (last + shift_ns) / 1e9}).json()
                 assert "error" not in remote, (plot.id, remote.get("error"))
                 assert [NODE.sub("", n) for n in remote["names"]] == [NODE.sub("", n) for n in local["names"]]
                 t_local = np.array(local["levels"][-1]["t"])
@@ -109,7 +110,33 @@ def test_every_plot_of_a_host_over_the_tsdb_equals_the_recordings_plot(served, r
                 np.testing.assert_array_equal(t_remote, t_local, err_msg=plot.id)
                 np.testing.assert_allclose(_values(remote), _values(local), rtol=1e-9, err_msg=plot.id)
                 compared += 1
-    assert compared >= 40
+    return compared
+
+
+def test_every_plot_of_a_host_over_the_tsdb_equals_the_recordings_plot(served, recording_served, c16, shift_ns):
+    assert same_plots(served, recording_served, c16, shift_ns, "alpha") >= 40
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory, c16, shift_ns) -> Iterator[Prometheus]:
+    """A real Prometheus 2.42 holding hosts `alpha` and `beta` (blocks backfilled by promtool before it starts)."""
+    if not Prometheus.available():
+        unavailable("prometheus is not installed (apt-get install prometheus)")
+    server = Prometheus(tmp_path_factory.mktemp("prometheus"), enable_receiver=False)
+    backfill(server.data_dir, (line for node in ("alpha", "beta") for line in recording_lines(
+        c16, node, shift_ns=shift_ns, scale=HOSTS[node], metrics=_metrics(SECTIONS))))
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_prometheus_as_the_backend_gives_the_recordings_plots_too(prometheus, recording_served, c16, shift_ns,
+                                                                   tmp_path):
+    proc, url = start(["serve", "--prometheus", prometheus.url, "--port", "0"], tmp_path / "serve.log")
+    try:
+        assert same_plots(url, recording_served, c16, shift_ns, "alpha") >= 40
+    finally:
+        stop(proc)
 
 
 def test_the_host_selector_lists_the_backends_node_values(served):

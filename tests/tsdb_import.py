@@ -104,6 +104,32 @@ class VictoriaMetrics:
         return samples
 
 
+def backfill(data_dir: Path, lines: Iterator[dict]) -> int:
+    """Write import lines into a Prometheus data dir as TSDB blocks (`promtool tsdb create-blocks-from
+    openmetrics`), for a Prometheus started on it afterwards; how many samples went in."""
+    families: dict[str, list[str]] = {}  # OpenMetrics keeps a metric's samples together
+    samples = 0
+    for line in lines:
+        metric = dict(line["metric"])
+        name = metric.pop("__name__")
+        labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(metric.items()))
+        rows = families.setdefault(name, [])
+        for value, ms in zip(line["values"], line["timestamps"]):
+            rows.append(f"{name}{{{labels}}} {float(value)!r} {ms / 1000:.3f}")
+        samples += len(line["values"])
+    text = data_dir.parent / "backfill.om"
+    text.write_text("".join(row + "\n" for rows in families.values() for row in rows) + "# EOF\n")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(text), str(data_dir)],
+                   check=True, capture_output=True, timeout=600)
+    text.unlink()
+    return samples
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _line(name: str, labels: dict[str, str], times_ns: np.ndarray, values: np.ndarray) -> dict:
     keep = ~np.isnan(values)
     return {"metric": {"__name__": name, **labels}, "values": values[keep].tolist(),

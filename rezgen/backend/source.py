@@ -169,9 +169,11 @@ class BackendSource:
         wanted = [repr(float(q)).removesuffix(".0") if q >= 1 else repr(float(q)) for q in quantiles]
         pattern = "|".join(w.replace(".", "\\.") for w in wanted)
         # A gauge holds for its own interval only: an interval without observations has no gauge (and no
-        # percentile), where the TSDB's lookback would repeat the previous one.
+        # percentile), where the TSDB's lookback would repeat the previous one. A millisecond under the interval:
+        # Prometheus 2's windows include their left end, where the previous interval's gauge sits.
         gauges = scoped(renamed(selector, "", f"quantile=~{quoted(pattern)}"), scope)
-        found = self.client.query_range(f"last_over_time({gauges}[{self.interval_ns // 1_000_000}ms])",
+        window_ms = max(1, self.interval_ns // 1_000_000 - 1)
+        found = self.client.query_range(f"last_over_time({gauges}[{window_ms}ms])",
                                         span.start_ns, span.end_ns, span.step_ns)
         by_quantile: dict[str, list[Any]] = {}
         for labels, index, values in found:

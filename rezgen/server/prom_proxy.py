@@ -33,10 +33,13 @@ class BackendProxy:
         self.timeout_s = timeout_s
         self._session = requests.Session()
 
-    def relay(self, path: str, params: list[tuple[str, str]]) -> Response:
-        """The backend's answer to a POST of `params` to `path` (a blocking call: run it in a thread)."""
+    def relay(self, method: str, path: str, params: list[tuple[str, str]]) -> Response:
+        """The backend's answer to `params` sent to `path` by `method` (GET: in the URL, POST: as a form), a
+        blocking call: run it in a thread."""
+        sent = {"data": params} if method == "POST" else {"params": params}
         try:
-            with self._session.post(f"{self.url}{path}", data=params, timeout=self.timeout_s, stream=True) as answer:
+            with self._session.request(method, f"{self.url}{path}", **sent, timeout=self.timeout_s,
+                                       stream=True) as answer:
                 body = bytearray()
                 for chunk in answer.iter_content(1 << 16):
                     body += chunk
@@ -61,7 +64,7 @@ def proxy_routes(url: str, timeout_s: float) -> list[BaseRoute]:
             return _error(exc.message, exc.kind, exc.status)
         # The same path on the backend, as the client encoded it (a label name is passed on as it came).
         path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-        return await run_in_threadpool(proxy.relay, path, params)
+        return await run_in_threadpool(proxy.relay, "POST" if request.method == "POST" else "GET", path, params)
 
     async def unknown(request: Request) -> Response:
         if any(route.matches(request.scope)[0] is not Match.NONE for route in reads):
