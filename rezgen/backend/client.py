@@ -36,10 +36,11 @@ class BackendClient:
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
         # POST where Prometheus takes it (long queries fit a form, not a URL); label values are GET only.
-        method = "GET" if path.startswith("/api/v1/label/") else "POST"
-        form = "data" if method == "POST" else "params"
+        get = path.startswith("/api/v1/label/")
         try:
-            answer = self._session.request(method, f"{self.url}{path}", **{form: params}, timeout=self.timeout)
+            answer = self._session.request("GET" if get else "POST", f"{self.url}{path}",
+                                           params=params if get else None, data=None if get else params,
+                                           timeout=self.timeout)
         except requests.Timeout:
             raise BackendError(f"the backend {self.url} did not answer within {self.timeout:g} s") from None
         except requests.RequestException as exc:

@@ -36,10 +36,10 @@ class BackendProxy:
     def relay(self, method: str, path: str, params: list[tuple[str, str]]) -> Response:
         """The backend's answer to `params` sent to `path` by `method` (GET: in the URL, POST: as a form), a
         blocking call: run it in a thread."""
-        sent = {"data": params} if method == "POST" else {"params": params}
+        post = method == "POST"
         try:
-            with self._session.request(method, f"{self.url}{path}", **sent, timeout=self.timeout_s,
-                                       stream=True) as answer:
+            with self._session.request(method, f"{self.url}{path}", params=None if post else params,
+                                       data=params if post else None, timeout=self.timeout_s, stream=True) as answer:
                 body = bytearray()
                 for chunk in answer.iter_content(1 << 16):
                     body += chunk
