@@ -485,3 +485,45 @@ def test_a_new_session_fits_its_data_and_another_hosts_outage_is_a_small_notice(
             proc.stdout.close()  # type: ignore[union-attr]
         first.stop()
         second.stop()
+
+
+def test_the_fleet_page_of_live_agents_refreshes_in_place(browser, tmp_path: Path) -> None:
+    """Two agents: the Fleet page lists both, and every few seconds it draws newer points into the same charts."""
+    chromium()
+    first = ReplayProcess(shared_recording("demo.parquet"), log=tmp_path / "a.log").start()
+    second = ReplayProcess(shared_recording("demo.parquet"), log=tmp_path / "b.log").start()
+    proc = None
+    try:
+        with open(tmp_path / "live.log", "w") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", "rezgen", "serve", "--live", first.url, "--live", second.url,
+                                     "--port", "0", "--interval", f"{INTERVAL_MS}ms", "--no-data-dir"],
+                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
+        match = READY.search(proc.stdout.readline())  # type: ignore[union-attr]
+        assert match, (tmp_path / "live.log").read_text()
+        wait_ready(match.group(1))
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(match.group(1) + "fleet.html")
+        chart = "document.querySelector(\"[data-kpi='cpu'] .fleet-chart\")"
+        page.wait_for_function(f"() => {chart} && {chart}.__fleet", timeout=60000)
+        hosts = {url.split("//")[1].rstrip("/") for url in (first.url, second.url)}
+        # (a host whose second sample came after the first load joins at a refresh)
+        page.wait_for_function("(n) => REZGEN.payload('fleet/cpu').hosts.length === n", arg=len(hosts), timeout=30000)
+        assert set(page.evaluate("REZGEN.payload('fleet/cpu').hosts")) == hosts
+        page.evaluate(f"window.__first = {chart}.__fleet")
+        last = page.evaluate("REZGEN.payload('fleet/cpu').t.slice(-1)[0]")
+        page.wait_for_function("(last) => REZGEN.payload('fleet/cpu') && REZGEN.payload('fleet/cpu').t.slice(-1)[0] "
+                               "> last", arg=last, timeout=30000)
+        # The same chart, drawn in place with the new columns.
+        assert page.evaluate(f"{chart}.__fleet === window.__first")
+        assert page.evaluate(f"{chart}.__fleet.getOption().xAxis[0].data.slice(-1)[0]") == page.evaluate(
+            "REZGEN.units.time(REZGEN.payload('fleet/cpu').t.slice(-1)[0])")
+        assert sorted(page.eval_on_selector_all("#fleet-body tr", "rs => rs.map(r => r.dataset.host)")) == sorted(hosts)
+        assert errors == []
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        first.stop()
+        second.stop()

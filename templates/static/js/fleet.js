@@ -1,9 +1,10 @@
 /* The Fleet page: one host x time heatmap per KPI (rows as the payload sorted them, highest average first) and a
    sortable table of every host's current and average values, each host linking to its own pages. A search box
-   filters both. Host names come from the data: written as text, never parsed as HTML. */
+   filters both; live pages fetch it all again every few seconds. Host names come from the data: written as text,
+   never parsed as HTML. */
 (function (R) {
   'use strict';
-  var ROW_PX = 12, MAX_ROWS_SHOWN = 40;
+  var ROW_PX = 12, MAX_ROWS_SHOWN = 40, LIVE_REFRESH_MIN_MS = 5000;
   var state = { order: [], kpis: {}, filter: '', sortKey: null, sortDir: -1, charts: [] };
 
   function el(tag, cls, text) {
@@ -98,7 +99,23 @@
 
   function replacePanel(id) {
     var old = document.querySelector('.fleet-kpi[data-kpi="' + CSS.escape(id) + '"]');
-    var fresh = panel(id, state.kpis[id]);
+    var chart = old && old.querySelector('.fleet-chart').__fleet, kpi = state.kpis[id];
+    var rows = kpi && !kpi.error ? kpi.hosts.filter(matches) : [];
+    if (chart && rows.length && String(rows.length) === chart.getDom().getAttribute('data-hosts')) {
+      // New points for the same rows (a live refresh): drawn in place, keeping the reader's scroll of the rows.
+      var option = heatmapOption(kpi, kpi.t, kpi.hosts.reduce(function (acc, host, i) {
+        if (matches(host)) acc.push(i);
+        return acc;
+      }, []));
+      delete option.dataZoom;
+      chart.setOption(option);
+      return;
+    }
+    if (chart) {
+      chart.dispose();
+      state.charts = state.charts.filter(function (c) { return c !== chart; });
+    }
+    var fresh = panel(id, kpi);
     if (old) old.replaceWith(fresh); else document.getElementById('fleet-heatmaps').appendChild(fresh);
   }
 
@@ -194,12 +211,22 @@
     var template = document.body.getAttribute('data-data');
     state.order = (document.getElementById('fleet-heatmaps').getAttribute('data-kpis') || '').split(' ').filter(Boolean);
     drawHeatmaps();
-    state.order.forEach(function (id) {  // each KPI's script on its own: the first chart need not wait for the rest
-      R.load(root + template.replace('{kpi}', id), 'fleet/' + id).then(function (kpi) {
-        state.kpis[id] = kpi;
-      }, function (err) {
-        state.kpis[id] = { id: id, title: id, error: 'the data could not be loaded: ' + err.message };
-      }).then(function () { replacePanel(id); drawTable(); });
-    });
+    function fetchAll(again) {
+      state.order.forEach(function (id) {  // each KPI's script on its own: the first chart need not wait for the rest
+        (again ? R.reload : R.load)(root + template.replace('{kpi}', id), 'fleet/' + id).then(function (kpi) {
+          state.kpis[id] = kpi;
+        }, function (err) {
+          state.kpis[id] = { id: id, title: id, error: 'the data could not be loaded: ' + err.message };
+        }).then(function () { replacePanel(id); drawTable(); });
+      });
+    }
+    fetchAll(false);
+    // Live (serve --live or --prometheus): the whole page again every few seconds, while it is in sight. Each KPI
+    // is one query over every host, so the refresh rate of section pages (down to 1 s) would be too often.
+    var config = document.getElementById('live-config');
+    if (config) {
+      var every = Math.max(LIVE_REFRESH_MIN_MS, JSON.parse(config.textContent).default_refresh_ms || 0);
+      setInterval(function () { if (!document.hidden) fetchAll(true); }, every);
+    }
   });
 })(window.REZGEN = window.REZGEN || {});
