@@ -5,9 +5,10 @@ series, the size of the issue's c24 host), encoded as V2 bytes (rezgen.synthetic
 does. Each figure is printed against its goal.
 
 - ingest: per snapshot, the floor `msgpack.unpackb(bytes)` against `decode` + `Ingest.append` into a full window +
-  the data dir writer's `add`, with its parts written every 60 snapshots (the default: a minute at 1 s) and a
-  segment closed (merged) every 600, all in this thread (CPU time: `time.thread_time`, floor and rezgen interleaved
-  chunk by chunk). Goal: <= 2x. Then disk: the closed segments' bytes per row x 86,400. Goal: <= 250 MB per day.
+  the data dir writer's `add`, with its journal appended after every snapshot (the default: every second, at 1 s)
+  and a segment closed (encoded from its journal) every 600, all in this thread (CPU time: `time.thread_time`, floor
+  and rezgen interleaved chunk by chunk). Goal: <= 2x. Then disk: the closed segments' bytes per row x 86,400.
+  Goal: <= 250 MB per day.
 - restart: a data dir holding the last hour (3,600 rows at 1 s, written by the project's writer), a real
   `rezgen replay c16.parquet --node rezolus` and `rezgen serve --live URL --data-dir DIR`: seconds from the
   process start to the page's data holding the hour before it. Goal: <= 3 s. Then the same server, left running
@@ -100,7 +101,7 @@ def bench_ingest(path: Path, chunk: int, measured: int, window: int) -> None:
                 snapshot = decode(body, schemas)
                 if ingest.append("agent", snapshot):
                     writer.add("agent", snapshot)
-            writer.rotate()  # a minute's part (chunk = 60), and a closed segment every 600 rows
+                writer.tick()  # what its thread does every second: append the journal, close a full segment
             b = clock() - start
             floor, ours = floor + a, ours + b
             ratios.append(b / a)

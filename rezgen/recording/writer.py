@@ -282,7 +282,7 @@ def _column_array(meta: SeriesMeta, layout: Layout | None, value: np.ndarray | N
         return pa.nulls(rows, type=_HISTOGRAM_TYPE)
     cells = _missing(value)
     null_rows = None if cells is None else cells.any(axis=1)
-    present = value if null_rows is None else value[~null_rows]
+    present = np.ma.getdata(value if null_rows is None else value[~null_rows])
     flat = pa.array(_integers(present, np.uint64).ravel(), type=pa.uint64())
     # A null row is an empty list under the null bit, so the offsets advance only over present rows.
     lengths = np.full(rows, layout.buckets, dtype=np.int64)
