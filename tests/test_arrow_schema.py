@@ -15,7 +15,6 @@ from shared import shared_recording
 from rezgen.recording.arrow_schema import KEY, encoded_schema
 from rezgen.recording.writer import open_parquet
 
-
 BUCKETS = pa.list_(pa.field("element", pa.uint64()))  # the child's name as Parquet readers give it back
 
 
