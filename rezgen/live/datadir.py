@@ -281,12 +281,11 @@ class HistoryWriter(SegmentWriter):
             if one.broken or not data:
                 continue
             try:
-                one.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(one.path, "ab") as out:
-                    out.write(data)
+                one.append(data)
             except OSError as exc:  # e.g. a full disk: say so (once); the next rows begin another journal
                 self._failed(exc)
                 one.broken = True
+                one.close()
                 with self._lock:
                     if self._open.get(agent) is one:
                         full.append((agent, self._open.pop(agent)))
@@ -304,6 +303,7 @@ class HistoryWriter(SegmentWriter):
         return [(agent, one) for agent, one in opened if not one.broken]
 
     def _close(self, agent: str, one: journal.Journal) -> None:
+        one.close()
         node = self.root / self.dirs[agent]
         try:
             if one.path.exists():

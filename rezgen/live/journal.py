@@ -25,11 +25,12 @@ during a write, a full disk) reads up to its last whole record.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 import numpy as np
@@ -79,6 +80,7 @@ class Journal:
         self._histograms: list[tuple[SeriesKey, int, int]] | None = None
         self._previous: np.ndarray | None = None
         self._footer: dict[str, Any] | None = None
+        self._file: BinaryIO | None = None
 
     def add(self, snapshot: Any) -> None:
         pending = self._pending
@@ -138,6 +140,20 @@ class Journal:
         """The records not yet appended to the file."""
         data, self._pending = b"".join(self._pending), []
         return data
+
+    def append(self, data: bytes) -> None:
+        """Append records to the file (kept open: a journal is appended every second)."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab")  # noqa: SIM115 (closed by `close`)
+        self._file.write(data)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):  # what could not be written was said when it was written
+                file.close()
 
 
 @dataclass
