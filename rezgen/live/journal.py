@@ -103,10 +103,14 @@ class Journal:
             self._histograms, self._previous = described, None
         where = changes = b""
         if histograms:
-            current = np.concatenate([e.value for e in histograms], dtype=np.uint64, casting="unsafe")
-            delta = current if self._previous is None else current - self._previous  # wraps, as u64 does
-            at = np.flatnonzero(delta)
-            where, changes = at.astype(np.uint32).tobytes(), delta[at].tobytes()
+            current = np.concatenate([e.value for e in histograms])  # (numpy is 4x slower given a dtype)
+            if current.dtype != np.uint64:
+                current = current.astype(np.uint64)
+            previous = self._previous
+            # (nonzero() of a boolean array is 10x faster than of u64 differences)
+            at = np.flatnonzero(current if previous is None else current != previous)
+            delta = current[at] if previous is None else current[at] - previous[at]  # wraps, as u64 does
+            where, changes = at.astype(np.uint32).tobytes(), delta.tobytes()
             self._previous = current
         t_ns = snapshot.timestamp_ns
         pending.append(msgpack.packb(["r", t_ns, getattr(snapshot, "duration_ns", None), *values, where, changes]))
