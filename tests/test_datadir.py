@@ -190,6 +190,21 @@ def test_retention_deletes_the_oldest_segments_by_age_then_by_size(tmp_path: Pat
     assert sorted(p.name for p in node.iterdir()) == [names[4]]
 
 
+def test_the_writer_enforces_retention_as_it_starts_not_only_after_a_close(tmp_path: Path) -> None:
+    node = tmp_path / "node-a"
+    node.mkdir()
+    old = time.time_ns() - 3 * 86_400 * S
+    write_part(node / segment_file_name(old, old + S), _rows([0, 1], old), None, 1000, {})
+    w = writer(tmp_path, segment_s=2, keep_s=86_400)
+    w.tick()
+    assert list(node.iterdir()) == []  # three days old: gone at the start
+    for i in range(3):
+        w.add("agent", snapshot(T0 + i * S, i))
+    w.tick()
+    assert [p.name for p in node.glob("*.parquet")] == [segment_file_name(T0, T0 + 2 * S)]
+    w.close()
+
+
 def test_retention_leaves_the_open_segment_alone(tmp_path: Path) -> None:
     node = tmp_path / "node-a"
     (node / OPEN).mkdir(parents=True)

@@ -223,6 +223,7 @@ class HistoryWriter(SegmentWriter):
         self._full: list[tuple[str, journal.Journal]] = []  # journals to close (full, or cut short by a fault)
         self._last: dict[str, int] = {}  # agent url -> its last sample
         self._segments = 0  # journals begun by this run
+        self._retained = False  # retention enforced once by this run
         self._run = 0
         try:
             for name in dirs.values():
@@ -255,9 +256,11 @@ class HistoryWriter(SegmentWriter):
                 self._wake.set()
 
     def tick(self) -> None:
-        """Append the journals, and close the full ones."""
+        """Append the journals, and close the full ones (retention after each close, and once at the start)."""
         with self._writing:
             self._append()
+            if not self._retained:
+                self._retain()
 
     def rotate(self) -> None:
         """Make the disk hold every row taken so far: append the journals, close the full ones, and write the open
@@ -327,6 +330,7 @@ class HistoryWriter(SegmentWriter):
         one.parted_ns = one.last_ns
 
     def _retain(self) -> None:
+        self._retained = True
         try:
             enforce_retention(self.root, self.keep_ns, self.keep_bytes, time.time_ns())
         except OSError as exc:
