@@ -322,12 +322,14 @@ class HistoryWriter(SegmentWriter):
             return
         path = one.path.with_name(f"{one.path.stem}-{len(one.parts):06d}.parquet")
         try:
-            journal.write_segment(journal.read(one.path), path, one.parted_ns)
+            recorded = journal.read(one.path)  # (rows added since the append are in the next part)
+            if not journal.write_segment(recorded, path, one.parted_ns):
+                return
         except (OSError, ValueError, pa.ArrowException) as exc:
             self._failed(exc)
             return
         one.parts.append(path)
-        one.parted_ns = one.last_ns
+        one.parted_ns = recorded.stamps[-1]
 
     def _retain(self) -> None:
         self._retained = True
