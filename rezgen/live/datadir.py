@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rezgen.live import journal
-from rezgen.live.segment_writer import SEGMENT_BYTES, SegmentWriter
+from rezgen.live.segment_writer import SegmentWriter
 from rezgen.live.segments import merge
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,8 @@ class HistoryWriter(SegmentWriter):
 
     def __init__(self, root: Path, interval_ms: int, nodes: dict[str, str], dirs: dict[str, str], *,
                  segment_ns: int, keep_ns: int, keep_bytes: int, footer: Callable[[], dict[str, Any]] = dict,
-                 flush_s: float | None = None, segment_bytes: int = SEGMENT_BYTES):
-        super().__init__(interval_ms, nodes, lambda: {**footer(), FORMAT_KEY: FORMAT}, flush_s or JOURNAL_FLUSH_S,
-                         segment_bytes)
+                 flush_s: float | None = None):
+        super().__init__(interval_ms, nodes, lambda: {**footer(), FORMAT_KEY: FORMAT}, flush_s or JOURNAL_FLUSH_S)
         self.root = root
         self.dirs = dirs  # agent url -> its directory's name
         self.segment_ns = segment_ns
