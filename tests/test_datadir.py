@@ -1,5 +1,5 @@
 """The data dir of live history (`rezgen.live.datadir`): segments per node named by their first and last sample,
-an open segment of complete parts closed when it spans `--segment`, recovery of what a killed run left, retention
+an open segment journaled and encoded once when it spans `--segment`, recovery of what a killed run left, retention
 by age and by size, and the writer's faults. Files are read back with plain pyarrow."""
 
 from __future__ import annotations
@@ -70,28 +70,31 @@ def test_segments_close_when_they_span_the_segment_length_and_are_named_by_their
     node = tmp_path / "node-a"
     assert [p.name for p in node.glob("*.parquet")] == []
     assert len(list((node / OPEN).glob("*.parquet"))) == 1
-    for i in range(6, 12):  # 6..11 s: the open segment now spans 11 s
+    for i in range(6, 12):  # 6..11 s: the open segment spans 10 s with the row of 10 s, which closes it
         w.add("agent", snapshot(T0 + i * S, 100 + i, histogram=[0, i, i]))
     w.rotate()
     closed = sorted(node.glob("*.parquet"))
-    assert [p.name for p in closed] == [segment_file_name(T0, T0 + 11 * S)]
-    assert not (node / OPEN).exists()
+    assert [p.name for p in closed] == [segment_file_name(T0, T0 + 10 * S)]
+    assert sorted(p.suffix for p in (node / OPEN).iterdir()) == [".journal", ".parquet"]  # 11 s: the next segment's
     table = pq.read_table(closed[0])
-    assert table.column("timestamp").to_pylist() == [T0 + i * S for i in range(12)]
-    assert table.column("requests").to_pylist() == [100 + i for i in range(12)]
-    assert table.column("queue").to_pylist() == [7] * 12
-    assert table.column("latency:buckets").to_pylist() == [None] * 6 + [[0, i, i] for i in range(6, 12)]
+    assert table.column("timestamp").to_pylist() == [T0 + i * S for i in range(11)]
+    assert table.column("requests").to_pylist() == [100 + i for i in range(11)]
+    assert table.column("queue").to_pylist() == [7] * 11
+    assert table.column("latency:buckets").to_pylist() == [None] * 6 + [[0, i, i] for i in range(6, 11)]
     assert table.schema.field("requests").metadata[b"op"] == b"get"
     assert table.schema.metadata[b"rezgen_segment"] == b"1"
     w.add("agent", snapshot(T0 + 12 * S, 112))
     w.close()  # the rest becomes a (short) segment of its own
-    assert [p.name for p in sorted(node.glob("*.parquet"))] == [segment_file_name(T0, T0 + 11 * S),
-                                                              segment_file_name(T0 + 12 * S, T0 + 12 * S)]
+    assert [p.name for p in sorted(node.glob("*.parquet"))] == [segment_file_name(T0, T0 + 10 * S),
+                                                              segment_file_name(T0 + 11 * S, T0 + 12 * S)]
+    assert not (node / OPEN).exists()
+    assert pq.read_table(node / segment_file_name(T0 + 11 * S, T0 + 12 * S)).column("latency:buckets").to_pylist() \
+        == [[0, 11, 11], None]
     spans = [(s.start_ns, s.end_ns, s.open) for s in list_segments(tmp_path)["node-a"]]
-    assert spans == [(T0, T0 + 11 * S + 999_999, False), (T0 + 12 * S, T0 + 12 * S + 999_999, False)]
+    assert spans == [(T0, T0 + 10 * S + 999_999, False), (T0 + 11 * S, T0 + 12 * S + 999_999, False)]
 
 
-def test_recovery_closes_what_a_killed_run_left_open(tmp_path: Path) -> None:
+def test_recovery_merges_the_parts_a_killed_run_of_the_previous_layout_left_open(tmp_path: Path) -> None:
     node = tmp_path / "node-a"
     (node / OPEN).mkdir(parents=True)
     write_part(node / OPEN / "0000-000-000000.parquet", _rows([0, 1, 2]), None, 1000, {})
@@ -101,6 +104,64 @@ def test_recovery_closes_what_a_killed_run_left_open(tmp_path: Path) -> None:
     assert [p.name for p in node.iterdir()] == [segment_file_name(T0, T0 + 4 * S)]
     assert pq.read_table(node / segment_file_name(T0, T0 + 4 * S)).column("timestamp").to_pylist() == \
         [T0 + i * S for i in range(5)]
+
+
+def test_a_killed_runs_journal_closes_at_recovery_into_the_rows_it_held(tmp_path: Path) -> None:
+    w = writer(tmp_path, segment_s=3600)
+    expected = {}
+    for i in range(40):  # histograms that come and go and change a few buckets a row; a counter that appears
+        buckets = [i // 3, 2 * i, 5] if i % 17 != 5 else None
+        w.add("agent", snapshot(T0 + i * S, 2**63 + i, gauge=-i, histogram=buckets))
+        expected[T0 + i * S] = buckets
+    w.tick()  # the journal appended, as every second; then a kill -9: nothing else
+    node = tmp_path / "node-a"
+    assert [p.suffix for p in (node / OPEN).iterdir()] == [".journal"]
+    assert recover(tmp_path) == 40
+    closed = node / segment_file_name(T0, T0 + 39 * S)
+    assert [p.name for p in node.iterdir()] == [closed.name]
+    table = pq.read_table(closed)
+    assert table.column("timestamp").to_pylist() == list(expected)
+    assert table.column("requests").to_pylist() == [2**63 + i for i in range(40)]  # exact u64
+    assert table.column("queue").to_pylist() == [-i for i in range(40)]
+    assert table.column("latency:buckets").to_pylist() == list(expected.values())
+    assert table.column("duration").to_pylist() == [1000] * 40
+
+
+def test_a_journal_cut_short_recovers_its_whole_rows_and_a_foreign_one_is_left_aside(tmp_path: Path, caplog) -> None:
+    w = writer(tmp_path, segment_s=3600)
+    for i in range(5):
+        w.add("agent", snapshot(T0 + i * S, i, histogram=[i, i, i]))
+        w.tick()
+    node = tmp_path / "node-a"
+    [path] = (node / OPEN).glob("*.journal")
+    path.write_bytes(path.read_bytes()[:-7])  # a kill during the append of the last row
+    (node / OPEN / "0007-000000.journal").write_bytes(b"not a journal at all")
+    assert recover(tmp_path) == 4
+    assert pq.read_table(node / segment_file_name(T0, T0 + 3 * S)).column("latency:buckets").to_pylist() == \
+        [[i, i, i] for i in range(4)]
+    assert (node / OPEN / "0007-000000.journal.damaged").exists()
+    assert any("skipping an open segment" in r.getMessage() and "not a journal" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_read_writes_the_open_rows_as_parts_which_go_when_the_segment_closes(tmp_path: Path) -> None:
+    w = writer(tmp_path, segment_s=10)
+    node = tmp_path / "node-a"
+    for i in range(3):
+        w.add("agent", snapshot(T0 + i * S, i))
+    w.rotate()
+    w.rotate()  # nothing new: no part
+    for i in range(3, 5):
+        w.add("agent", snapshot(T0 + i * S, i))
+    w.rotate()
+    parts = sorted((node / OPEN).glob("*.parquet"))
+    assert [pq.read_table(p).column("requests").to_pylist() for p in parts] == [[0, 1, 2], [3, 4]]
+    assert [(s.start_ns, s.open) for s in list_segments(tmp_path)["node-a"]] == [(T0, True), (T0 + 3 * S, True)]
+    for i in range(5, 11):
+        w.add("agent", snapshot(T0 + i * S, i))
+    w.tick()
+    assert [p.name for p in node.iterdir()] == [segment_file_name(T0, T0 + 10 * S)]  # parts and journal gone
+    assert pq.read_table(node / segment_file_name(T0, T0 + 10 * S)).column("requests").to_pylist() == list(range(11))
 
 
 def test_a_segment_merged_but_not_yet_renamed_is_renamed_at_recovery(tmp_path: Path) -> None:
@@ -127,6 +188,21 @@ def test_retention_deletes_the_oldest_segments_by_age_then_by_size(tmp_path: Pat
     deleted = enforce_retention(tmp_path, 86_400 * S, sizes[names[4]], time.time_ns())
     assert [p.name for p in deleted] == names[2:4]
     assert sorted(p.name for p in node.iterdir()) == [names[4]]
+
+
+def test_the_writer_enforces_retention_as_it_starts_not_only_after_a_close(tmp_path: Path) -> None:
+    node = tmp_path / "node-a"
+    node.mkdir()
+    old = time.time_ns() - 3 * 86_400 * S
+    write_part(node / segment_file_name(old, old + S), _rows([0, 1], old), None, 1000, {})
+    w = writer(tmp_path, segment_s=2, keep_s=86_400)
+    w.tick()
+    assert list(node.iterdir()) == []  # three days old: gone at the start
+    for i in range(3):
+        w.add("agent", snapshot(T0 + i * S, i))
+    w.tick()
+    assert [p.name for p in node.glob("*.parquet")] == [segment_file_name(T0, T0 + 2 * S)]
+    w.close()
 
 
 def test_retention_leaves_the_open_segment_alone(tmp_path: Path) -> None:

@@ -204,6 +204,21 @@ def test_compresses_every_column_with_zstd(tmp_path):
     assert {group.column(i).compression for i in range(group.num_columns)} == {"ZSTD"}
 
 
+def test_delta_encodes_counters_and_gauges_and_keeps_statistics_for_the_timestamp_only(tmp_path):
+    path = tmp_path / "r.parquet"
+    columns = [("c", counter("c")), ("g", gauge("g")), ("h", histogram("h"))]
+    write(path, columns, stamps(3), [np.array([1.0, 2.0, 5.0]), np.array([-1.0, 0.0, 1.0]), np.ones((3, 496))])
+    file = pq.ParquetFile(path)
+    group = file.metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert "DELTA_BINARY_PACKED" in chunks["c"].encodings and "DELTA_BINARY_PACKED" in chunks["g"].encodings
+    assert "DELTA_BINARY_PACKED" not in chunks["h:buckets.list.element"].encodings
+    assert [name for name, chunk in chunks.items() if chunk.is_stats_set] == ["timestamp"]
+    assert (chunks["timestamp"].statistics.min, chunks["timestamp"].statistics.max) == (stamps(3)[0], stamps(3)[-1])
+    table = file.read()
+    assert table.column("c").to_pylist() == [1, 2, 5] and table.column("g").to_pylist() == [-1, 0, 1]
+
+
 def test_file_appears_only_when_the_with_block_ends(tmp_path):
     path = tmp_path / "r.parquet"
     with RecordingWriter(path, [("c", counter("c"))], interval_ms=1000, source="rezolus") as writer:

@@ -1,18 +1,22 @@
 """Live history on disk (`serve --live --data-dir DIR`): rolling Rezolus segments, one directory per node.
 
     DIR/<node>/20261207T230000.000Z_20261207T230959.000Z.parquet   closed segments, named by first and last sample
-    DIR/<node>/.open/RUN-000-SEQ.parquet                           the open segment: complete parts, ≤ 1 min each
-    DIR/<node>/.closing.parquet                                    a closed segment not yet under its name
+    DIR/<node>/.open/RUN-SEG.journal                               the open segment: an append-only journal
+    DIR/<node>/.open/RUN-SEG-PART.parquet                          its rows as of a read that reached them
 
-Every file is a complete Rezolus recording (`rezgen build`, `rezgen query` and Rezolus open any of them). The
-parts of the open segment are written at least once a minute (`segment_writer`), so a kill -9 loses at most that
-minute; once they span `--segment`, they are merged into one segment (`segments.merge`: temporary name, rename)
-and removed. A start after a crash closes what the last run left open (`recover`). Retention deletes the oldest
-closed segments beyond `--keep` (age) or `--keep-size` (bytes).
+Every .parquet file is a complete Rezolus recording (`rezgen build`, `rezgen query` and Rezolus open any of them).
+The open segment is a journal (`journal`: each row a few numpy operations and bytes to append, no Parquet), appended
+every second, so a kill -9 loses about a second. A segment that spans `--segment` is encoded once, from its journal,
+under a temporary name renamed to its own; then the journal and its parts go (a crash in between leaves the journal,
+which closes again into the very same file). A read of the data dir (`History.store`) first writes the open rows
+it has not seen as parts (`rotate`). A start after a crash closes what the last run left open (`recover`); parts of
+the previous layout (no journal) are merged as they were. Retention deletes the oldest closed segments beyond
+`--keep` (age) or `--keep-size` (bytes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -27,8 +31,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rezgen.live.segment_writer import SEGMENT_BYTES, Part, SegmentWriter
-from rezgen.live.segments import merge, segment_name, streams
+from rezgen.live import journal
+from rezgen.live.segment_writer import SegmentWriter
+from rezgen.live.segments import merge
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,7 @@ OPEN = ".open"
 CLOSING = ".closing.parquet"
 FORMAT_KEY = "rezgen_segment"  # footer key: the data dir's segment format, so another version's files are told
 FORMAT = "1"
+JOURNAL_FLUSH_S = 1.0  # a kill -9 loses about this much
 _STAMP = "%Y%m%dT%H%M%S"
 _NAME = re.compile(r"^(\d{8}T\d{6})\.(\d{3})Z_(\d{8}T\d{6})\.(\d{3})Z\.parquet$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -111,19 +117,46 @@ def list_segments(root: Path, with_open: bool = True, warn: bool = False) -> dic
 
 
 def close_open(node: Path) -> int:
-    """Merge the open segment's parts into one closed segment (named by its first and last sample); returns its
-    rows (0: nothing to close). The parts go once the segment is complete under a hidden name, before it gets its
-    own: a crash at any point leaves either the parts or that file, never both."""
+    """Close what a node's open segment holds: each journal into a closed segment (named by its first and last
+    sample), parts of the previous layout merged into one; returns the rows closed (0: nothing to close)."""
     _finish_closing(node)
     parts = node / OPEN
     if not parts.is_dir():
         return 0
     for stale in parts.glob(".*.tmp"):
         stale.unlink(missing_ok=True)
-    rows = merge(parts, node / CLOSING)
-    shutil.rmtree(parts, ignore_errors=True)
-    _finish_closing(node)
+    rows = 0
+    for path in sorted(parts.glob(f"*{journal.SUFFIX}")):
+        rows += close_journal(path, node, [p for p in parts.glob(f"{path.stem}-*.parquet")])
+    if any(parts.glob("*.parquet")):  # a data dir of the previous layout: parts merged (temporary name, rename)
+        rows += merge(parts, node / CLOSING)
+        shutil.rmtree(parts, ignore_errors=True)
+        _finish_closing(node)
+    _remove_if_empty(parts)
     return rows
+
+
+def close_journal(path: Path, node: Path, parts: list[Path]) -> int:
+    """A journal as a closed segment of `node`, then the journal and its `parts` removed; returns the rows. A
+    journal that cannot be read is left aside (renamed `.damaged`) with a warning."""
+    try:
+        recorded = journal.read(path)
+    except journal.JournalError as exc:
+        log.warning("skipping an open segment: %s", exc)
+        path.rename(path.with_name(f"{path.name}.damaged"))
+        return 0
+    rows = 0
+    if recorded.stamps:
+        rows = journal.write_segment(recorded, node / segment_file_name(recorded.stamps[0], recorded.stamps[-1]))
+    for part in parts:  # the segment is in place: the parts first, so that no part outlives its journal
+        part.unlink(missing_ok=True)
+    path.unlink()
+    return rows
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty, or gone
+        folder.rmdir()
 
 
 def _finish_closing(node: Path) -> None:
@@ -172,66 +205,152 @@ def enforce_retention(root: Path, keep_ns: int, keep_bytes: int, now_ns: int) ->
 
 
 class HistoryWriter(SegmentWriter):
-    """The data dir's writer: parts into each node's open segment, closed every `segment_ns`, retention after."""
+    """The data dir's writer: each agent's rows into the journal of its node's open segment (appended every
+    `flush_s`), closed into a segment when it spans `segment_ns`, retention after each close."""
 
     def __init__(self, root: Path, interval_ms: int, nodes: dict[str, str], dirs: dict[str, str], *,
                  segment_ns: int, keep_ns: int, keep_bytes: int, footer: Callable[[], dict[str, Any]] = dict,
-                 flush_s: float | None = None, segment_bytes: int = SEGMENT_BYTES):
-        super().__init__(interval_ms, nodes, lambda: {**footer(), FORMAT_KEY: FORMAT}, flush_s, segment_bytes)
+                 flush_s: float | None = None):
+        super().__init__(interval_ms, nodes, lambda: {**footer(), FORMAT_KEY: FORMAT}, flush_s or JOURNAL_FLUSH_S)
         self.root = root
         self.dirs = dirs  # agent url -> its directory's name
         self.segment_ns = segment_ns
         self.keep_ns = keep_ns
         self.keep_bytes = keep_bytes
         self.closed = False
-        self._opened: dict[str, tuple[int, int]] = {}  # agent url -> first and last sample of its open segment
+        self._open: dict[str, journal.Journal] = {}  # agent url -> the journal of its open segment
+        self._full: list[tuple[str, journal.Journal]] = []  # journals to close (full, or cut short by a fault)
+        self._last: dict[str, int] = {}  # agent url -> its last sample
+        self._segments = 0  # journals begun by this run
+        self._retained = False  # retention enforced once by this run
         self._run = 0
         try:
             for name in dirs.values():
                 (root / name).mkdir(parents=True, exist_ok=True)
-                self._run = max([self._run, *(run + 1 for run, _ in streams(root / name / OPEN))])
-        except OSError as exc:
+                runs = [int(p.name.split("-")[0]) for p in (root / name / OPEN).glob("[0-9]*-*")]
+                self._run = max([self._run, *(run + 1 for run in runs)])
+        except (OSError, ValueError) as exc:
             self._failed(exc)
         self.start()
 
     def describe(self) -> str:
         return f"data dir {self.root}"
 
-    def part_path(self, part: Part) -> Path:
-        folder = self.root / self.dirs[part.agent] / OPEN
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / segment_name(self._run, 0, part.seq)
+    def add(self, agent: str, snapshot: Any) -> None:
+        with self._lock:
+            if self._closing or snapshot.timestamp_ns <= self._last.get(agent, -1):
+                return  # a recording's time only moves forward
+            found = self._open.get(agent)
+            if found is None:
+                path = self.root / self.dirs[agent] / OPEN / f"{self._run:04d}-{self._segments:06d}{journal.SUFFIX}"
+                found = self._open[agent] = journal.Journal(path, self.nodes.get(agent), self.interval_ms)
+                self._segments += 1
+            found.add(snapshot)
+            self._last[agent] = snapshot.timestamp_ns
+            self.rows += 1
+            # By the agents' clocks (samples), not ours: a segment spans `segment_ns` of samples.
+            assert found.first_ns is not None and found.last_ns is not None
+            if found.last_ns - found.first_ns >= self.segment_ns:
+                self._full.append((agent, self._open.pop(agent)))
+                self._wake.set()
 
-    def written(self, part: Part, path: Path) -> None:
-        first = self._opened.get(part.agent, (part.rows[0].t_ns, 0))[0]
-        self._opened[part.agent] = (first, part.rows[-1].t_ns)
+    def tick(self) -> None:
+        """Append the journals, and close the full ones (retention after each close, and once at the start)."""
+        with self._writing:
+            self._append()
+            if not self._retained:
+                self._retain()
 
-    def rotated(self) -> None:
-        # By the agents' clocks (samples), not ours: a segment spans `segment_ns` of samples.
-        for agent, (first, last) in list(self._opened.items()):
-            if last - first >= self.segment_ns:
-                self._close(agent)
+    def rotate(self) -> None:
+        """Make the disk hold every row taken so far: append the journals, close the full ones, and write the open
+        rows not yet in a part as one more part."""
+        with self._writing:
+            for agent, open_journal in self._append():
+                self._part(agent, open_journal)
+
+    def _append(self) -> list[tuple[str, journal.Journal]]:
+        """Append what each journal has pending (the full ones too) and close the full ones; returns the open
+        journals."""
+        footer = self.footer()
+        with self._lock:
+            full, self._full = self._full, []
+            opened = list(self._open.items())
+            taken = []
+            for agent, one in full + opened:
+                one.footer(footer)
+                taken.append((agent, one, one.take()))
+        for agent, one, data in taken:
+            if one.broken or not data:
+                continue
+            try:
+                one.append(data)
+            except OSError as exc:  # e.g. a full disk: say so (once); the next rows begin another journal
+                self._failed(exc)
+                one.broken = True
+                one.close()
+                with self._lock:
+                    if self._open.get(agent) is one:
+                        full.append((agent, self._open.pop(agent)))
+                continue
+            if self.fault is not None:
+                log.warning("%s: writing again", self.describe())
+            self.fault = None
+        if full and self.fault is None:
+            for agent, one in full:
+                self._close(agent, one)
+            self._retain()
+        elif full:  # closed once writing works again
+            with self._lock:
+                self._full = full + self._full
+        return [(agent, one) for agent, one in opened if not one.broken]
+
+    def _close(self, agent: str, one: journal.Journal) -> None:
+        one.close()
+        node = self.root / self.dirs[agent]
+        try:
+            if one.path.exists():
+                close_journal(one.path, node, one.parts)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            self._failed(exc)
+            return
+        _remove_if_empty(node / OPEN)
+
+    def _part(self, agent: str, one: journal.Journal) -> None:
+        """The rows of an open journal not yet in a part, as one more part."""
+        if one.last_ns is None or one.last_ns == one.parted_ns or not one.path.exists():
+            return
+        path = one.path.with_name(f"{one.path.stem}-{len(one.parts):06d}.parquet")
+        try:
+            recorded = journal.read(one.path)  # (rows added since the append are in the next part)
+            if not journal.write_segment(recorded, path, one.parted_ns):
+                return
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            self._failed(exc)
+            return
+        one.parts.append(path)
+        one.parted_ns = recorded.stamps[-1]
+
+    def _retain(self) -> None:
+        self._retained = True
         try:
             enforce_retention(self.root, self.keep_ns, self.keep_bytes, time.time_ns())
         except OSError as exc:
             log.warning("%s: retention: %s", self.describe(), exc)
 
-    def _close(self, agent: str) -> None:
-        try:
-            close_open(self.root / self.dirs[agent])
-        except (OSError, pa.ArrowException) as exc:
-            self._failed(exc)
-            return
-        del self._opened[agent]
-
     def close(self) -> None:
-        """Write what is buffered and close every open segment."""
+        """Append and close every journal."""
         if self.closed:
             return
         self.closed = True
-        self.stop()
-        for agent in list(self._opened):
-            self._close(agent)
+        with self._lock:
+            self._closing = True
+            self._full += list(self._open.items())
+            self._open = {}
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._writing:
+            self._append()
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Write what agents send as complete Rezolus recordings ("parts"), at least once a minute: the one writer behind
-`serve --live --record FILE` (see `record`) and the data dir of live history (see `datadir`).
+"""Write what agents send as complete Rezolus recordings ("parts"), at least once a minute: the writer behind
+`serve --live --record FILE` (see `record`), and the thread, faults and column assembly the data dir of live history
+builds on (see `datadir`: it journals its open segment instead, see `journal`).
 
 A Parquet schema is fixed when a file starts, but live series come and go, and a process can be killed at any
 moment; so snapshots are buffered per agent and written at least every `flush_s` (and whenever the buffer passes
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rezgen.recording.writer import RecordingWriter
+from rezgen.recording.writer import MAX_ROW_GROUP_SIZE, RecordingWriter
 from rezgen.store.histogram import Layout
 from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
 
@@ -157,6 +158,10 @@ class SegmentWriter:
             self._thread.join()
         self.rotate()
 
+    def tick(self) -> None:
+        """What the writer's thread does every `flush_s` (and when woken)."""
+        self.rotate()
+
     def _rotate_every(self) -> None:
         deadline = time.monotonic() + self.flush_s
         while True:
@@ -165,7 +170,7 @@ class SegmentWriter:
                 return
             if self._wake.is_set() or time.monotonic() >= deadline:
                 self._wake.clear()
-                self.rotate()
+                self.tick()
                 deadline = time.monotonic() + self.flush_s
 
 
@@ -176,11 +181,19 @@ def write_part(path: Path, rows: list[Row], node: str | None, interval_ms: int, 
     for index, kind in enumerate(_SCALAR_KINDS):
         _scalar_columns([row.scalars[index] for row in rows], kind, node, metas, cells)
     _histogram_columns(rows, node, metas, cells)
-    order = list(metas)
-    named = [(name if kind is not Kind.HISTOGRAM else f"{name}:buckets", metas[(kind, name)]) for kind, name in order]
     stamps = np.array([row.t_ns for row in rows], dtype=np.int64)
     durations = np.array([np.nan if row.duration_ns is None else row.duration_ns for row in rows], dtype=np.float64)
-    with RecordingWriter(path, named, interval_ms=interval_ms, source="rezolus", footer=footer) as writer:
+    write_columns(path, stamps, durations, metas, cells, interval_ms, footer)
+
+
+def write_columns(path: Path, stamps: np.ndarray, durations: np.ndarray, metas: dict[ColumnId, SeriesMeta],
+                  cells: dict[ColumnId, np.ndarray], interval_ms: int, footer: dict[str, Any],
+                  row_group_size: int = MAX_ROW_GROUP_SIZE) -> None:
+    """Columns (see `_scalar_columns`) as a complete recording at `path` (temporary name, then renamed)."""
+    order = list(metas)
+    named = [(name if kind is not Kind.HISTOGRAM else f"{name}:buckets", metas[(kind, name)]) for kind, name in order]
+    with RecordingWriter(path, named, interval_ms=interval_ms, source="rezolus", footer=footer,
+                         row_group_size=row_group_size) as writer:
         writer.write(stamps, [cells[c] for c in order], durations)
 
 
