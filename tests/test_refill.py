@@ -161,3 +161,12 @@ def test_bulk_rows_and_snapshot_by_snapshot_rows_make_the_same_window(bulk: bool
         else:
             expected = [(t, float(truth(by_time[t]))) for t in stamps]
         assert list(zip(times.tolist(), values.tolist())) == expected
+
+
+def test_room_is_made_for_the_rows_at_the_segments_pace_not_at_the_polling_interval(tmp_path: Path) -> None:
+    write_segments(tmp_path / "node", [range(0, 300), range(300, 600)])
+    ingest = Ingest(Store(S // 10), 3600 * S)  # polled every 100 ms (this run), sampled every second (the files)
+    ingest.add_agent("agent", None)
+    assert refill(ingest, tmp_path, {"agent": "node"}) == 600
+    block = ingest.agents()["agent"].table.block
+    assert 600 <= block._data.shape[1] <= 600 * 1.3 + 64  # not the 36,000 rows an hour at 100 ms would be

@@ -55,21 +55,22 @@ def refill(ingest: Ingest, root: Path, dirs: dict[str, str]) -> int:
             continue
         cutoff = max(s.end_ns for s in files) - ingest.retention_ns
         segments = [s for s in files if s.end_ns >= cutoff]
-        # The rows to come, about (from the files' names), so the window's storage is taken once.
-        expected = sum((s.end_ns - max(s.start_ns, cutoff)) // ingest.store.interval_ns + 1 for s in segments)
+        span_ns = max(s.end_ns for s in segments) - max(min(s.start_ns for s in segments), cutoff)
         shared: dict[Kind, _Lists] = {}
         memo = SchemaMemo()
         for segment in segments:
-            added = _append(ingest, agent, open_segment(segment.path, memo), cutoff, shared, expected)
+            added = _append(ingest, agent, open_segment(segment.path, memo), cutoff, shared, span_ns)
             rows += added
-            expected = 0 if added else expected
+            span_ns = 0 if added else span_ns
     return rows
 
 
 def _append(ingest: Ingest, agent: str, recording: Recording | None, cutoff: int,
-            shared: dict[Kind, _Lists], expected: int) -> int:
+            shared: dict[Kind, _Lists], span_ns: int) -> int:
     """One segment's (None: unreadable) rows from `cutoff` on, a column at a time. `shared`: see `_Lists`.
-    `expected`: the rows all segments will add, when this is the first (room is made for them)."""
+    `span_ns`: the time all segments cover, when this is the first: room is made for the rows to come, about (at
+    this segment's spacing: the agent's pace, whatever this run's --interval), so the window's storage is taken
+    once."""
     if recording is None:
         return 0
     try:
@@ -79,8 +80,9 @@ def _append(ingest: Ingest, agent: str, recording: Recording | None, cutoff: int
             return 0
         scalars = [_scalars(recording, kind, keep, shared) for kind in (Kind.COUNTER, Kind.GAUGE)]
         histograms = [c for c in recording.columns if c.meta.kind is Kind.HISTOGRAM]
-        if expected:
-            ingest.reserve(agent, expected, sum(len(found) for found in scalars))
+        if span_ns:
+            spacing = int(np.median(np.diff(stamps))) if len(stamps) > 1 else ingest.store.interval_ns
+            ingest.reserve(agent, span_ns // max(spacing, 1) + 1, sum(len(found) for found in scalars))
         first, appended = ingest.extend(agent, stamps[keep], scalars)
         rows = keep[appended]
         for column in histograms if len(rows) else ():
