@@ -1,11 +1,13 @@
 """Restart without a blank page: refill the live window from the newest segments of the data dir.
 
-Each agent's last `retention` of samples is read back from its node's segments and appended as snapshots, before
-the agent is polled again, so a page opened a second after a restart shows the last hour; the time rezgen was down
-is a hole in the table (a break in every chart). Rows are appended a file at a time, as columns: every row of a
-file shares one list of names and identities (so ingest plans its writes once per file), counters and gauges are
-float64 with NaN where a column has no sample (which ingest stores as "no sample"). A segment that cannot be read
-is skipped with a warning.
+Each agent's last `retention` of samples is read back from its node's segments before the agent is polled again,
+so a page opened a second after a restart shows the last hour; the time rezgen was down is a hole in the table (a
+break in every chart). A segment goes in whole, as columns (an hour of a large host is ~7 million values: a row or
+a series at a time in Python took seconds): its counters and gauges as one (rows, series) float64 matrix, NaN
+where a column has no sample, written into the window's block at once (`Ingest.extend`, after `Ingest.reserve`
+took the window's storage once); each histogram column straight from the file's lists into its sparse deltas.
+Segments of one node share their schema, parsed once (`SchemaMemo`), and their lists of names and identities, so
+ingest plans its writes once. A segment that cannot be read is skipped with a warning.
 """
 
 from __future__ import annotations

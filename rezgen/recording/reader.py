@@ -76,12 +76,14 @@ class Recording:
         store = Store(interval_ns=self.interval_ns)
         store.add_table(self.table)
         group_of = {id(c): group for group in self.scalar_groups for c in group}
-        for metric in self._by_metric.values():
-            for column in metric:
-                if column.meta.kind is Kind.HISTOGRAM:
-                    store.add_series(HistogramSeries(column.meta, self.table, self.histogram_loader(column)))
-                else:
-                    store.add_series(Series(column.meta, self.table, self.scalar_loader(column, group_of[id(column)])))
+        with paused_gc():  # thousands of objects, no cycles (as in `open_recording`)
+            for metric in self._by_metric.values():
+                for column in metric:
+                    if column.meta.kind is Kind.HISTOGRAM:
+                        store.add_series(HistogramSeries(column.meta, self.table, self.histogram_loader(column)))
+                    else:
+                        store.add_series(Series(column.meta, self.table,
+                                                self.scalar_loader(column, group_of[id(column)])))
         return store
 
     @property
