@@ -11,7 +11,7 @@ from storebuilder import build_store, hist, parse_key
 
 from rezgen.store.histograms import HistogramColumn
 from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
-from rezgen.store.store import HistogramSeries, Series, Store, Table
+from rezgen.store.store import BlockSeries, HistogramSeries, Series, Store, Table
 
 S = 1_000_000_000
 
@@ -63,6 +63,24 @@ def test_timestamps_must_advance():
         table.append_row(5 * S)
     with pytest.raises(ValueError):
         table.append_row(4 * S)
+
+
+def test_rows_appended_at_once_are_written_as_whole_columns_of_the_block():
+    store = Store()
+    table = store.add_table(Table("live"))
+    table.append_row(0)
+    a, b = (store.add_series(BlockSeries(gauge(n), table)) for n in "ab")
+    table.reserve(1000, 2)  # room taken once: appends and writes below grow nothing
+    data = table.block._data
+    assert table.extend_rows(np.array([1, 2, 3]) * S) == 1
+    table.block.write_rows(np.array([a.slot, b.slot]), np.array([[1.0, 2.0, np.nan], [np.nan, np.nan, np.nan]]))
+    assert table.block._data is data
+    assert points(a) == ([1.0, 2.0], [1.0, 2.0]) and points(b) == ([], [])
+    assert table.block.newest(a.slot) == 2 and table.block.newest(b.slot) == -1  # the newest row with a value
+    table.evict_before(3 * S)
+    assert not a.has_samples() and points(a) == ([], [])
+    with pytest.raises(ValueError):
+        table.extend_rows(np.array([3, 4]) * S)  # must advance past the last row
 
 
 def test_rows_between_is_left_open_and_right_closed():

@@ -35,6 +35,7 @@ from rezgen.server.hub import Hub
 from rezgen.server.listen import ServeError, listen
 from rezgen.server.live import live_routes
 from rezgen.server.live_source import LiveSource
+from rezgen.server.trim import TrimAfterBigAnswers
 from rezgen.store.store import Store
 
 
@@ -166,7 +167,8 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
     title = ", ".join(urls)
     app = Starlette(routes=[Mount("/static", StaticFiles(directory=resource_dir("templates") / "static")),
                             *api_routes(lambda: source, limits), *live_routes(source, hub, env, title, status)],
-                    middleware=[Middleware(Guard, names=trusted_names(host, allowed_hosts))], lifespan=lifespan)
+                    middleware=[Middleware(Guard, names=trusted_names(host, allowed_hosts)),
+                                Middleware(TrimAfterBigAnswers)], lifespan=lifespan)
     listener = listen(host, port)
     announce(f"serving live {title} at http://{host}:{listener.getsockname()[1]}/ (Ctrl+C to stop)")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))

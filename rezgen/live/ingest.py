@@ -101,23 +101,66 @@ class Ingest:
             self._evict(self.newest_ns - self.retention_ns)
             return True
 
+    def reserve(self, agent: str, rows: int, series: int) -> None:
+        """Room for `rows` more rows of the agent's table and `series` counters and gauges in all, taken at once
+        before a bulk `extend` (grown in steps, each step is a copy into fresh memory)."""
+        with self.lock:
+            self._agents[agent].table.reserve(rows, series)
+
+    def extend(self, agent: str, stamps: np.ndarray, scalars: list[Scalars]) -> tuple[int, np.ndarray]:
+        """Add many rows at once (the data dir's refill): `stamps` strictly increasing, `scalars` the counters and
+        gauges whose `values` are (rows, entries) matrices, NaN for no sample. Rows that do not advance the agent's
+        clock are left out; returns the absolute row of the first row added, and which of `stamps` were."""
+        with self.lock:
+            entry = self._agents[agent]
+            stamps = np.asarray(stamps, dtype=np.int64)
+            kept = entry.table.timestamps
+            added = stamps > kept[-1] if len(kept) else np.ones(len(stamps), dtype=bool)
+            first = entry.table.extend_rows(stamps[added])
+            if not added.any():
+                return first, added
+            for index, kind, columns in zip((0, 1), (Kind.COUNTER, Kind.GAUGE), scalars):
+                if not len(columns):
+                    continue
+                values = columns.values[added].astype(np.float64, copy=False)
+                plan = self._scalar_plan(entry, index, kind, columns.identities)
+                if plan is None:
+                    self._unplanned(entry, kind, columns.identities, values, first)
+                    continue
+                assert plan.slots is not None  # a counters or gauges plan always has its slots
+                entry.table.block.write_rows(plan.slots, (values if plan.take is None else values[:, plan.take]).T)
+            self.seq += int(added.sum())
+            self.newest_ns = max(self.newest_ns or 0, int(stamps[added][-1]))
+            self._evict(self.newest_ns - self.retention_ns)
+            return first, added
+
     def _scalars(self, agent: AgentTable, index: int, kind: Kind, columns: Scalars, row: int) -> None:
         if not len(columns):
             return
-        identities = columns.identities
+        plan = self._scalar_plan(agent, index, kind, columns.identities)
+        if plan is None:
+            self._unplanned(agent, kind, columns.identities, columns.values[None, :], row)
+            return
+        values = columns.values.astype(np.float64)  # as float(value), all at once
+        assert plan.slots is not None  # a counters or gauges plan always has its slots
+        agent.table.block.write_row(plan.slots, values if plan.take is None else values[plan.take])
+
+    def _scalar_plan(self, agent: AgentTable, index: int, kind: Kind, identities: list[Any]) -> Plan | None:
+        """The plan of the agent's counters (index 0) or gauges (1) for these entries: the last one while they
+        are the same list (or an equal one), else a new one."""
         plan = agent.plans[index]
         if plan is None or (plan.keys is not identities and plan.keys != identities):
             keys = [found[1] for found in identities]
             plan = agent.plans[index] = self._plan(agent, kind, keys, [found[2] for found in identities], identities)
-            if plan is None:
-                for key, found, value in zip(keys, identities, columns.values.tolist()):
-                    series = agent.series.get(key) or self._create(agent, key, kind, found[2])
-                    if series is not None:
-                        series.set(row, float(value))
-                return
-        values = columns.values.astype(np.float64)  # as float(value), all at once
-        assert plan.slots is not None  # a counters or gauges plan always has its slots
-        agent.table.block.write_row(plan.slots, values if plan.take is None else values[plan.take])
+        return plan
+
+    def _unplanned(self, agent: AgentTable, kind: Kind, identities: list[Any], values: np.ndarray, row: int) -> None:
+        """Entry by entry, what a plan cannot express: `values` (rows, entries) from the absolute row `row` on."""
+        for j, found in enumerate(identities):
+            series = agent.series.get(found[1]) or self._create(agent, found[1], kind, found[2])
+            if series is not None:
+                for i, value in enumerate(values[:, j].tolist()):
+                    series.set(row + i, float(value))
 
     def _histograms(self, agent: AgentTable, items: list[Entry], row: int) -> None:
         if not items:

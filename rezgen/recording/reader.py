@@ -13,6 +13,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +64,27 @@ class Recording:
         self._parquet = parquet
         self._order = order  # row permutation that sorts timestamps, None when already sorted
         self.interval_ns = interval_ns(footer, timestamps, warnings)
-        self.store = Store(interval_ns=self.interval_ns)
-        self.table = self.store.add_table(Table(path.name, timestamps))
-        by_metric: dict[str, list[Column]] = defaultdict(list)
+        self.table = Table(path.name, timestamps)
+        self._by_metric: dict[str, list[Column]] = defaultdict(list)
         for column in columns:
-            by_metric[column.meta.key.metric].append(column)
-        self.scalar_groups = list(self._read_groups(by_metric.values()))
+            self._by_metric[column.meta.key.metric].append(column)
+        self.scalar_groups = list(self._read_groups(self._by_metric.values()))
+
+    @cached_property
+    def store(self) -> Store:
+        """The recording's series, made on first use (a data dir's refill reads columns without them)."""
+        store = Store(interval_ns=self.interval_ns)
+        store.add_table(self.table)
         group_of = {id(c): group for group in self.scalar_groups for c in group}
-        for metric in by_metric.values():
-            for column in metric:
-                if column.meta.kind is Kind.HISTOGRAM:
-                    self.store.add_series(HistogramSeries(column.meta, self.table, self.histogram_loader(column)))
-                else:
-                    self.store.add_series(Series(column.meta, self.table,
-                                                 self.scalar_loader(column, group_of[id(column)])))
+        with paused_gc():  # thousands of objects, no cycles (as in `open_recording`)
+            for metric in self._by_metric.values():
+                for column in metric:
+                    if column.meta.kind is Kind.HISTOGRAM:
+                        store.add_series(HistogramSeries(column.meta, self.table, self.histogram_loader(column)))
+                    else:
+                        store.add_series(Series(column.meta, self.table,
+                                                self.scalar_loader(column, group_of[id(column)])))
+        return store
 
     @property
     def time_range(self) -> tuple[int, int]:
@@ -175,6 +183,34 @@ class Recording:
             matches = [i for i, n in enumerate(batch.schema.names) if n == column.name]
             yield batch.column(matches[column.occurrence])
 
+    def histogram_rows(self, column: Column, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Some rows of a histogram column (`rows`: increasing indices of the recording's rows), read in row
+        batches: whether each has a sample, and the (present rows, buckets) uint64 cumulative counts of those that
+        do (what `HistogramColumn.extend_cumulative` takes). RecordingError when its lists are not of the layout's
+        length."""
+        buckets = _layout(column).buckets
+        file_rows = rows if self._order is None else self._order[rows]
+        where = np.full(self._parquet.metadata.num_rows, -1, dtype=np.int64)  # file row -> position in `rows`
+        where[file_rows] = np.arange(len(rows))
+        present = np.zeros(len(rows), dtype=bool)
+        dense = np.zeros((len(rows), buckets), dtype=np.uint64)
+        offset = 0
+        for lists in self._batches(column):
+            count = len(lists)
+            wanted = where[offset : offset + count]
+            offset += count
+            if not (wanted >= 0).any():
+                continue
+            decoded = _dense_lists(lists, buckets)
+            if decoded is None:
+                raise RecordingError(f"{self.path}: column {column.name!r}: histogram rows do not have {buckets} "
+                                     "buckets")
+            has, counts = decoded
+            take = has & (wanted >= 0)
+            dense[wanted[take]] = counts[np.cumsum(has)[take] - 1]
+            present[wanted[take]] = True
+        return present, dense[present]
+
     def histogram_loader(self, column: Column, parquet: pq.ParquetFile | None = None
                          ) -> Callable[[], HistogramColumn]:
         """Decodes a histogram column when called, in row batches straight into sparse deltas (through `parquet`,
@@ -256,14 +292,32 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def open_recording(path: str | os.PathLike[str]) -> Recording:
-    """Open a recording: footer, schema and timestamps now, series values lazily. Raises RecordingError."""
+@dataclass
+class SchemaMemo:
+    """The columns of the last schema parsed, for opening many files of one producer (a data dir's segments share
+    their schema): each distinct schema's thousands of fields are parsed once."""
+
+    schema: pa.Schema | None = None
+    columns: list[Column] | None = None
+    warnings: list[str] | None = None
+
+    def columns_of(self, schema: pa.Schema, warnings: list[str]) -> list[Column]:
+        if self.schema is None or self.columns is None or not self.schema.equals(schema, check_metadata=True):
+            found: list[str] = []
+            self.schema, self.columns, self.warnings = schema, _columns(schema, found), found
+        warnings += self.warnings or []
+        return list(self.columns)  # a list of its own: a recording may drop columns (`_reject`)
+
+
+def open_recording(path: str | os.PathLike[str], memo: SchemaMemo | None = None) -> Recording:
+    """Open a recording: footer, schema and timestamps now, series values lazily. Raises RecordingError. `memo`:
+    the columns of a schema parsed before, reused when this file's is the same."""
     # Thousands of columns make tens of thousands of objects and no cycles: collections would only walk them.
     with paused_gc():
-        return _open(Path(path))
+        return _open(Path(path), memo or SchemaMemo())
 
 
-def _open(path: Path) -> Recording:
+def _open(path: Path, memo: SchemaMemo) -> Recording:
     parquet = _open_parquet(path)
     schema = parquet.schema_arrow
     footer = parse_footer(parquet.metadata.metadata)
@@ -279,7 +333,7 @@ def _open(path: Path) -> Recording:
         timestamps, order = usable_timestamps(raw, warnings)
     except ValueError as exc:
         raise RecordingError(f"{path}: {exc}") from None
-    columns = _columns(schema, warnings)
+    columns = memo.columns_of(schema, warnings)
     recording = Recording(path, parquet, footer, columns, timestamps, order, warnings)
     # `build` and `query` would otherwise show less than the file holds without a word.
     for warning in recording.warnings:

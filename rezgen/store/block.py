@@ -45,6 +45,20 @@ class SeriesBlock:
         self._slots += 1
         return self._slots - 1
 
+    def reserve(self, slots: int, rows: int) -> None:
+        """Room for `slots` series and `rows` kept rows, allocated once (a window refilled in bulk would otherwise
+        grow it in many steps, each a copy into fresh memory)."""
+        live = len(self)
+        shape = (max(slots, self._data.shape[0]), max(rows, self._data.shape[1]))
+        if shape == self._data.shape:
+            return
+        data = np.full(shape, np.nan)
+        data[: self._slots, :live] = self._data[: self._slots, self._start : self._stop]
+        newest = np.full(shape[0], -1, dtype=np.int64)
+        newest[: len(self._newest)] = self._newest
+        self._data, self._newest = data, newest
+        self._start, self._stop = 0, live
+
     def release(self, slot: int) -> None:
         self._data[slot] = np.nan
         self._newest[slot] = -1
@@ -78,25 +92,37 @@ class SeriesBlock:
             slots = slots[~np.isnan(values)]
         self._newest[slots] = row
 
+    def write_rows(self, slots: np.ndarray, values: np.ndarray) -> None:
+        """The newest rows' values of the given slots (distinct): `values` is (slots, rows), in one operation."""
+        count = values.shape[1]
+        self._data[slots, self._stop - count : self._stop] = values
+        has = ~np.isnan(values)
+        found = has.any(axis=1)
+        last = count - 1 - np.argmax(has[:, ::-1], axis=1)  # per slot, its newest value among the rows
+        self._newest[slots[found]] = self._dropped + self._stop - self._start - count + last[found]
+
     def append_row(self) -> None:
-        if self._stop == self._data.shape[1]:
-            self._make_room()
-        self._stop += 1
+        self.extend_rows(1)
+
+    def extend_rows(self, count: int) -> None:
+        if self._stop + count > self._data.shape[1]:
+            self._make_room(count)
+        self._stop += count
 
     def drop_front(self, count: int) -> None:
         count = min(count, len(self))
         self._start += count
         self._dropped += count
 
-    def _make_room(self) -> None:
+    def _make_room(self, count: int) -> None:
         live, capacity = len(self), self._data.shape[1]
-        if (live + 1) * 8 <= capacity * 7:  # kept rows fill at most 7/8: move them to the front, in place
+        if (live + count) * 8 <= capacity * 7:  # kept rows fill at most 7/8: move them to the front, in place
             for lo in range(0, self._slots, 64):  # by bands of slots: numpy buffers an overlapping copy whole
                 band = self._data[lo : lo + 64]
                 band[:, :live] = band[:, self._start : self._stop]
             self._data[: self._slots, live : self._stop] = np.nan
         else:
-            grown = max(capacity + capacity // 8, live + 1 + 16)
+            grown = max(capacity + capacity // 8, live + count + 16)
             data = np.full((self._data.shape[0], grown), np.nan)
             data[: self._slots, :live] = self._data[: self._slots, self._start : self._stop]
             self._data = data

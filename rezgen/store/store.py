@@ -98,6 +98,24 @@ class Table:
             self._block.append_row()
         return self.first_row + len(self._t) - 1
 
+    def reserve(self, rows: int, series: int) -> None:
+        """Room for `rows` more rows and `series` block series in all (what a refill will add), taken at once."""
+        total = len(self._t) + rows
+        self._t.reserve(total + total // 4)
+        self.block.reserve(series, total + total // 4 + 16)  # the block's own margin for a sliding window
+
+    def extend_rows(self, stamps: np.ndarray) -> int:
+        """Append rows at once (strictly increasing times after the last row's); returns the first one's absolute
+        row."""
+        ts = self.timestamps
+        if len(stamps) and ((len(ts) and stamps[0] <= ts[-1]) or np.any(np.diff(stamps) <= 0)):
+            raise ValueError("appended timestamps must increase past the last row's")
+        first = self.first_row + len(self._t)
+        self._t.extend(np.asarray(stamps, dtype=np.int64))
+        if self._block is not None:
+            self._block.extend_rows(len(stamps))
+        return first
+
     def evict_before(self, t_ns: int) -> int:
         """Drop rows older than t_ns from the table and every series; returns how many rows went."""
         count = int(np.searchsorted(self.timestamps, t_ns, side="left"))
