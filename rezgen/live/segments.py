@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rezgen.recording.writer import MAX_ROW_GROUP_SIZE, open_parquet
@@ -139,7 +138,12 @@ def _column(field: pa.Field, key: FieldKey, stamps: np.ndarray,
             index = np.full(len(stamps), -1, dtype=np.int64)
             index[np.searchsorted(stamps, times)] = np.arange(len(times))
             values = values.take(pa.array(index, mask=index < 0))
-        out = values if out is None else pc.coalesce(out, values)  # an equal timestamp: the first value stays
+        if out is None:
+            out = values
+        else:  # an equal timestamp: the first value stays. (Imported here: pyarrow.compute alone costs a live server
+            import pyarrow.compute as pc  # 13 MB of RSS, and only merges need it.)
+
+            out = pc.coalesce(out, values)
     if out is None:
         return pa.nulls(len(stamps), type=field.type)
     return out if out.type == field.type else out.cast(field.type)  # e.g. a list's item named `element`
