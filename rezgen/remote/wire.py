@@ -60,30 +60,30 @@ def sample_tail(timestamp_ms: int) -> bytes:
     return b"\x10" + varint(timestamp_ms & 0xFFFFFFFFFFFFFFFF)
 
 
+def series_head(labels: bytes, tail_size: int) -> bytes:
+    """A TimeSeries with one sample up to the sample's value: 0x0A len | labels | 0x12 len(Sample) 0x09."""
+    width = 8 + tail_size
+    mid = b"\x12" + varint(1 + width) + b"\x09"
+    return b"\x0a" + varint(len(labels) + len(mid) + width) + labels + mid
+
+
 class Template:
     """The encoding of a fixed list of series with one sample each; `fill` writes the values and timestamp.
 
-    Layout per series: 0x0A len(TimeSeries) | labels | 0x12 len(Sample) 0x09 | value (8 bytes LE) | 0x10 ts.
-    The timestamp's varint length sets the lengths, so a template is made for one length (`tail_size`).
+    Layout per series: `series_head` | value (8 bytes LE) | 0x10 ts. The timestamp's varint length sets the
+    lengths, so a template is made for one length (`tail_size`). Made from the heads, which a caller keeps to make
+    the next template of a changed series list without encoding again the series that stay.
     """
 
-    def __init__(self, labels: Sequence[bytes], tail_size: int):
-        self.count = len(labels)
+    def __init__(self, heads: Sequence[bytes], tail_size: int):
+        self.count = len(heads)
         self.tail_size = tail_size
-        sample = 9 + tail_size
-        parts, spots, position = [], [], 0
-        for encoded in labels:
-            head = encoded + b"\x12" + varint(sample) + b"\x09"
-            head = b"\x0a" + varint(len(head) + 8 + tail_size) + head
-            parts.append(head)
-            parts.append(bytes(8 + tail_size))
-            position += len(head)
-            spots.append(position)
-            position += 8 + tail_size
-        self.blank = np.frombuffer(b"".join(parts), dtype=np.uint8)
         width = 8 + tail_size
+        gap = bytes(width)
+        self.blank = np.frombuffer(gap.join(heads) + gap if heads else b"", dtype=np.uint8)
+        spots = np.cumsum(np.fromiter(map(len, heads), dtype=np.int64, count=self.count) + width) - width
         # int32 offsets: half the memory of intp for a ~1 MB template (100 agents keep one each).
-        self._index = (np.asarray(spots, dtype=np.int32)[:, None] + np.arange(width, dtype=np.int32)).ravel()
+        self._index = (spots.astype(np.int32)[:, None] + np.arange(width, dtype=np.int32)).ravel()
 
     def fill(self, values: np.ndarray, tail: bytes) -> bytes:
         """One TimeSeries per series, in order, with `values` (float64) at the timestamp encoded in `tail`."""
@@ -97,11 +97,8 @@ class Template:
         return out.tobytes()
 
 
-def encode_series(labels: Sequence[bytes], values: Sequence[float], tail: bytes) -> bytes:
-    """TimeSeries for a few series that change from snapshot to snapshot (no template worth keeping)."""
-    out = []
-    sample_size = varint(9 + len(tail))
-    for encoded, value in zip(labels, values):
-        body = encoded + b"\x12" + sample_size + b"\x09" + np.float64(value).astype("<f8").tobytes() + tail
-        out.append(b"\x0a" + varint(len(body)) + body)
-    return b"".join(out)
+def encode_series(heads: Sequence[bytes], values: np.ndarray, tail: bytes) -> bytes:
+    """TimeSeries for a few series that change from snapshot to snapshot (no template worth keeping): each
+    `series_head` (made for `len(tail)`) with its value (float64) and the timestamp in `tail`."""
+    raw = np.ascontiguousarray(values, dtype="<f8").tobytes()
+    return b"".join(head + raw[8 * k:8 * k + 8] + tail for k, head in enumerate(heads))
