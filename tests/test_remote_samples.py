@@ -6,70 +6,16 @@ of the series that stayed.
 
 from __future__ import annotations
 
-import struct
-
-import numpy as np
-import pytest
+from protobuf_reader import write_request
 from remote_expect import Expected
 from shared import shared_recording
 
 from rezgen.agent.snapshot import SchemaCache, decode
 from rezgen.remote.samples import Translator
-from rezgen.remote.wire import Template, encode_labels, encode_series, sample_tail, series_head
 from rezgen.synthetic.encode import encode
 from rezgen.synthetic.recorded import RecordedAgent
 
 NODE = "host:4241"
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
-
-
-def _fields(data: bytes) -> list[tuple[int, object]]:
-    """(field number, value) of a protobuf message: varints as int, fixed64 as float, length-delimited as bytes."""
-    out, at = [], 0
-    while at < len(data):
-        key, at = _varint(data, at)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, at = _varint(data, at)
-            out.append((number, value))
-        elif wire_type == 1:
-            out.append((number, struct.unpack_from("<d", data, at)[0]))
-            at += 8
-        elif wire_type == 2:
-            size, at = _varint(data, at)
-            out.append((number, data[at:at + size]))
-            at += size
-        else:
-            raise AssertionError(f"wire type {wire_type}")
-    assert at == len(data)
-    return out
-
-
-def write_request(data: bytes) -> list[tuple[list[tuple[str, str]], list[tuple[float, int]]]]:
-    """A WriteRequest's TimeSeries: (labels in wire order, samples (value, ms))."""
-    series = []
-    for number, timeseries in _fields(data):
-        assert number == 1
-        labels, samples = [], []
-        for field, payload in _fields(timeseries):  # type: ignore[arg-type]
-            parts = dict(_fields(payload))  # type: ignore[arg-type]
-            if field == 1:
-                labels.append((parts[1].decode(), parts[2].decode()))  # type: ignore[attr-defined]
-            else:
-                assert field == 2
-                samples.append((parts[1], parts[2]))
-        series.append((labels, samples))
-    return series
 
 
 def by_name(decoded: list) -> dict[str, dict[tuple, dict[int, float]]]:
@@ -122,16 +68,3 @@ def test_a_histogram_at_another_grouping_power_gets_its_own_buckets() -> None:
         data += translator.translate(snapshot).data
         stamps.append(snapshot.timestamp_ns // 1_000_000)
     assert by_name(write_request(data)) == Expected(recording, 0, NODE, {}, power=0).samples(stamps)
-
-
-@pytest.mark.parametrize("stamp_ms", [0, 1, 1_700_000_000_000, 2**62])
-def test_a_template_and_the_few_series_encoder_write_the_same_timeseries(stamp_ms: int) -> None:
-    labels = [encode_labels([("__name__", "a"), ("node", "n")]), encode_labels([("__name__", "b" * 300)]), b""]
-    tail = sample_tail(stamp_ms)
-    heads = [series_head(encoded, len(tail)) for encoded in labels]
-    values = np.array([1.5, -0.0, 2.0**60])
-    filled = Template(heads, len(tail)).fill(values, tail)
-    assert filled == encode_series(heads, values, tail)
-    decoded = write_request(filled)
-    assert [names for names, _ in decoded] == [[("__name__", "a"), ("node", "n")], [("__name__", "b" * 300)], []]
-    assert [samples for _, samples in decoded] == [[(v, stamp_ms)] for v in values.tolist()]

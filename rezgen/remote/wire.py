@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+import cramjam
 import numpy as np
 
 Labels = Sequence[tuple[str, str]]
@@ -102,3 +103,17 @@ def encode_series(heads: Sequence[bytes], values: np.ndarray, tail: bytes) -> by
     `series_head` (made for `len(tail)`) with its value (float64) and the timestamp in `tail`."""
     raw = np.ascontiguousarray(values, dtype="<f8").tobytes()
     return b"".join(head + raw[8 * k:8 * k + 8] + tail for k, head in enumerate(heads))
+
+
+def snappy_block(data: bytes) -> bytes:
+    """`data` snappy-compressed in the block format (what a remote-write body is)."""
+    return bytes(cramjam.snappy.compress_raw(data))
+
+
+def join_blocks(blocks: Sequence[tuple[int, bytes]]) -> bytes:
+    """One snappy block of the concatenated data of several `(uncompressed size, snappy_block)`, without
+    compressing again. A block is varint(uncompressed size) then elements whose back-references never reach
+    before the block's own start, so the elements of several blocks in a row decode to their data in a row."""
+    if len(blocks) == 1:
+        return blocks[0][1]
+    return varint(sum(size for size, _ in blocks)) + b"".join(block[len(varint(size)):] for size, block in blocks)

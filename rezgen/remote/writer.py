@@ -1,7 +1,7 @@
 """`RemoteWriter`: every snapshot ingested, to every remote-write target (`--remote-write URL`, repeatable).
 
-`add` runs on the poller's thread: it translates the snapshot once (`samples.Translator`, one per agent) and
-hands the encoded chunk to each target's queue, without waiting on any of them (`sender.Sender`).
+`add` runs on the poller's thread: it translates the snapshot once (`samples.Translator`, one per agent),
+compresses it (`sender.Packed`) and hands it to each target's queue, without waiting on any of them (`sender.Sender`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from rezgen.agent.pieces import Snapshot
 from rezgen.remote.samples import Translator
-from rezgen.remote.sender import Sender
+from rezgen.remote.sender import Packed, Sender
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RemoteWriter:
             with self._lock:
                 translator = self._translators.setdefault(
                     node, Translator(node, self.external, self.grouping_power))
-        chunk = translator.translate(snapshot)
+        chunk = Packed.of(translator.translate(snapshot))
         for sender in self.senders:
             sender.put(chunk)
 
