@@ -11,6 +11,7 @@ others and the command fails with one line.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -41,6 +42,7 @@ def forward_sharded(urls: list[str], workers: int, *, interval_ns: int, remote: 
     """Run `workers` processes, agent k in worker k mod `workers`, until SIGINT/SIGTERM (a KeyboardInterrupt here,
     as the CLI turns SIGTERM into one). `setup` (picklable) runs first in each worker, e.g. to configure logging."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that may hold locks or threads
+    remote = dataclasses.replace(remote, queue_bytes=remote.queue_bytes // workers)  # the same memory in all
     processes, pipes = [], []
     for k in range(workers):
         receive, send = context.Pipe(duplex=False)

@@ -74,7 +74,6 @@ class _Plan:
     keys: tuple[Any, Any, list[SeriesKey]]  # counter identities, gauge identities, histogram keys
     layouts: list[Layout]
     template: Template
-    heads: list[bytes]  # the template's series (`wire.series_head`), in order
     quantile_heads: list[bytes]  # (histogram, quantile) in row-major order
     groups: list[tuple[Downsample, np.ndarray]]  # per distinct layout: its histograms' positions
 
@@ -159,13 +158,14 @@ class Translator:
         scalars: dict[int, bytes] = {}
         blocks: dict[tuple[int, Layout], tuple[list[bytes], list[bytes]]] = {}
         if old is not None:
-            scalars = {id(found[1]): head for found, head in zip((*old.keys[0], *old.keys[1]), old.heads)}
+            old_heads = old.template.heads()
+            scalars = {id(found[1]): head for found, head in zip((*old.keys[0], *old.keys[1]), old_heads)}
             position = len(scalars)
             for old_downsample, old_members in old.groups:
                 size = len(old_downsample.les) + 2
                 for i in old_members.tolist():
                     blocks[(id(old.keys[2][i]), old_downsample.layout)] = (
-                        old.heads[position:position + size], old.quantile_heads[i * _NQ:(i + 1) * _NQ])
+                        old_heads[position:position + size], old.quantile_heads[i * _NQ:(i + 1) * _NQ])
                     position += size
         heads = [scalars.get(id(found[1])) or self._head(tail_size, found[1])
                  for found in (*counter_ids, *gauge_ids)]
@@ -188,8 +188,7 @@ class Translator:
                 heads.extend(found[0])
                 quantile_heads[i * _NQ:(i + 1) * _NQ] = found[1]
             planned.append((downsample, np.asarray(members, dtype=np.intp)))
-        return _Plan((counter_ids, gauge_ids, hkeys), layouts, Template(heads, tail_size), heads, quantile_heads,
-                     planned)
+        return _Plan((counter_ids, gauge_ids, hkeys), layouts, Template(heads, tail_size), quantile_heads, planned)
 
     def _head(self, tail_size: int, key: SeriesKey, suffix: str = "", **extra: str) -> bytes:
         return series_head(encode_labels(self._labels(key, suffix, **extra)), tail_size)

@@ -1,7 +1,7 @@
 """One remote-write target: a queue bounded in data time, and a thread that sends it.
 
 - `put` never blocks on the target (ingest must not wait on a TSDB): it appends a chunk and, when the queue spans
-  more than `bound_ns` of data time or holds more than `MAX_QUEUE_BYTES` (10 min of 100 big hosts would be
+  more than `bound_ns` of data time or holds more than `max_bytes` (10 min of 100 big hosts would be
   ~8 GB even compressed), drops the oldest chunks, counting their samples in `dropped`. The chunks of the request
   being sent stay until it ends (memory: the bound plus one request); the sender applies the bound to them after a
   failed attempt.
@@ -70,9 +70,10 @@ class TargetStatus:
 
 
 class Sender:
-    def __init__(self, url: str, bound_ns: int):
+    def __init__(self, url: str, bound_ns: int, max_bytes: int = MAX_QUEUE_BYTES):
         self.url = url
         self.bound_ns = bound_ns
+        self.max_bytes = max_bytes
         self._queue: collections.deque[Packed] = collections.deque()
         self._in_flight = 0  # chunks at the head of the queue in the request being sent
         self._queued_samples = 0
@@ -122,7 +123,7 @@ class Sender:
         are sent or dropped when that request ends, so every sample is counted once)."""
         queue = self._queue
         while len(queue) > keep and (self._newest_ns - queue[keep].timestamp_ns > self.bound_ns
-                                     or self._queued_bytes > MAX_QUEUE_BYTES):
+                                     or self._queued_bytes > self.max_bytes):
             chunk = queue[keep]
             del queue[keep]
             self._queued_samples -= chunk.samples

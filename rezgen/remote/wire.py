@@ -82,9 +82,15 @@ class Template:
         width = 8 + tail_size
         gap = bytes(width)
         self.blank = np.frombuffer(gap.join(heads) + gap if heads else b"", dtype=np.uint8)
-        spots = np.cumsum(np.fromiter(map(len, heads), dtype=np.int64, count=self.count) + width) - width
-        # int32 offsets: half the memory of intp for a ~1 MB template (100 agents keep one each).
-        self._index = (spots.astype(np.int32)[:, None] + np.arange(width, dtype=np.int32)).ravel()
+        ends = np.cumsum(np.fromiter(map(len, heads), dtype=np.int64, count=self.count) + width)
+        # int32 offsets (a template is ~1 MB; 100 agents keep one each); the heads are kept only in `blank`.
+        self._spots = (ends - width).astype(np.int32)  # where each series' value goes
+        self._starts = np.concatenate([[0], ends[:-1]]).astype(np.int32) if self.count else self._spots
+
+    def heads(self) -> list[bytes]:
+        """The heads the template was made of."""
+        blank = self.blank.tobytes()
+        return [blank[a:b] for a, b in zip(self._starts.tolist(), self._spots.tolist())]
 
     def fill(self, values: np.ndarray, tail: bytes) -> bytes:
         """One TimeSeries per series, in order, with `values` (float64) at the timestamp encoded in `tail`."""
@@ -94,7 +100,7 @@ class Template:
         rows[:, :8] = np.ascontiguousarray(values, dtype="<f8").view(np.uint8).reshape(self.count, 8)
         rows[:, 8:] = np.frombuffer(tail, dtype=np.uint8)
         out = self.blank.copy()
-        out[self._index] = rows.ravel()
+        out[(self._spots[:, None] + np.arange(8 + self.tail_size, dtype=np.int32)).ravel()] = rows.ravel()
         return out.tobytes()
 
 
