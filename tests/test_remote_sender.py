@@ -18,14 +18,15 @@ from protobuf_reader import write_request
 
 from rezgen.remote.samples import Chunk
 from rezgen.remote.sender import Packed, Sender
-from rezgen.remote.wire import Template, encode_labels, sample_tail, series_head
+from rezgen.remote.wire import Template, encode_labels, sample_tail, segment, series_head
 
 
 def chunk(k: int, series: int = 200) -> Chunk:
     """Snapshot k: `series` series of one sample each (value k), at k seconds."""
     tail = sample_tail(k * 1000)
     heads = [series_head(encode_labels([("__name__", "m"), ("i", str(i))]), len(tail)) for i in range(series)]
-    return Chunk(k * 1_000_000_000, series, Template(heads, len(tail)).fill(np.full(series, float(k)), tail))
+    template = Template([segment(heads, len(tail))], len(tail))
+    return Chunk(k * 1_000_000_000, series, template.fill(np.full(series, float(k)), tail))
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):

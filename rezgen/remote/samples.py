@@ -22,7 +22,17 @@ from typing import Any
 import numpy as np
 
 from rezgen.agent.pieces import Snapshot
-from rezgen.remote.wire import Template, encode_labels, encode_series, label_name, metric_name, sample_tail, series_head
+from rezgen.remote.wire import (
+    Segment,
+    Template,
+    encode_labels,
+    encode_series,
+    label_name,
+    metric_name,
+    sample_tail,
+    segment,
+    series_head,
+)
 from rezgen.store.histogram import Layout, quantiles
 from rezgen.store.model import SeriesKey
 
@@ -151,24 +161,25 @@ class Translator:
 
     def _make_plan(self, counter_ids: Any, gauge_ids: Any, hkeys: list[SeriesKey], layouts: list[Any],
                    tail_size: int) -> _Plan:
-        """The series of a snapshot and their encoding. Series the last plan had keep their encoded heads: a
-        host's tasks and cgroups come and go every few seconds, and then only theirs are encoded. (The decoder
-        hands out the same key objects while an entry stays, and the old plan keeps them alive: `id` is safe.)"""
+        """The series of a snapshot and their encoding. Series the last plan had keep their encoding (a view of its
+        template): a host's tasks and cgroups come and go every few seconds, and then only theirs are encoded.
+        (The decoder hands out the same key objects while an entry stays, and the old plan keeps them alive: `id`
+        is safe.)"""
         old = self._plan if self._plan is not None and self._plan.template.tail_size == tail_size else None
         scalars: dict[int, bytes] = {}
-        blocks: dict[tuple[int, Layout], tuple[list[bytes], list[bytes]]] = {}
+        blocks: dict[tuple[int, Layout], tuple[Segment, list[bytes]]] = {}
         if old is not None:
-            old_heads = old.template.heads()
-            scalars = {id(found[1]): head for found, head in zip((*old.keys[0], *old.keys[1]), old_heads)}
-            position = len(scalars)
+            template, position = old.template, len(old.keys[0]) + len(old.keys[1])
+            scalars = {id(found[1]): head
+                       for found, head in zip((*old.keys[0], *old.keys[1]), template.heads(0, position))}
             for old_downsample, old_members in old.groups:
                 size = len(old_downsample.les) + 2
                 for i in old_members.tolist():
                     blocks[(id(old.keys[2][i]), old_downsample.layout)] = (
-                        old_heads[position:position + size], old.quantile_heads[i * _NQ:(i + 1) * _NQ])
+                        template.segment(position, position + size), old.quantile_heads[i * _NQ:(i + 1) * _NQ])
                     position += size
-        heads = [scalars.get(id(found[1])) or self._head(tail_size, found[1])
-                 for found in (*counter_ids, *gauge_ids)]
+        segments = [segment([scalars.get(id(found[1])) or self._head(tail_size, found[1])
+                             for found in (*counter_ids, *gauge_ids)], tail_size)]
         quantile_heads: list[bytes] = [b""] * (len(hkeys) * _NQ)
         groups: dict[Layout, list[int]] = {}
         for i, layout in enumerate(layouts):
@@ -182,13 +193,13 @@ class Translator:
                 key = hkeys[i]
                 found = blocks.get((id(key), layout))
                 if found is None:
-                    found = ([*self._heads_with(tail_size, key, "_bucket", "le", [*downsample.les, "+Inf"]),
-                              self._head(tail_size, key, "_count")],
+                    found = (segment([*self._heads_with(tail_size, key, "_bucket", "le", [*downsample.les, "+Inf"]),
+                                      self._head(tail_size, key, "_count")], tail_size),
                              self._heads_with(tail_size, key, "", "quantile", [str(q) for q in QUANTILES]))
-                heads.extend(found[0])
+                segments.append(found[0])
                 quantile_heads[i * _NQ:(i + 1) * _NQ] = found[1]
             planned.append((downsample, np.asarray(members, dtype=np.intp)))
-        return _Plan((counter_ids, gauge_ids, hkeys), layouts, Template(heads, tail_size), quantile_heads, planned)
+        return _Plan((counter_ids, gauge_ids, hkeys), layouts, Template(segments, tail_size), quantile_heads, planned)
 
     def _head(self, tail_size: int, key: SeriesKey, suffix: str = "", **extra: str) -> bytes:
         return series_head(encode_labels(self._labels(key, suffix, **extra)), tail_size)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import cramjam
 import numpy as np
@@ -68,29 +69,50 @@ def series_head(labels: bytes, tail_size: int) -> bytes:
     return b"\x0a" + varint(len(labels) + len(mid) + width) + labels + mid
 
 
+Segment = tuple[Any, np.ndarray]  # series encoded with room for their values (bytes-like), and where each value goes
+
+
+def segment(heads: Sequence[bytes], tail_size: int) -> Segment:
+    """The series of `heads` (each a `series_head`) one after another, each followed by room for its value."""
+    width = 8 + tail_size
+    gap = bytes(width)
+    ends = np.cumsum(np.fromiter(map(len, heads), dtype=np.int64, count=len(heads)) + width)
+    return (gap.join(heads) + gap if heads else b""), ends - width
+
+
 class Template:
     """The encoding of a fixed list of series with one sample each; `fill` writes the values and timestamp.
 
     Layout per series: `series_head` | value (8 bytes LE) | 0x10 ts. The timestamp's varint length sets the
-    lengths, so a template is made for one length (`tail_size`). Made from the heads, which a caller keeps to make
-    the next template of a changed series list without encoding again the series that stay.
+    lengths, so a template is made for one length (`tail_size`). Made of segments (`segment`); `segment(first,
+    last)` gives a run of its series back (a view, no copy), so the next template of a changed series list takes
+    the runs that stay as they are and encodes only the new series.
     """
 
-    def __init__(self, heads: Sequence[bytes], tail_size: int):
-        self.count = len(heads)
+    def __init__(self, segments: Sequence[Segment], tail_size: int):
         self.tail_size = tail_size
-        width = 8 + tail_size
-        gap = bytes(width)
-        self.blank = np.frombuffer(gap.join(heads) + gap if heads else b"", dtype=np.uint8)
-        ends = np.cumsum(np.fromiter(map(len, heads), dtype=np.int64, count=self.count) + width)
-        # int32 offsets (a template is ~1 MB; 100 agents keep one each); the heads are kept only in `blank`.
-        self._spots = (ends - width).astype(np.int32)  # where each series' value goes
-        self._starts = np.concatenate([[0], ends[:-1]]).astype(np.int32) if self.count else self._spots
+        self.blank = np.frombuffer(b"".join(data for data, _ in segments), dtype=np.uint8)
+        starts = np.cumsum([0, *(len(data) for data, _ in segments)])
+        spots = [where + start for (_, where), start in zip(segments, starts.tolist())]
+        # int32 offsets: a template is ~1 MB and 100 agents keep one each.
+        self._spots = np.concatenate(spots).astype(np.int32) if spots else np.empty(0, dtype=np.int32)
+        self.count = len(self._spots)
 
-    def heads(self) -> list[bytes]:
-        """The heads the template was made of."""
-        blank = self.blank.tobytes()
-        return [blank[a:b] for a, b in zip(self._starts.tolist(), self._spots.tolist())]
+    def heads(self, first: int, last: int) -> list[bytes]:
+        """The heads of series `first` to `last` (excluded)."""
+        if first == last:
+            return []
+        data, spots = self.segment(first, last)
+        data = data.tobytes()
+        starts = [0, *(spots[:-1] + 8 + self.tail_size).tolist()]
+        return [data[a:b] for a, b in zip(starts, spots.tolist())]
+
+    def segment(self, first: int, last: int) -> Segment:
+        """Series `first` to `last` (excluded), as a view of this template."""
+        width = 8 + self.tail_size
+        start = int(self._spots[first - 1]) + width if first else 0
+        end = int(self._spots[last - 1]) + width
+        return self.blank[start:end], self._spots[first:last] - start
 
     def fill(self, values: np.ndarray, tail: bytes) -> bytes:
         """One TimeSeries per series, in order, with `values` (float64) at the timestamp encoded in `tail`."""
