@@ -388,8 +388,7 @@ def forward(agents: tuple[str, ...], interval: int, remote_write: tuple[str, ...
     remote = _remote_config(remote_write, remote_write_queue, external_labels, grouping_power)
     workers = min(workers or default_workers(len(agents)), len(agents))
     if workers > 1:
-        forward_sharded(list(agents), workers, interval_ns=interval, remote=remote, announce=click.echo,
-                        setup=_configure_logging)
+        forward_sharded(list(agents), workers, interval_ns=interval, remote=remote, announce=click.echo)
         return
     run(list(agents), interval_ns=interval, remote=remote, announce=click.echo)
 

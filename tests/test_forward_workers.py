@@ -76,6 +76,8 @@ def test_the_workers_send_every_agents_samples_and_the_summary_sums_them(agents:
         assert differences(samples, want) == []
         held += count(samples)
     assert sent == held, "the workers' counts add up to what the TSDB holds"
+    log = (tmp_path / "forward.log").read_text().splitlines()
+    assert all(f"rezgen: agent {agent.rstrip('/')}: connected" in log for agent in agents), log  # as the parent logs
 
 
 def test_a_worker_that_dies_stops_the_others_and_fails_in_one_line(agents: list[str], tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from rezgen.agent.client import AgentClient
+from rezgen.agent.client import AgentClient, node_name
 from rezgen.agent.poller import Poller
-from rezgen.commands.live import node_name
 from rezgen.remote.writer import RemoteWriteConfig
 
 

@@ -12,10 +12,12 @@ others and the command fails with one line.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,16 +39,19 @@ def default_workers(agents: int) -> int:
 
 
 def forward_sharded(urls: list[str], workers: int, *, interval_ns: int, remote: RemoteWriteConfig,
-                    announce: Callable[[str], None] = print,
-                    setup: Callable[[], None] | None = None) -> None:
+                    announce: Callable[[str], None] = print) -> None:
     """Run `workers` processes, agent k in worker k mod `workers`, until SIGINT/SIGTERM (a KeyboardInterrupt here,
-    as the CLI turns SIGTERM into one). `setup` (picklable) runs first in each worker, e.g. to configure logging."""
+    as the CLI turns SIGTERM into one). The workers log as this process does (the `rezgen` logger's level and the
+    format of its stream handlers)."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that may hold locks or threads
     remote = dataclasses.replace(remote, queue_bytes=remote.queue_bytes // workers)  # the same memory in all
+    logger = logging.getLogger("rezgen")
+    logs = (logger.level, [handler.formatter._fmt for handler in logger.handlers
+                           if isinstance(handler, logging.StreamHandler) and handler.formatter is not None])
     processes, pipes = [], []
     for k in range(workers):
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, args=(urls[k::workers], interval_ns, remote, send, setup),
+        process = context.Process(target=_worker, args=(urls[k::workers], interval_ns, remote, send, logs),
                                   name=f"rezgen forward worker {k + 1}", daemon=True)
         process.start()
         send.close()
@@ -91,7 +96,7 @@ def _sum(reports: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def _worker(urls: list[str], interval_ns: int, remote: RemoteWriteConfig, send: Any,
-            setup: Callable[[], None] | None) -> None:
+            logs: tuple[int, list[str | None]]) -> None:
     stop = threading.Event()
 
     def stopping(signum: int, frame: Any) -> None:
@@ -99,7 +104,12 @@ def _worker(urls: list[str], interval_ns: int, remote: RemoteWriteConfig, send: 
 
     signal.signal(signal.SIGINT, stopping)
     signal.signal(signal.SIGTERM, stopping)
-    if setup is not None:
-        setup()
+    level, formats = logs
+    logger = logging.getLogger("rezgen")
+    logger.setLevel(level)
+    for fmt in formats:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(fmt))
+        logger.addHandler(handler)
     forward(urls, interval_ns=interval_ns, remote=remote, stop=stop, report=send.send)
     send.close()
