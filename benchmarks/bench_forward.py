@@ -5,6 +5,9 @@ series, 33 histograms: the size of a c24 host), a new row every second of wall t
 of all 100 with `--remote-write` to a `victoria-metrics` on a free port. After a warm-up (phase learning) the
 forwarder's CPU time and RSS (psutil) are read over the measured span.
 
+Each run is repeated with `forward --workers 1` and one worker per core (`--workers 1 2`), on fresh agents and a
+fresh victoria-metrics; CPU and RSS are those of all the forwarder's processes.
+
 - CPU per snapshot: forwarder CPU seconds / snapshots fetched (fresh rows the agents served), against the floor
   `msgpack.unpackb` of one of those bodies in this process (goal <= 2x).
 - Poll lateness: per agent and row, the first fetch's arrival at the agent - the row's start; p99 goal <= one
@@ -13,20 +16,23 @@ forwarder's CPU time and RSS (psutil) are read over the measured span.
 - Bytes per sample on the wire: rezgen's remote-write chunk of one row after snappy / its samples, beside the
   agent's msgpack (raw and gzip) / the values it holds (counters + gauges + histogram buckets).
 
-    .venv/bin/python benchmarks/bench_forward.py [--agents 100] [--seconds 60] [--warmup 20]
+    .venv/bin/python benchmarks/bench_forward.py [--agents 100] [--seconds 60] [--warmup 20] [--workers 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cramjam
@@ -72,16 +78,43 @@ def wire_sizes(path: Path) -> tuple[float, float, float]:
     return snappy / chunk.samples, len(raw) / values, len(gzip.compress(raw, 6)) / values
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recording", default="c16.parquet")
-    parser.add_argument("--agents", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--warmup", type=float, default=20.0)
-    args = parser.parse_args()
-    if not shutil.which("victoria-metrics"):
-        sys.exit("needs victoria-metrics (apt-get install victoria-metrics)")
-    path = recording(args.recording)
+@dataclass
+class Outcome:
+    workers: int
+    seconds: float
+    fetched: int
+    skipped: int
+    missing_agents: int
+    cpu_s: float  # the forwarder's processes over the measured span
+    rss_mb: float  # the largest sum of the forwarder's processes' RSS seen
+    lateness_ms: list[float]
+    vm_cpu_s: float
+    summary: str
+
+
+def tree(process: psutil.Process) -> list[psutil.Process]:
+    """`process` and its children (the workers of `forward --workers`)."""
+    return [process, *process.children(recursive=True)]
+
+
+def cpu_of(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += sum(process.cpu_times()[:2])
+    return total
+
+
+def rss_of(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss / 2**20
+    return total
+
+
+def measure(path: Path, args: argparse.Namespace, workers: int) -> Outcome:
+    """One run: fresh agents and a fresh victoria-metrics, `rezgen forward --workers` of all agents into it."""
     work = Path(tempfile.mkdtemp(prefix="rezgen-bench-forward-"))
     rows = int(args.warmup + args.seconds + 30)
     port = free_port()
@@ -98,19 +131,21 @@ def main() -> None:
         live = [arg for url in urls for arg in ("--live", url)]
         with open(work / "forward.log", "w") as log:
             forward = subprocess.Popen([sys.executable, "-m", "rezgen", "forward", *live, "--interval", "1s",
-                                        "--remote-write", f"http://127.0.0.1:{port}/api/v1/write"],
+                                        "--remote-write", f"http://127.0.0.1:{port}/api/v1/write",
+                                        "--workers", str(workers)],
                                        stdout=subprocess.PIPE, stderr=log, text=True)
         process = psutil.Process(forward.pid)
         time.sleep(args.warmup)
-        cpu0, t0 = sum(process.cpu_times()[:2]), time.time()
+        processes = tree(process)
+        cpu0, t0 = cpu_of(processes), time.time()
         rss = 0.0
         while time.time() - t0 < args.seconds:
             time.sleep(1)
-            rss = max(rss, process.memory_info().rss / 2**20)
-        cpu1, t1 = sum(process.cpu_times()[:2]), time.time()
-        vm_cpu = psutil.Process(vm.pid).cpu_times()
-        forward.terminate()
-        summary = forward.communicate(timeout=60)[0].strip().splitlines()[-1]
+            rss = max(rss, rss_of(processes))
+        cpu1, t1 = cpu_of(processes), time.time()
+        vm_cpu = sum(psutil.Process(vm.pid).cpu_times()[:2])
+        forward.send_signal(signal.SIGINT)
+        summary = forward.communicate(timeout=90)[0].strip().splitlines()[-1]
     finally:
         for proc in (forward, agents, vm):
             if proc is not None and proc.poll() is None:
@@ -127,29 +162,53 @@ def main() -> None:
                 lateness.append((got[k] - (start + k)) * 1000)
             else:
                 skipped += 1
-    missing_agents = args.agents - len(stats["first_fetch"])
-    per_snapshot = (cpu1 - cpu0) / max(fetched, 1)
+    shutil.rmtree(work, ignore_errors=True)
+    return Outcome(workers, t1 - t0, fetched, skipped, args.agents - len(stats["first_fetch"]), cpu1 - cpu0, rss,
+                   lateness, vm_cpu, summary)
+
+
+def report(out: Outcome, args: argparse.Namespace, floor: float) -> None:
+    tag = f"[forward --workers {out.workers}]"
+    per_snapshot = out.cpu_s / max(out.fetched, 1)
+    p50, p99 = percentile(out.lateness_ms, 50), percentile(out.lateness_ms, 99)
+    rows = out.fetched + out.skipped
+    print(f"{tag} {args.agents} agents ({out.missing_agents} never polled) at 1 s for {out.seconds:.0f} s after "
+          f"{args.warmup:g} s warm-up: {out.fetched} of {rows} rows fetched ({out.skipped} skipped); forwarder CPU "
+          f"{out.cpu_s / out.seconds * 100:.0f} % of a core (all its processes); victoria-metrics CPU so far "
+          f"{out.vm_cpu_s:.0f} s")
+    print(f"{tag} {out.summary}")
+    print(f"{tag} GOAL CPU per snapshot incl. remote write {per_snapshot * 1000:.2f} ms vs msgpack.unpackb "
+          f"{floor * 1000:.2f} ms: {per_snapshot / floor:.2f}x (goal <= 2x) -> {verdict(per_snapshot <= 2 * floor)}")
+    # A row no poll fetched is a poll more than an interval late: p99 within an interval needs < 1 % of them.
+    on_time = p99 <= 1000 and out.skipped <= 0.01 * rows
+    print(f"{tag} GOAL poll lateness p50 {p50:.0f} ms, p99 {p99:.0f} ms of the rows fetched; {out.skipped} of "
+          f"{rows} rows skipped (goal: p99 <= 1000 ms over every row) -> {verdict(on_time)}")
+    print(f"{tag} GOAL forwarder RSS {out.rss_mb:.0f} MB, all its processes (goal <= 1024 MB) -> "
+          f"{verdict(out.rss_mb <= 1024)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recording", default="c16.parquet")
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1],
+                        help="`forward --workers` of each run (default: 1, then one per core)")
+    args = parser.parse_args()
+    if not shutil.which("victoria-metrics"):
+        sys.exit("needs victoria-metrics (apt-get install victoria-metrics)")
+    path = recording(args.recording)
     from rezgen.synthetic.encode import encode
     from rezgen.synthetic.recorded import RecordedAgent
 
     floor = unpack_floor(encode(RecordedAgent(path).snapshot(1), 2))
+    for workers in dict.fromkeys(args.workers):
+        report(measure(path, args, workers), args, floor)
+        print(f"[forward] load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares them)")
     snappy, raw, gz = wire_sizes(path)
-    p50, p99 = percentile(lateness, 50), percentile(lateness, 99)
-    print(f"[forward] {args.agents} agents ({missing_agents} never polled) at 1 s for {t1 - t0:.0f} s after "
-          f"{args.warmup:g} s warm-up: {fetched} snapshots fetched, {skipped} rows skipped; forwarder CPU "
-          f"{(cpu1 - cpu0) / (t1 - t0) * 100:.0f} % of a core; victoria-metrics CPU so far {sum(vm_cpu[:2]):.0f} s")
-    print(f"[forward] {summary}")
-    print(f"GOAL CPU per snapshot incl. remote write {per_snapshot * 1000:.2f} ms vs msgpack.unpackb "
-          f"{floor * 1000:.2f} ms: {per_snapshot / floor:.2f}x (goal <= 2x) -> {verdict(per_snapshot <= 2 * floor)}")
-    # A row no poll fetched is a poll more than an interval late: p99 within an interval needs < 1 % of them.
-    on_time = p99 <= 1000 and skipped <= 0.01 * (fetched + skipped)
-    print(f"GOAL poll lateness p50 {p50:.0f} ms, p99 {p99:.0f} ms of the rows fetched; {skipped} of "
-          f"{fetched + skipped} rows skipped (goal: p99 <= 1000 ms over every row) -> {verdict(on_time)}")
-    print(f"[forward] load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares them)")
-    print(f"GOAL forwarder RSS {rss:.0f} MB (goal <= 1024 MB) -> {verdict(rss <= 1024)}")
     print(f"[forward] bytes per sample: remote write after snappy {snappy:.2f} B; the agent's msgpack {raw:.2f} B "
           f"raw, {gz:.2f} B gzip (per value)")
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

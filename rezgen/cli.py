@@ -372,18 +372,25 @@ def serve(recordings: tuple[str, ...], agents: tuple[str, ...], interval: int, r
 @click.option("--interval", default="1s", show_default=True, callback=_converted(parse_duration),
               help="How often to poll each agent (down to 50ms).")
 @_remote_write_options
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Processes to share the agents among  [default: the number of cores, at most one per agent]")
 def forward(agents: tuple[str, ...], interval: int, remote_write: tuple[str, ...], remote_write_queue: int,
-            external_labels: tuple[str, ...], grouping_power: int) -> None:
+            external_labels: tuple[str, ...], grouping_power: int, workers: int | None) -> None:
     """Send live agents' samples to Prometheus remote-write targets, with no web UI."""
     from rezgen.commands.forward import forward as run
+    from rezgen.commands.forward_workers import default_workers, forward_sharded
 
     if not remote_write:
         _fail("give at least one --remote-write URL", 2)
     if interval < 50_000_000:
         _fail("--interval must be at least 50ms", 2)
     signal.signal(signal.SIGTERM, _interrupt)
-    run(list(agents), interval_ns=interval,
-        remote=_remote_config(remote_write, remote_write_queue, external_labels, grouping_power), announce=click.echo)
+    remote = _remote_config(remote_write, remote_write_queue, external_labels, grouping_power)
+    workers = min(workers or default_workers(len(agents)), len(agents))
+    if workers > 1:
+        forward_sharded(list(agents), workers, interval_ns=interval, remote=remote, announce=click.echo)
+        return
+    run(list(agents), interval_ns=interval, remote=remote, announce=click.echo)
 
 
 @cli.command()

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgpack
 import numpy as np
@@ -101,6 +102,11 @@ def _stamp(body: bytes) -> int | None:
         return time_pair(unpacker.unpack())
     except Exception:  # anything odd: the full decode says what
         return None
+
+
+def node_name(url: str) -> str:
+    """The `node` label of an agent's series when several agents are watched: its host and port."""
+    return urlsplit(url if "//" in url else f"http://{url}").netloc or url
 
 
 def _normalise(url: str) -> str:

@@ -11,15 +11,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from rezgen.agent.client import AgentClient
+from rezgen.agent.client import AgentClient, node_name
 from rezgen.agent.poller import Poller
-from rezgen.commands.live import node_name
 from rezgen.remote.writer import RemoteWriteConfig
 
 
 def forward(urls: list[str], *, interval_ns: int, remote: RemoteWriteConfig,
-            announce: Callable[[str], None] = print, stop: threading.Event | None = None) -> None:
-    """Run until `stop` is set or Ctrl+C (SIGTERM is turned into one by the CLI)."""
+            announce: Callable[[str], None] = print, stop: threading.Event | None = None,
+            report: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+    """Run until `stop` is set or Ctrl+C (SIGTERM is turned into one by the CLI). `report` (a worker of
+    `forward_workers`) takes the targets' final status instead of the start line and the summary lines."""
     writer = remote.writer()  # logs a target's failures
     writer.start()
     clients = []
@@ -34,8 +35,9 @@ def forward(urls: list[str], *, interval_ns: int, remote: RemoteWriteConfig,
                                    offset_s=i / len(urls) * interval_ns / 1e9))
     poller = Poller(clients)
     poller.start()
-    announce(f"forwarding {len(urls)} agent{'s' if len(urls) != 1 else ''} every {interval_ns / 1e9:g} s to "
-             f"{', '.join(remote.urls)} (Ctrl+C to stop)")
+    if report is None:
+        announce(f"forwarding {len(urls)} agent{'s' if len(urls) != 1 else ''} every {interval_ns / 1e9:g} s to "
+                 f"{', '.join(remote.urls)} (Ctrl+C to stop)")
     stop = stop or threading.Event()
     try:
         while not stop.wait(1.0):
@@ -45,6 +47,13 @@ def forward(urls: list[str], *, interval_ns: int, remote: RemoteWriteConfig,
     finally:
         poller.stop()
         writer.stop()
-        for target in writer.status():
-            announce(f"remote write {target['url']}: {target['sent']} samples sent, {target['dropped']} dropped "
-                     f"(queue full), {target['rejected']} rejected, {target['queued']} unsent")
+        if report is not None:
+            report(writer.status())
+        else:
+            summarise(writer.status(), announce)
+
+
+def summarise(targets: list[dict[str, Any]], announce: Callable[[str], None]) -> None:
+    for target in targets:
+        announce(f"remote write {target['url']}: {target['sent']} samples sent, {target['dropped']} dropped "
+                 f"(queue full), {target['rejected']} rejected, {target['queued']} unsent")

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvicorn
 from pyarrow import ArrowException
@@ -16,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from rezgen.agent.client import AgentClient
+from rezgen.agent.client import AgentClient, node_name
 from rezgen.agent.poller import Poller
 from rezgen.dashboards import load_dashboards
 from rezgen.live import datadir
@@ -37,11 +36,6 @@ from rezgen.server.live import live_routes
 from rezgen.server.live_source import LiveSource
 from rezgen.server.trim import TrimAfterBigAnswers
 from rezgen.store.store import Store
-
-
-def node_name(url: str) -> str:
-    """The `node` label of an agent's series when several agents are watched: its host and port."""
-    return urlsplit(url if "//" in url else f"http://{url}").netloc or url
 
 
 def _footer(agents: dict[str, AgentClient]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ same entries; a snapshot then costs a few numpy operations.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +22,23 @@ from typing import Any
 import numpy as np
 
 from rezgen.agent.pieces import Snapshot
-from rezgen.remote.wire import Template, encode_labels, encode_series, label_name, metric_name, sample_tail
+from rezgen.remote.wire import (
+    Segment,
+    Template,
+    encode_labels,
+    encode_series,
+    label_name,
+    metric_name,
+    sample_tail,
+    segment,
+    series_head,
+)
 from rezgen.store.histogram import Layout, quantiles
 from rezgen.store.model import SeriesKey
 
 QUANTILES = (0.5, 0.9, 0.99, 0.999, 0.9999)
 _QS = np.array(QUANTILES, dtype=np.float64)
+_NQ = len(QUANTILES)
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,7 @@ class _Plan:
     keys: tuple[Any, Any, list[SeriesKey]]  # counter identities, gauge identities, histogram keys
     layouts: list[Layout]
     template: Template
-    quantile_labels: list[bytes]  # (histogram, quantile) in row-major order
+    quantile_heads: list[bytes]  # (histogram, quantile) in row-major order
     groups: list[tuple[Downsample, np.ndarray]]  # per distinct layout: its histograms' positions
 
 
@@ -121,12 +133,12 @@ class Translator:
     def _quantiles(self, snapshot: Snapshot, plan: _Plan, tail: bytes) -> tuple[bytes, int]:
         histograms = snapshot.histograms
         restart = snapshot.discontinuity is not None
-        labels: list[bytes] = []
-        values: list[float] = []
         previous = self._previous
         self._previous = current = {h.key: np.asarray(h.value) for h in histograms}
         if restart:
             return b"", 0
+        heads: list[bytes] = []
+        values: list[np.ndarray] = []
         for downsample, members in plan.groups:
             rows, where = [], []
             for i in members.tolist():
@@ -138,18 +150,37 @@ class Translator:
                 where.append(i)
             if not rows:
                 continue
-            found = quantiles(np.stack(rows), _QS, downsample.layout.highs)  # (quantiles, rows)
-            for column, i in enumerate(where):
-                for q in range(len(QUANTILES)):
-                    value = found[q, column]
-                    if not np.isnan(value):
-                        labels.append(plan.quantile_labels[i * len(QUANTILES) + q])
-                        values.append(float(value))
-        return encode_series(labels, values, tail), len(values)
+            found = quantiles(np.stack(rows), _QS, downsample.layout.highs).T.ravel()  # (rows, quantiles)
+            slots = (np.asarray(where)[:, None] * _NQ + np.arange(_NQ)).ravel()
+            keep = ~np.isnan(found)  # an idle interval has no percentiles
+            heads.extend(plan.quantile_heads[k] for k in slots[keep].tolist())
+            values.append(found[keep])
+        if not heads:
+            return b"", 0
+        return encode_series(heads, np.concatenate(values), tail), len(heads)
 
     def _make_plan(self, counter_ids: Any, gauge_ids: Any, hkeys: list[SeriesKey], layouts: list[Any],
                    tail_size: int) -> _Plan:
-        labels = [encode_labels(self._labels(found[1])) for found in (*counter_ids, *gauge_ids)]
+        """The series of a snapshot and their encoding. Series the last plan had keep their encoding (a view of its
+        template): a host's tasks and cgroups come and go every few seconds, and then only theirs are encoded.
+        (The decoder hands out the same key objects while an entry stays, and the old plan keeps them alive: `id`
+        is safe.)"""
+        old = self._plan if self._plan is not None and self._plan.template.tail_size == tail_size else None
+        scalars: dict[int, bytes] = {}
+        blocks: dict[tuple[int, Layout], tuple[Segment, list[bytes]]] = {}
+        if old is not None:
+            template, position = old.template, len(old.keys[0]) + len(old.keys[1])
+            scalars = {id(found[1]): head
+                       for found, head in zip((*old.keys[0], *old.keys[1]), template.heads(0, position))}
+            for old_downsample, old_members in old.groups:
+                size = len(old_downsample.les) + 2
+                for i in old_members.tolist():
+                    blocks[(id(old.keys[2][i]), old_downsample.layout)] = (
+                        template.segment(position, position + size), old.quantile_heads[i * _NQ:(i + 1) * _NQ])
+                    position += size
+        segments = [segment([scalars.get(id(found[1])) or self._head(tail_size, found[1])
+                             for found in (*counter_ids, *gauge_ids)], tail_size)]
+        quantile_heads: list[bytes] = [b""] * (len(hkeys) * _NQ)
         groups: dict[Layout, list[int]] = {}
         for i, layout in enumerate(layouts):
             groups.setdefault(layout, []).append(i)
@@ -160,12 +191,29 @@ class Translator:
                 downsample = self._downsamples[layout] = Downsample.of(layout, self.grouping_power)
             for i in members:
                 key = hkeys[i]
-                labels.extend(encode_labels(self._labels(key, "_bucket", le=le)) for le in downsample.les)
-                labels.append(encode_labels(self._labels(key, "_bucket", le="+Inf")))
-                labels.append(encode_labels(self._labels(key, "_count")))
+                found = blocks.get((id(key), layout))
+                if found is None:
+                    found = (segment([*self._heads_with(tail_size, key, "_bucket", "le", [*downsample.les, "+Inf"]),
+                                      self._head(tail_size, key, "_count")], tail_size),
+                             self._heads_with(tail_size, key, "", "quantile", [str(q) for q in QUANTILES]))
+                segments.append(found[0])
+                quantile_heads[i * _NQ:(i + 1) * _NQ] = found[1]
             planned.append((downsample, np.asarray(members, dtype=np.intp)))
-        quantile_labels = [encode_labels(self._labels(key, quantile=str(q))) for key in hkeys for q in QUANTILES]
-        return _Plan((counter_ids, gauge_ids, hkeys), layouts, Template(labels, tail_size), quantile_labels, planned)
+        return _Plan((counter_ids, gauge_ids, hkeys), layouts, Template(segments, tail_size), quantile_heads, planned)
+
+    def _head(self, tail_size: int, key: SeriesKey, suffix: str = "", **extra: str) -> bytes:
+        return series_head(encode_labels(self._labels(key, suffix, **extra)), tail_size)
+
+    def _heads_with(self, tail_size: int, key: SeriesKey, suffix: str, name: str, values: list[str]) -> list[bytes]:
+        """`_head` of `key` with each of `values` as label `name`: the other labels encoded once (a histogram
+        has ~100 buckets)."""
+        labels = sorted(self._labels(key, suffix))
+        names = [label for label, _ in labels]
+        if name in names:  # a clash (a label of the key, `node`, an external one): `_labels` settles it
+            return [self._head(tail_size, key, suffix, **{name: value}) for value in values]
+        where = bisect.bisect(names, name)
+        before, after = encode_labels(labels[:where]), encode_labels(labels[where:])
+        return [series_head(before + encode_labels([(name, value)]) + after, tail_size) for value in values]
 
 
 def _same(planned: Any, identities: Any) -> bool:
