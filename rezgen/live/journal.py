@@ -37,7 +37,7 @@ import numpy as np
 
 from rezgen.agent.pieces import Identity, Scalars
 from rezgen.gcpause import paused_gc
-from rezgen.live.segment_writer import _SCALAR_KINDS, ColumnId, _column_name, _meta, _scalar_columns, write_columns
+from rezgen.live.segment_writer import SCALAR_KINDS, ColumnId, column_name, scalar_columns, series_meta, write_columns
 from rezgen.recording.writer import MAX_ROW_GROUP_SIZE
 from rezgen.store.histogram import Layout
 from rezgen.store.model import Kind, SeriesKey, SeriesMeta, make_labels
@@ -249,8 +249,8 @@ def _histogram_entries(entries: list[Any], node: str | None) -> list[tuple[Colum
     for name, metric, labels, unit, grouping_power, max_value_power in entries:
         key = SeriesKey(metric, make_labels(labels))
         width = _buckets(grouping_power, max_value_power)
-        meta = _meta(key, Kind.HISTOGRAM, unit, Layout(grouping_power, max_value_power), node)
-        out.append(((Kind.HISTOGRAM, _column_name(name, key, node)), meta, first, width))
+        meta = series_meta(key, Kind.HISTOGRAM, unit, Layout(grouping_power, max_value_power), node)
+        out.append(((Kind.HISTOGRAM, column_name(name, key, node)), meta, first, width))
         first += width
     return out
 
@@ -270,8 +270,8 @@ def _write_segment(recorded: Recorded, target: Path, after_ns: int | None) -> in
         return 0
     metas: dict[ColumnId, SeriesMeta] = {}
     cells: dict[ColumnId, np.ndarray] = {}
-    for index, kind in enumerate(_SCALAR_KINDS):
-        _scalar_columns(recorded.scalars[index][lo:], kind, recorded.node, metas, cells)
+    for index, kind in enumerate(SCALAR_KINDS):
+        scalar_columns(recorded.scalars[index][lo:], kind, recorded.node, metas, cells)
     _histogram_columns(recorded.runs, lo, rows, metas, cells)
     width = sum(c.shape[1] if c.ndim == 2 else 1 for c in cells.values()) + 2
     group = max(1, min(MAX_ROW_GROUP_SIZE, ROW_GROUP_BYTES // (8 * width)))

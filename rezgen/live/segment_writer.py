@@ -36,7 +36,7 @@ FLUSH_SECONDS = 60.0
 SEGMENT_BYTES = 64 << 20  # of buffered values: a large host's snapshot is ~2 MB
 FLUSH_ENV = "REZGEN_RECORD_SEGMENT_S"  # tests write parts every few seconds rather than every minute
 ColumnId = tuple[Kind, str]
-_SCALAR_KINDS = (Kind.COUNTER, Kind.GAUGE)
+SCALAR_KINDS = (Kind.COUNTER, Kind.GAUGE)
 
 
 @dataclass
@@ -178,8 +178,8 @@ def write_part(path: Path, rows: list[Row], node: str | None, interval_ms: int, 
     """One agent's rows as a complete recording at `path` (written under a temporary name, then renamed)."""
     metas: dict[ColumnId, SeriesMeta] = {}
     cells: dict[ColumnId, np.ndarray] = {}
-    for index, kind in enumerate(_SCALAR_KINDS):
-        _scalar_columns([row.scalars[index] for row in rows], kind, node, metas, cells)
+    for index, kind in enumerate(SCALAR_KINDS):
+        scalar_columns([row.scalars[index] for row in rows], kind, node, metas, cells)
     _histogram_columns(rows, node, metas, cells)
     stamps = np.array([row.t_ns for row in rows], dtype=np.int64)
     durations = np.array([np.nan if row.duration_ns is None else row.duration_ns for row in rows], dtype=np.float64)
@@ -189,7 +189,7 @@ def write_part(path: Path, rows: list[Row], node: str | None, interval_ms: int, 
 def write_columns(path: Path, stamps: np.ndarray, durations: np.ndarray, metas: dict[ColumnId, SeriesMeta],
                   cells: dict[ColumnId, np.ndarray], interval_ms: int, footer: dict[str, Any],
                   row_group_size: int = MAX_ROW_GROUP_SIZE) -> None:
-    """Columns (see `_scalar_columns`) as a complete recording at `path` (temporary name, then renamed)."""
+    """Columns (see `scalar_columns`) as a complete recording at `path` (temporary name, then renamed)."""
     order = list(metas)
     named = [(name if kind is not Kind.HISTOGRAM else f"{name}:buckets", metas[(kind, name)]) for kind, name in order]
     with RecordingWriter(path, named, interval_ms=interval_ms, source="rezolus", footer=footer,
@@ -197,12 +197,12 @@ def write_columns(path: Path, stamps: np.ndarray, durations: np.ndarray, metas: 
         writer.write(stamps, [cells[c] for c in order], durations)
 
 
-def _column_name(name: str, key: SeriesKey, node: str | None) -> str:
+def column_name(name: str, key: SeriesKey, node: str | None) -> str:
     name = name or str(key)  # V2 external metrics have empty names
     return f"{node}::{name}" if node else name
 
 
-def _scalar_columns(parts: list[Any], kind: Kind, node: str | None, metas: dict[ColumnId, SeriesMeta],
+def scalar_columns(parts: list[Any], kind: Kind, node: str | None, metas: dict[ColumnId, SeriesMeta],
                     cells: dict[ColumnId, np.ndarray]) -> None:
     """Counters or gauges of the rows as integer columns (exact u64), masked where a row has no value. Rows that
     share their list of names (the decoder hands out the same list while the agent sends the same entries) are
@@ -218,7 +218,7 @@ def _scalar_columns(parts: list[Any], kind: Kind, node: str | None, metas: dict[
             end += 1
         where: list[int] = []
         for name, found in zip(names, identities):
-            column = (kind, _column_name(name, found[1], node))
+            column = (kind, column_name(name, found[1], node))
             if column not in index:
                 index[column] = len(index)
                 metas.setdefault(column, _scalar_meta(found[1], kind, found[2], node))
@@ -240,7 +240,7 @@ def _scalar_columns(parts: list[Any], kind: Kind, node: str | None, metas: dict[
 @functools.lru_cache(maxsize=1 << 16)
 def _scalar_meta(key: SeriesKey, kind: Kind, unit: str | None, node: str | None) -> SeriesMeta:
     """(Made once per series: building labels for 2,000 columns every minute showed in the ingest's CPU.)"""
-    return _meta(key, kind, unit, None, node)
+    return series_meta(key, kind, unit, None, node)
 
 
 def _histogram_columns(rows: list[Row], node: str | None, metas: dict[ColumnId, SeriesMeta],
@@ -248,10 +248,10 @@ def _histogram_columns(rows: list[Row], node: str | None, metas: dict[ColumnId, 
     """(rows, buckets) arrays with NaN rows where there is no value (or one of another layout)."""
     for i, row in enumerate(rows):
         for entry in row.histograms:
-            column = (Kind.HISTOGRAM, _column_name(entry.name, entry.key, node))
+            column = (Kind.HISTOGRAM, column_name(entry.name, entry.key, node))
             meta = metas.get(column)
             if meta is None:
-                meta = metas[column] = _meta(entry.key, Kind.HISTOGRAM, entry.unit, entry.layout, node)
+                meta = metas[column] = series_meta(entry.key, Kind.HISTOGRAM, entry.unit, entry.layout, node)
                 width = Layout(entry.layout.grouping_power, entry.layout.max_value_power).buckets
                 cells[column] = np.full((len(rows), width), np.nan)
             dense = cells[column]
@@ -259,7 +259,7 @@ def _histogram_columns(rows: list[Row], node: str | None, metas: dict[ColumnId, 
                 dense[i] = entry.value
 
 
-def _meta(key: SeriesKey, kind: Kind, unit: str | None, layout: Any, node: str | None) -> SeriesMeta:
+def series_meta(key: SeriesKey, kind: Kind, unit: str | None, layout: Any, node: str | None) -> SeriesMeta:
     labels = dict(key.labels)
     if node:
         labels["node"] = node
