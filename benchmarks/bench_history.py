@@ -264,7 +264,7 @@ def _wait_for_rollups(server: Child) -> dict:
             break
         time.sleep(2)
     root = Path(get_json(server.url + "api/status")["history"]["dir"])
-    rollups = list(root.rglob(".rollups/*.npz"))
+    rollups = list(root.rglob(".rollups/*.rollup"))
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in root.glob("*/*.parquet"))
     return {**found, "wall": time.monotonic() - started, "bytes": sum(p.stat().st_size for p in rollups),
             "rows": rows}

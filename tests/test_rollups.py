@@ -85,7 +85,7 @@ def overview():
     return next(s for s in load_dashboards() if s.route == "overview")
 
 
-def long_range(data_dir: Path, window_from: int | None = None) -> dict:
+def long_range(data_dir: Path, window_from: int | None = None, reader: LongRange | None = None) -> dict:
     """The overview over the half hour from the rollups; the live window is the recording's rows from
     `window_from` on (default: none of the rolled-up time)."""
     recording = open_recording(data_dir / "whole.parquet")
@@ -94,7 +94,7 @@ def long_range(data_dir: Path, window_from: int | None = None) -> dict:
         from rezgen.live.history import history_store
 
         store = history_store(data_dir / "data", window_from, START + SECONDS * S, S, lookback_ns=0)
-    reader = LongRange(data_dir / "data", NODE, digest(load_dashboards(), S), S)
+    reader = reader or LongRange(data_dir / "data", NODE, digest(load_dashboards(), S), S)
     span = TimeRange(START, START + (SECONDS - 1) * S, S)
     plots = reader.section_plots(overview(), span, store, threading.RLock())
     assert plots is not None
@@ -135,7 +135,10 @@ def test_a_long_range_is_the_static_sites_envelope_at_whole_cells(data_dir: Path
     if seam is not None:  # the newest segment not rolled up yet: the live window answers from its first sample
         rollup_path(files[seam].path, builder.key).unlink()
         window_from = files[seam - 1].start_ns  # and what its rates look back to
-    plots = long_range(data_dir, window_from)
+    reader = LongRange(data_dir / "data", NODE, builder.key, S)
+    plots = long_range(data_dir, window_from, reader)
+    if seam is not None:  # the window's settled cells are kept between loads: the same answer again
+        assert long_range(data_dir, window_from, reader) == plots
     checked = 0
     for plot_id, expected in static_site.items():
         served = plots[plot_id]
@@ -210,7 +213,76 @@ def test_a_corrupt_or_missing_rollup_is_skipped_with_a_warning_and_the_segments_
     with caplog.at_level(logging.WARNING):
         assert reader.section_plots(overview(), span, window, threading.RLock()) is None
     assert "skipping a rollup" in caplog.text and broken.name in caplog.text
-    broken.unlink()
+    assert not broken.exists()  # removed, for the builder to make again
     assert reader.section_plots(overview(), span, window, threading.RLock()) is None  # missing: the same
     built(data_dir / "data")
     assert reader.section_plots(overview(), span, window, threading.RLock()) is not None
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_a_live_server_rolls_up_its_data_dir_and_serves_a_long_range_from_it(tmp_path: Path) -> None:
+    """A real `serve --live --data-dir` over segments of half an hour that ended ten minutes ago (another tool's
+    files: no hook in the writer), `rezgen replay` as the agent: its builder rolls them up, the last hour is the
+    static site's envelope where the segments are, and a corrupt rollup is skipped with a warning (the segments
+    answer) and made again."""
+    import time
+
+    import httpx
+    from processes import wait_for
+    from shared import shared_recording
+    from test_live_history import node_dir, serve
+    from test_live_record import Proc, status
+
+    agent = Proc(["replay", str(shared_recording("demo.parquet")), "--port", "0"], tmp_path / "replay.log")
+    server = None
+    try:
+        start = (time.time_ns() // S - 2400) // 10 * 10 * S
+        whole = tmp_path / "whole.parquet"
+        generate_sample(whole, duration_s=SECONDS, cpus=2, interval_ms=1000, start_ns=start, seed=7)
+        table = pq.read_table(whole)
+        stamps = (table.column(0).to_numpy().astype(np.int64) + S // 2) // S * S
+        pq.write_table(table.set_column(0, table.schema.field(0), pa.array(stamps, table.schema.field(0).type)), whole)
+        folder = node_dir(tmp_path / "data", agent)
+        folder.mkdir(parents=True)
+        for lo in range(0, len(stamps), 600):
+            rows = stamps[lo : lo + 600]
+            merge_streams([[whole]], folder / segment_file_name(int(rows[0]), int(rows[-1])), int(rows[0]),
+                          int(rows[-1]))
+        server = serve(agent, tmp_path / "data", tmp_path / "live.log", "--retention", "5m", flush_s=None,
+                       interval="1s")
+        segments = len(list(folder.glob("*.parquet")))
+        wait_for(lambda: (found := status(server.url)["history"]["rollups"])["built"] >= segments
+                 and found["pending"] == 0, timeout=300)
+        site = tmp_path / "site"
+        done = subprocess.run([sys.executable, "-m", "rezgen", "build", str(whole), "-o", str(site), "-q"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        text = next((site / "data").rglob("overview.js")).read_text()
+        static = next(p for g in json.loads(text[text.index(",") + 1 : text.rindex(")")])["groups"]
+                      for p in g["plots"] if p["id"] == "cpu-busy")
+        want = cells_of(next(level for level in static["levels"] if level["bucket"] == 1))[0]
+
+        def last_hour() -> dict:
+            text = httpx.get(server.url + "data/_/overview.js?range=1h", timeout=300).text
+            payload = json.loads(text[text.index(",") + 1 : text.rindex(")")])
+            return next(p for g in payload["groups"] for p in g["plots"] if p["id"] == "cpu-busy")["levels"][-1]
+
+        level = last_hour()
+        assert level["bucket"] % 10 == 0
+        got = rolled_cells(level)[0]
+        inside = [cell for cell in want if start // S // 10 < cell < int(stamps[-1]) // S // 10]  # whole cells
+        assert inside and {c: got.get(c) for c in inside} == {c: want[c] for c in inside}
+        for path in folder.glob(".rollups/*.rollup"):
+            path.write_bytes(b"not a rollup")
+        raw = last_hour()  # the segments answer, as before rollups
+        assert raw["bucket"] != level["bucket"] or raw["t"] != level["t"]
+        assert "skipping a rollup" in server.log.read_text()
+        wait_for(lambda: status(server.url)["history"]["rollups"]["built"] >= 2 * segments, timeout=300)
+        again = last_hour()
+        assert {c: rolled_cells(again)[0].get(c) for c in inside} == {c: want[c] for c in inside}
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        if server is not None:
+            server.kill()
+        agent.kill()

@@ -43,12 +43,17 @@ from rezgen.server.rollups import (
 from rezgen.store.histogram import Layout
 from rezgen.store.store import Store
 
+WINDOW_PARTS = 32  # pieces of the window kept per section before they are evaluated again as one
+
 
 class LongRange:
     """The rollups of one node's directory of the data dir (`root/node`), read with dashboards digest `key`."""
 
     def __init__(self, root: Any, node: str, key: str, step_ns: int):
         self.root, self.node, self.key, self.step_ns = root, node, key, step_ns
+        # Per section: the live window's whole cells after the seam, evaluated once (seam, until, their rollups).
+        self._window: dict[str, tuple[int, int, list[Rollup]]] = {}
+        self._guard = threading.Lock()
 
     def section_plots(self, section: Section, span: TimeRange, store: Store, lock: threading.RLock
                       ) -> dict[str, dict[str, Any] | None] | None:
@@ -69,12 +74,14 @@ class LongRange:
             bounds = store.time_range()
         if bounds is None:
             return None
+        # every one read, so each corrupt one is removed (for the builder to make again) at once
+        found = [read_rollup(rollup_path(s.path, self.key), keys) for s in overlapping(files, span.start_ns,
+                                                                                       span.end_ns)]
         parts: list[Rollup] = []
-        for segment in overlapping(files, span.start_ns, span.end_ns):
-            rollup = read_rollup(rollup_path(segment.path, self.key), keys)
+        for rollup in found:
             if rollup is None:
-                if parts and parts[-1].until_ns - LOOKBACK_NS >= bounds[0]:
-                    break  # the window holds the rest, and what the rates after the seam look back to
+                if parts and _window_follows(parts[-1].until_ns, bounds[0]):
+                    break  # the window answers for the rest
                 return None
             if rollup.plots:  # a segment without a readable sample has an empty rollup
                 parts.append(rollup)
@@ -83,10 +90,35 @@ class LongRange:
         rest = grid(parts[-1].until_ns, span.end_ns, span.step_ns)
         if rest is None:
             return parts
-        if parts[-1].until_ns - LOOKBACK_NS < bounds[0]:
-            return None  # the window does not reach back to what the steps after the seam look back to
+        if not _window_follows(parts[-1].until_ns, bounds[0]):
+            return None
+        return [*parts, *self._live(section, parts[-1].until_ns, span.end_ns, store, lock)]
+
+    def _live(self, section: Section, seam_ns: int, end_ns: int, store: Store, lock: threading.RLock
+              ) -> list[Rollup]:
+        """The window's steps in (seam, end]: its cells that ended a while ago are evaluated once and kept (no
+        sample arrives for them any more), the rest each time."""
+        settled = ((end_ns - 2 * self.step_ns) // CELL_NS) * CELL_NS - 1  # the last step of the last settled cell
+        with self._guard:
+            seam, until, kept = self._window.get(section.route, (seam_ns, seam_ns, []))
+            if seam != seam_ns or len(kept) > WINDOW_PARTS:
+                until, kept = seam_ns, []
+            if settled > until and (more := grid(until, settled, self.step_ns)) is not None:
+                with lock:
+                    kept = [*kept, evaluate(store, [section], more)]
+                until = settled
+            self._window[section.route] = (seam_ns, until, kept)
+        tail = grid(until, end_ns, self.step_ns)
+        if tail is None:
+            return kept
         with lock:
-            return [*parts, evaluate(store, [section], rest)]
+            return [*kept, evaluate(store, [section], tail)]
+
+
+def _window_follows(seam_ns: int, window_ns: int) -> bool:
+    """The live window (from `window_ns` on) gives the steps after the seam what the data dir would: it holds what
+    they look back to, or starts after a hole longer than any lookback (then nothing before it counts)."""
+    return window_ns <= seam_ns - LOOKBACK_NS or window_ns > seam_ns + LOOKBACK_NS
 
 
 def long_plot(plot: Plot, found: list[PlotCells], parts: list[Rollup], span: TimeRange) -> dict[str, Any] | None:

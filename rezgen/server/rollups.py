@@ -13,7 +13,7 @@ is adjacent: no step between two segments is lost) up to its own last sample, ev
 segments, so rates at its first rows have their previous samples (`history.LOOKBACK_NS` of them). It is a file
 beside the segment, named after it and the dashboards' digest (a changed dashboard or step makes it stale):
 
-    DIR/<node>/.rollups/<segment name>.<digest>.npz
+    DIR/<node>/.rollups/<segment name>.<digest>.rollup
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
-import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 CELL_NS = 10 * 1_000_000_000  # the rollups' bucket: a day is 8,640 cells
 HEAT_CELL_NS = 60 * 1_000_000_000  # a bucket heatmap's cells (a day's heatmap has 500 columns: 173 s each)
 PIECE_STEPS = FULL_RESOLUTION_MAX  # steps evaluated at once: plot_data ships them at full resolution
-FORMAT = "1"
+FORMAT = "2"
 DIR = ".rollups"
 
 
@@ -88,7 +90,12 @@ class Rollup:
 
 def plot_key(plot: Plot) -> str:
     """What a plot's cells depend on (plots of the same query in two sections share them)."""
-    return json.dumps([plot.kind, plot.query, plot.percentiles])
+    return _key(plot.kind, plot.query, plot.percentiles)
+
+
+@lru_cache(maxsize=4096)
+def _key(kind: str, query: str, percentiles: tuple[float, ...] | None) -> str:
+    return json.dumps([kind, query, percentiles])
 
 
 def digest(sections: list[Section], step_ns: int) -> str:
@@ -100,7 +107,7 @@ def digest(sections: list[Section], step_ns: int) -> str:
 
 
 def rollup_path(segment: Path, key: str) -> Path:
-    return segment.parent / DIR / f"{segment.stem}.{key}.npz"
+    return segment.parent / DIR / f"{segment.stem}.{key}.rollup"
 
 
 def grid(from_ns: int, until_ns: int, step_ns: int) -> TimeRange | None:
@@ -207,52 +214,86 @@ def segment_rollup(files: list[SegmentFile], at: int, sections: Callable[[Store]
 
 
 # ---- files --------------------------------------------------------------------------------------------------------
+# A rollup file: MAGIC, the index's length (4 bytes, little-endian), the index (JSON: the rollup's span, and per plot
+# the hash of its key -> where its chunk is), then one zlib-compressed chunk per plot: its JSON header's length, the
+# header (names, arrays' dtypes and shapes, ...) and the arrays' bytes. A page reads the index and its plots' chunks
+# alone (a day of a section's plots is 144 files x its plots: the per-member cost of a zip was most of a second).
+
+MAGIC = b"REZGEN-ROLLUP-1\n"
+
+
+def _plot_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _chunk(cells: PlotCells) -> bytes:
+    arrays = {"high": cells.high, "low": cells.low, "sums": cells.sums, "counts": cells.counts}
+    if cells.heat is not None:
+        arrays |= {"used": cells.heat.used, "heat": cells.heat.sums}
+    present = {name: np.ascontiguousarray(a) for name, a in arrays.items() if a is not None}
+    header = json.dumps({"query": cells.query, "names": cells.names, "error": cells.error,
+                         "layout": cells.heat.layout if cells.heat else None,
+                         "heat_first": cells.heat.first if cells.heat else None,
+                         "arrays": [[name, a.dtype.str, a.shape] for name, a in present.items()]}).encode()
+    body = b"".join([len(header).to_bytes(4, "little"), header, *(a.tobytes() for a in present.values())])
+    return zlib.compress(body, 1)
+
+
+def _cells(chunk: bytes) -> PlotCells:
+    body = zlib.decompress(chunk)
+    size = int.from_bytes(body[:4], "little")
+    header = json.loads(body[4 : 4 + size])
+    at = 4 + size
+    arrays: dict[str, np.ndarray] = {}
+    for name, dtype, shape in header["arrays"]:
+        count = math.prod(shape)
+        arrays[name] = np.frombuffer(body, dtype=np.dtype(dtype), count=count, offset=at).reshape(shape)
+        at += count * np.dtype(dtype).itemsize
+    heat = HeatCells(int(header["heat_first"]), arrays["used"], arrays["heat"], tuple(header["layout"])) \
+        if header["layout"] else None
+    return PlotCells(header["query"], header["names"], arrays["high"], arrays.get("low"), arrays["sums"],
+                     arrays["counts"], heat, header["error"])
+
 
 def write_rollup(path: Path, rollup: Rollup) -> None:
-    """As an .npz (arrays and one JSON of the rest), written to a temporary name and renamed."""
-    arrays: dict[str, np.ndarray] = {}
-    plots = {}
-    for n, (key, cells) in enumerate(rollup.plots.items()):
-        plots[key] = {"n": n, "query": cells.query, "names": cells.names, "error": cells.error,
-                      "layout": cells.heat.layout if cells.heat else None,
-                      "heat_first": cells.heat.first if cells.heat else None}
-        arrays |= {f"{n}.high": cells.high, f"{n}.sums": cells.sums, f"{n}.counts": cells.counts}
-        if cells.low is not None:
-            arrays[f"{n}.low"] = cells.low
-        if cells.heat is not None:
-            arrays[f"{n}.used"], arrays[f"{n}.heat"] = cells.heat.used, cells.heat.sums
-    meta = {"format": FORMAT, "first_cell": rollup.first_cell, "cells": rollup.cells, "from_ns": rollup.from_ns,
-            "until_ns": rollup.until_ns, "plots": plots}
+    """Written to a temporary name and renamed."""
+    chunks = {_plot_id(key): _chunk(cells) for key, cells in rollup.plots.items()}
+    where, at = {}, 0
+    for plot, chunk in chunks.items():
+        where[plot] = [at, len(chunk)]
+        at += len(chunk)
+    index = json.dumps({"format": FORMAT, "first_cell": rollup.first_cell, "cells": rollup.cells,
+                        "from_ns": rollup.from_ns, "until_ns": rollup.until_ns, "plots": where}).encode()
     path.parent.mkdir(exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as out:
-        np.savez_compressed(out, allow_pickle=False, meta=np.array(json.dumps(meta)), **arrays)
+        out.write(b"".join([MAGIC, len(index).to_bytes(4, "little"), index, *chunks.values()]))
     os.replace(temporary, path)
 
 
 def read_rollup(path: Path, keys: set[str] | None = None) -> Rollup | None:
-    """A rollup (its plots of `keys` only, when given), or None with a warning when it cannot be read."""
+    """A rollup (its plots of `keys` only, when given: a key it lacks is left out), or None: missing, or with a
+    warning when it cannot be read (then it is removed, for the builder to make again)."""
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as found:
-            meta = json.loads(str(found["meta"]))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"rollup format {meta.get('format')}, this one reads {FORMAT}")
-            plots = {}
-            for key, entry in meta["plots"].items():
-                if keys is not None and key not in keys:
-                    continue
-                n = entry["n"]
-                heat = HeatCells(entry["heat_first"], found[f"{n}.used"], found[f"{n}.heat"], tuple(entry["layout"])) \
-                    if entry["layout"] else None
-                plots[key] = PlotCells(entry["query"], entry["names"], found[f"{n}.high"],
-                                       found[f"{n}.low"] if f"{n}.low" in found.files else None,
-                                       found[f"{n}.sums"], found[f"{n}.counts"], heat, entry["error"])
-            return Rollup(int(meta["first_cell"]), int(meta["cells"]), int(meta["from_ns"]), int(meta["until_ns"]),
-                          plots)
+        data = path.read_bytes()
+        if not data.startswith(MAGIC):
+            raise ValueError("not a rollup of this format")
+        size = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 4], "little")
+        start = len(MAGIC) + 4 + size
+        index = json.loads(data[len(MAGIC) + 4 : start])
+        plots = {}
+        wanted = {_plot_id(key): key for key in keys} if keys is not None else None
+        for plot, (at, length) in index["plots"].items():
+            if wanted is None or plot in wanted:
+                cells = _cells(data[start + at : start + at + length])
+                plots[wanted[plot] if wanted is not None else plot] = cells
+        return Rollup(int(index["first_cell"]), int(index["cells"]), int(index["from_ns"]), int(index["until_ns"]),
+                      plots)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zlib.error) as exc:
         log.warning("skipping a rollup: %s: %s", path, exc)
+        path.unlink(missing_ok=True)  # the builder makes it again
         return None
 
 
