@@ -15,9 +15,11 @@ does. Each figure is printed against its goal.
   machine's other work does not move). Goal: <= 3 s. Then the same server, left running with the default journal
   appends (every second), is killed with SIGKILL at a random moment: rows lost = the snapshots it had ingested
   (`/api/status`) - the rows on disk (closed segments and the open one's journal). Goal: <= 60 s worth.
-- day: a data dir holding 24 h (86,400 rows; ten-minute segments) and the same server: RSS with the hour in
-  memory, after the overview's "Last 1h" (the window's page) and after its "Last 24h" data (each read a second
-  after the answer, with the peak), and how long that data took. Goals: RSS <= 300 MB, first chart <= 1 s.
+- day: a data dir holding 24 h (86,400 rows; ten-minute segments) and the same server, once its background builder
+  has rolled up every segment (as a server that ran for a day has them; its CPU per segment is printed): RSS with
+  the hour in memory, after the overview's "Last 1h" (the window's page) and after its "Last 24h" data (each read a
+  second after the answer, with the peak), how long that data takes, and seconds from navigation to the first
+  chart drawn by a real headless Chromium with the range picker at 24h. Goals: RSS <= 300 MB, first chart <= 1 s.
 
     .venv/bin/python benchmarks/bench_history.py [--only ingest,restart,day]
 """
@@ -233,6 +235,11 @@ def bench_day(path: Path, logdir: Path) -> None:
                              logdir)
         wait_for_status(server)
         print(f"[day] RSS with the last hour in memory: {_rss_mb(server.proc.pid):.0f} MB")
+        rollups = _wait_for_rollups(server)
+        per_day = rollups["bytes"] / 1e6 * 86_400 / max(1, rollups["rows"])
+        print(f"[day] rollups: {rollups['built']} segments rolled up in {rollups['wall']:.0f} s by the server's "
+              f"builder, {rollups['cpu_s'] / max(1, rollups['built']):.2f} s CPU per segment; "
+              f"{rollups['bytes'] / 1e6:.1f} MB on disk ({per_day:.0f} MB per day)")
         httpx.get(server.url + "data/_/overview.js?range=1h", timeout=600)
         time.sleep(1)  # what follows an answer (a trim) is done
         print(f"[day] RSS after the overview's Last 1h (the window's own page): {_rss_mb(server.proc.pid):.0f} MB")
@@ -244,19 +251,83 @@ def bench_day(path: Path, logdir: Path) -> None:
             assert text.startswith("REZGEN.register"), text[:200]
         time.sleep(1)
         rss = _rss_mb(server.proc.pid)
+        first = _first_chart(server.url, "24h")
         started = time.monotonic()
         httpx.get(server.url + "data/_/metrics/cpu_usage.js?range=24h", timeout=600)
         one = time.monotonic() - started
-        print(f"[day] the overview's Last 24h data: {times[0]:.1f} s, again {times[1]:.1f} s; one metric's chart "
-              f"{one:.1f} s; RSS after {rss:.0f} MB (peak {_rss_mb(server.proc.pid, 'VmHWM'):.0f} MB)")
+        print(f"[day] the overview's Last 24h data: {times[0]:.2f} s, again {times[1]:.2f} s; one metric's chart "
+              f"(metric browser, raw segments) {one:.1f} s; RSS after the overview {rss:.0f} MB (peak "
+              f"{_rss_mb(server.proc.pid, 'VmHWM'):.0f} MB)")
+        for k, (drawn, data) in enumerate(first):
+            print(f"[day] Chromium, overview with Last 24h, {'a fresh browser' if k == 0 else f'navigation {k + 1}'}: "
+                  f"first chart drawn {drawn:.2f} s after navigation ({data})")
+        warm = statistics.median(drawn for drawn, _ in first[1:])
+        print(f"[day] load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"GOAL serve RSS with 24 h on disk: {rss:.0f} MB (goal <= 300 MB) -> {verdict(rss <= 300)}")
-        print(f"GOAL Last 24h first chart: {one:.1f} s for one chart's data (goal <= 1 s) -> {verdict(one <= 1)}")
+        print(f"GOAL Last 24h first chart: {warm:.2f} s after navigation in a browser in use (median of 3; a fresh "
+              f"browser's first page {first[0][0]:.2f} s) (goal <= 1 s) -> {verdict(warm <= 1)}")
     finally:
         if server is not None:
             stop_child(server)
         stop_child(replay)
         if not os.environ.get("REZGEN_BENCH_DAY_DIR"):
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_rollups(server: Child) -> dict:
+    """Until the server's builder has rolled up every closed segment: its status, the wall time, the rollups'
+    bytes and the rows of the segments."""
+    import pyarrow.parquet as pq
+
+    started = time.monotonic()
+    while True:
+        found = (get_json(server.url + "api/status").get("history") or {}).get("rollups")
+        if found is None:
+            sys.exit("the server builds no rollups")
+        if found["pending"] == 0 and found["built"] > 0:
+            break
+        time.sleep(2)
+    root = Path(get_json(server.url + "api/status")["history"]["dir"])
+    rollups = list(root.rglob(".rollups/*.rollup"))
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in root.glob("*/*.parquet"))
+    return {**found, "wall": time.monotonic() - started, "bytes": sum(p.stat().st_size for p in rollups),
+            "rows": rows}
+
+
+def _first_chart(url: str, span: str) -> list[tuple[float, str]]:
+    """Per navigation of a real headless Chromium with the range picker at `span` (a fresh browser's first, then
+    three more: a browser in use): seconds to the first chart drawn, and when its data was answered."""
+    import shutil as sh
+
+    from playwright.sync_api import sync_playwright
+
+    executable = sh.which("chromium") or sh.which("chromium-browser")
+    if executable is None:
+        sys.exit("the day benchmark needs chromium on PATH")
+    out = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                                       "--disable-background-networking"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.add_init_script(f"localStorage.setItem('rezgen-live-range', {span!r})")
+            page = context.new_page()
+            requests: list[tuple[float, float]] = []  # a data request's start (s after navigation) and duration
+            page.on("requestfinished", lambda r: requests.append((time.monotonic() - started, r.timing["responseEnd"]))
+                    if "/data/" in r.url else None)
+            for _ in range(4):
+                requests.clear()
+                started = time.monotonic()
+                page.goto(url, wait_until="commit")
+                page.wait_for_function("() => Array.from(document.querySelectorAll('.chart[data-plot-id]'))"
+                                       ".some(el => el.__rezgen)", timeout=600_000, polling=20)
+                drawn = time.monotonic() - started
+                assert page.evaluate("document.querySelector('#live-range').value") == span
+                out.append((drawn, ", ".join(f"data answered at {end:.2f} s, in {took / 1e3:.2f} s"
+                                             for end, took in requests)))
+        finally:
+            browser.close()
+    return out
 
 
 def main() -> None:

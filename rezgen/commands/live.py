@@ -34,6 +34,9 @@ from rezgen.server.hub import Hub
 from rezgen.server.listen import ServeError, listen
 from rezgen.server.live import live_routes
 from rezgen.server.live_source import LiveSource
+from rezgen.server.long_range import LongRange
+from rezgen.server.rollup_builder import RollupBuilder
+from rezgen.server.rollups import digest, segment_sections
 from rezgen.server.trim import TrimAfterBigAnswers
 from rezgen.store.store import Store
 
@@ -100,6 +103,11 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
     writer = _history(history, ingest, urls, nodes, interval_ns, lambda: _footer(agents), announce)
     source = LiveSource(ingest, sections, interval_ns, agents, nodes,
                         History(history.root, history.keep_ns, writer) if history is not None else None)
+    if history is not None and len(urls) == 1:  # rollups of the one agent's node directory
+        key = digest(sections, interval_ns)
+        source.long_range = LongRange(history.root, node_dir_name(node_name(urls[0])), key, interval_ns)
+        source.rollup_builder = RollupBuilder(history.root, key, segment_sections(sections, source.describe),
+                                              interval_ns)
     remote_writer = remote.writer() if remote is not None and remote.urls else None
 
     def status() -> dict[str, Any]:
@@ -130,6 +138,8 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
                                       offset_s=len(agents) / len(urls) * interval_ns / 1e9)  # polls spread out
         pollers.append(Poller(list(agents.values())))
         pollers[0].start()
+        if source.rollup_builder is not None:
+            source.rollup_builder.start()
         if ingest.newest_ns is not None:  # refilled from the data dir: pages can show it before the first poll
             hub.notify()
         pusher = asyncio.create_task(hub.run())
@@ -144,6 +154,8 @@ def serve_live(urls: list[str], *, interval_ns: int, retention_ns: int, host: st
         uvicorn skipped the lifespan's end (a second Ctrl-C)."""
         for poller in pollers:
             poller.stop()
+        if source.rollup_builder is not None:
+            source.rollup_builder.stop()
         if remote_writer is not None:
             remote_writer.stop()
         if writer is not None and not writer.closed:

@@ -5,6 +5,9 @@ one at a time, and only the columns of the metrics asked for (a page's charts), 
 counters and gauges into one array per series, histograms straight into sparse deltas. A segment that cannot be
 read, or one of another format version, is skipped with a warning. A row repeated in two segments (a part merged
 twice after a crash) is kept once. A range of more than `MAX_ROWS` rows per node is read at every k-th row.
+
+A live section page's long range is answered from the segments' rollups instead (rezgen.server.rollups) wherever
+they exist; this read is what answers without them (and the metric browser, the API).
 """
 
 from __future__ import annotations

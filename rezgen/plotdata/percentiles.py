@@ -67,7 +67,7 @@ def percentile_plot(source: PlotSource, query: str, span: TimeRange, scope: Scop
     if (layout is None and gauges is None) or rows.empty.all():
         return None
     cells = HEAT_CELLS_COARSE if coarse_only else HEAT_CELLS
-    heatmap = None if layout is None else _bucket_heatmap(heat_parts, math.ceil(steps / stride), stride, layout,
+    heatmap = None if layout is None else bucket_heatmap(heat_parts, math.ceil(steps / stride), stride, layout,
                                                           times, cells)
     return [name for name, _ in named], rows, heatmap
 
@@ -116,7 +116,7 @@ def engine_bucket_rates(store: Store, tree: pp.Expr, span: TimeRange, scope: Sco
             yield first, times, used, dense[:, used], sample.layout
 
 
-def _bucket_heatmap(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], columns: int, stride: int,
+def bucket_heatmap(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], columns: int, stride: int,
                     layout: Layout, times: np.ndarray, max_cells: int) -> dict[str, Any] | None:
     """Per-bucket rates over time (mean over `stride` steps per column), limited to the buckets that ever hold a
     count; neighbouring columns are merged until at most `max_cells` cells hold a count (the cells are the bulk

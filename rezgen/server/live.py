@@ -121,14 +121,16 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
             return JSONResponse({"error": "no such section or no data yet"}, status_code=404)
         span, length = window
         scope = host_scope(host, source.hosts)
-        store, lock = source.range_store(span.start_ns, span.end_ns, {m for p in section.plots for m in p.metrics})
+        rolled = source.rolled_up(section, span, scope)  # a long range from the segments' rollups, when they answer
+        store, lock = (source.store, source.lock) if rolled is not None else \
+            source.range_store(span.start_ns, span.end_ns, {m for p in section.plots for m in p.metrics})
         with lock:
             # A plot whose metrics exist but have no point in the range yet (the first seconds) is sent empty, so the
             # page keeps its place and fills it from the stream.
             # A per-device heatmap of an agent with one such device never gets data (the aggregate chart says it
             # all): it says so instead of waiting.
             absent = absent_plots(section, store)
-            plots = {p.id: plot_data(store, p, span, scope)
+            plots = {p.id: (rolled[p.id] if rolled is not None else plot_data(store, p, span, scope))
                      or {**waiting_plot(p), **({"missing": UNREPORTED} if _one_device(store, p, span, scope) else {})}
                      for p in section.plots if p.id not in absent}
             # A chart's "Total" multiplies its mean by it (counted in a store; a TSDB's pages have no Total).

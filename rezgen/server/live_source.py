@@ -10,7 +10,11 @@ from rezgen.dashboards import Plot, Section
 from rezgen.live.history import History, HistoryStore
 from rezgen.live.ingest import Ingest
 from rezgen.pages.services import sections_for
+from rezgen.plotdata.evaluation import Scope
+from rezgen.plotdata.plots import TimeRange
 from rezgen.promql.limits import trim_heap
+from rezgen.server.long_range import LongRange
+from rezgen.server.rollup_builder import RollupBuilder
 from rezgen.store.store import Store
 
 
@@ -36,6 +40,8 @@ class LiveSource:
         self.nodes = nodes  # agent url → its `node` label (several agents only)
         self.hosts = sorted(nodes.values()) if nodes else []  # `agents` fills in once the server starts
         self.history = history  # the data dir (None: --no-data-dir)
+        self.long_range: LongRange | None = None  # its rollups (one agent), see `rolled_up`
+        self.rollup_builder: RollupBuilder | None = None
 
     @property
     def sections(self) -> list[Section]:
@@ -81,6 +87,14 @@ class LiveSource:
         store = self.history.store(start_ns, end_ns, self.interval_ns, metrics)
         return (store, threading.RLock()) if store is not None else (self.store, self.lock)
 
+    def rolled_up(self, section: Section, span: TimeRange, scope: Scope) -> dict[str, dict[str, Any] | None] | None:
+        """A section's plots over a range that starts before the window, from the rollups (None: they cannot
+        answer, the caller reads the segments)."""
+        bounds = self.time_range()
+        if self.long_range is None or scope or bounds is None or span.start_ns >= bounds[0]:
+            return None
+        return self.long_range.section_plots(section, span, self.store, self.lock)
+
     @staticmethod
     def release(store: Store) -> None:
         """After a range read from disk: hand its memory back."""
@@ -120,5 +134,8 @@ class LiveSource:
             })
         with self.lock:
             newest = self.ingest.newest_ns
+        history = self.history.status() if self.history else None
+        if history is not None and self.rollup_builder is not None:
+            history["rollups"] = self.rollup_builder.status()
         return {"agents": agents, "seq": self.ingest.seq, "newest_ms": newest // 1_000_000 if newest else None,
-                "history": self.history.status() if self.history else None}
+                "history": history}
