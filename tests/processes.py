@@ -20,11 +20,12 @@ def start(args: list[str], log: Path) -> tuple[subprocess.Popen, str]:
         proc = subprocess.Popen([sys.executable, "-m", "rezgen", *args], stdout=subprocess.PIPE, stderr=stderr,
                                 text=True)
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = READY.search(line)
+    lines = []  # what it says before it listens (e.g. "recovered N rows …" after a kill)
+    while not (match := READY.search(line := proc.stdout.readline())) and line:
+        lines.append(line)
     if not match:
         stop(proc)
-        raise AssertionError(f"rezgen {args[0]} did not start: {line!r} {log.read_text()}")
+        raise AssertionError(f"rezgen {args[0]} did not start: {lines!r} {log.read_text()}")
     return proc, match.group(1)
 
 

@@ -61,9 +61,10 @@ class LiveServer:
                  "--interval", f"{INTERVAL_MS}ms", "--data-dir", str(self.log.with_suffix(".data"))],
                 stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = READY.search(line)
-        assert match, f"the live server did not start: {line!r}; log: {self.log.read_text()[-2000:]}"
+        lines = []  # what it says before it listens (e.g. "recovered N rows …" after a kill)
+        while not (match := READY.search(line := self.proc.stdout.readline())) and line:
+            lines.append(line)
+        assert match, f"the live server did not start: {lines!r}; log: {self.log.read_text()[-2000:]}"
         self.url, self.port = match.group(1), int(match.group(2))
         return self
 
@@ -137,6 +138,30 @@ def replayed_page(browser, recording: Path, tmp_path: Path, path: str) -> Iterat
     finally:
         server.stop()
         agent.stop()
+
+
+@contextlib.contextmanager
+def two_agents(tmp_path: Path, first: str, second: str) -> Iterator[tuple[str, ReplayProcess, ReplayProcess]]:
+    """`rezgen replay` of two recordings feeding one `rezgen serve --live` (no data dir): its URL and the agents."""
+    agents = [ReplayProcess(shared_recording(name), log=tmp_path / f"{k}.log").start()
+              for k, name in enumerate((first, second))]
+    proc = None
+    try:
+        with open(tmp_path / "live.log", "w") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", "rezgen", "serve", "--live", agents[0].url, "--live",
+                                     agents[1].url, "--port", "0", "--interval", f"{INTERVAL_MS}ms", "--no-data-dir"],
+                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
+        match = READY.search(proc.stdout.readline())  # type: ignore[union-attr]
+        assert match, (tmp_path / "live.log").read_text()
+        wait_ready(match.group(1))
+        yield match.group(1), agents[0], agents[1]
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+            proc.stdout.close()  # type: ignore[union-attr]
+        for agent in agents:
+            agent.stop()
 
 
 @pytest.fixture(scope="module")
@@ -444,18 +469,7 @@ def test_a_new_session_fits_its_data_and_another_hosts_outage_is_a_small_notice(
     """A session a few seconds old: the x axis spans the data, not 15 empty minutes, and the picker says so. With
     two agents, the indicator describes the host on screen; the other host's outage is a separate notice."""
     chromium()
-    first = ReplayProcess(shared_recording("demo.parquet"), log=tmp_path / "a.log").start()
-    second = ReplayProcess(shared_recording("AB_base.parquet"), log=tmp_path / "b.log").start()
-    proc = None
-    try:
-        with open(tmp_path / "live.log", "w") as stderr:
-            proc = subprocess.Popen([sys.executable, "-m", "rezgen", "serve", "--live", first.url, "--live", second.url,
-                                     "--port", "0", "--interval", f"{INTERVAL_MS}ms"], stdout=subprocess.PIPE,
-                                    stderr=stderr, text=True)
-        match = READY.search(proc.stdout.readline())  # type: ignore[union-attr]
-        assert match, (tmp_path / "live.log").read_text()
-        url = match.group(1)
-        wait_ready(url)
+    with two_agents(tmp_path, "demo.parquet", "AB_base.parquet") as (url, first, second):
         viewed = first.url.split("//")[1].rstrip("/")
         t = tab(url)
         page = t.open(f"?host={viewed}")
@@ -478,52 +492,30 @@ def test_a_new_session_fits_its_data_and_another_hosts_outage_is_a_small_notice(
         assert t.connection() == "connected" and page.is_hidden("#live-alert")
         page.screenshot(path=str(tmp_path / "other-host-down.png"))
         assert t.errors == []
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=15)
-            proc.stdout.close()  # type: ignore[union-attr]
-        first.stop()
-        second.stop()
 
 
 def test_the_fleet_page_of_live_agents_refreshes_in_place(browser, tmp_path: Path) -> None:
     """Two agents: the Fleet page lists both, and every few seconds it draws newer points into the same charts."""
     chromium()
-    first = ReplayProcess(shared_recording("demo.parquet"), log=tmp_path / "a.log").start()
-    second = ReplayProcess(shared_recording("demo.parquet"), log=tmp_path / "b.log").start()
-    proc = None
-    try:
-        with open(tmp_path / "live.log", "w") as stderr:
-            proc = subprocess.Popen([sys.executable, "-m", "rezgen", "serve", "--live", first.url, "--live", second.url,
-                                     "--port", "0", "--interval", f"{INTERVAL_MS}ms", "--no-data-dir"],
-                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
-        match = READY.search(proc.stdout.readline())  # type: ignore[union-attr]
-        assert match, (tmp_path / "live.log").read_text()
-        wait_ready(match.group(1))
+    with two_agents(tmp_path, "demo.parquet", "demo.parquet") as (url, first, second):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(match.group(1) + "fleet.html")
+        page.goto(url + "fleet.html")
         chart = "document.querySelector(\"[data-kpi='cpu'] .fleet-chart\")"
         page.wait_for_function(f"() => {chart} && {chart}.__fleet", timeout=60000)
         hosts = {url.split("//")[1].rstrip("/") for url in (first.url, second.url)}
+        # Read in one tick of the page: a refresh replaces the payload (and is without one for a moment).
+        kpi = "() => REZGEN.payload('fleet/cpu')"
         # (a host whose second sample came after the first load joins at a refresh)
-        page.wait_for_function("(n) => REZGEN.payload('fleet/cpu').hosts.length === n", arg=len(hosts), timeout=30000)
-        assert set(page.evaluate("REZGEN.payload('fleet/cpu').hosts")) == hosts
+        page.wait_for_function(f"(n) => ({kpi})() && ({kpi})().hosts.length === n", arg=len(hosts), timeout=30000)
+        assert set(page.wait_for_function(kpi).json_value()["hosts"]) == hosts
         page.evaluate(f"window.__first = {chart}.__fleet")
-        last = page.evaluate("REZGEN.payload('fleet/cpu').t.slice(-1)[0]")
-        page.wait_for_function("(last) => REZGEN.payload('fleet/cpu') && REZGEN.payload('fleet/cpu').t.slice(-1)[0] "
-                               "> last", arg=last, timeout=30000)
+        last = page.wait_for_function(kpi).json_value()["t"][-1]
+        page.wait_for_function(f"(last) => ({kpi})() && ({kpi})().t.slice(-1)[0] > last", arg=last, timeout=30000)
         # The same chart, drawn in place with the new columns.
+        page.wait_for_function(f"() => ({kpi})() && {chart}.__fleet.getOption().xAxis[0].data.slice(-1)[0] === "
+                               f"REZGEN.units.time(({kpi})().t.slice(-1)[0])", timeout=30000)
         assert page.evaluate(f"{chart}.__fleet === window.__first")
-        assert page.evaluate(f"{chart}.__fleet.getOption().xAxis[0].data.slice(-1)[0]") == page.evaluate(
-            "REZGEN.units.time(REZGEN.payload('fleet/cpu').t.slice(-1)[0])")
         assert sorted(page.eval_on_selector_all("#fleet-body tr", "rs => rs.map(r => r.dataset.host)")) == sorted(hosts)
         assert errors == []
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        first.stop()
-        second.stop()

@@ -4,10 +4,12 @@
   'use strict';
   var payloads = new Map();
   var pending = new Map();
+  var versions = new Map();  // key -> how many times a payload was registered under it
   var lastRegistered = null;
 
   R.register = function (key, payload) {
     payloads.set(String(key), payload);
+    versions.set(String(key), (versions.get(String(key)) || 0) + 1);
     lastRegistered = payload;
     document.dispatchEvent(new CustomEvent('rezgen:data', { detail: { key: String(key) } }));
   };
@@ -18,13 +20,25 @@
      registered: a script's load event fires right after it ran, so that is the file's own payload). */
   R.load = function (src, key) {
     if (key && payloads.has(key)) return Promise.resolve(payloads.get(key));
+    return fetchScript(src, key);
+  };
+
+  /* Load src again even if a payload is cached under key (live pages re-fetch a section for a new range); the
+     cached one stays readable until the new one has come. */
+  R.reload = function (src, key) {
+    pending.delete(src);
+    return fetchScript(src, key);
+  };
+
+  function fetchScript(src, key) {
     if (pending.has(src)) return pending.get(src);
+    var before = versions.get(key);
     var promise = new Promise(function (resolve, reject) {
       var script = document.createElement('script');
       script.src = src;
       lastRegistered = null;
       script.onload = function () {
-        var payload = key && payloads.has(key) ? payloads.get(key) : lastRegistered;
+        var payload = key && versions.get(key) !== before ? payloads.get(key) : lastRegistered;
         script.remove();
         if (payload) resolve(payload);
         else reject(new Error(src + ' holds no data'));
@@ -38,14 +52,7 @@
     pending.set(src, promise);
     promise.catch(function () { pending.delete(src); });
     return promise;
-  };
-
-  /* Load src again even if a payload is cached under key (live pages re-fetch a section for a new range). */
-  R.reload = function (src, key) {
-    if (key) payloads.delete(key);
-    pending.delete(src);
-    return R.load(src, key);
-  };
+  }
 
   /* A data path template ("data/{host}/cpu.js") for a host; "_" stands for the only host. */
   R.dataPath = function (template, host) {
