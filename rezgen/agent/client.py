@@ -145,7 +145,7 @@ class AgentClient:
         self._check_banner = False
         self._last_ts: int | None = None
         self._last_counters: tuple[list[str], np.ndarray] = ([], np.empty(0, dtype=np.uint64))  # names, values
-        self._aligned_names: list[str] | None = None  # the last names list found unique and all non-empty
+        self._aligned: tuple[list[str] | None, np.ndarray | None] = (None, None)  # names list -> its named entries
         self._last_version: str | None = None
         self._started_at: float | None = None  # wall time the agent started, from `/status` uptime_seconds
         self.phase = PhaseLock(interval_s)
@@ -305,19 +305,27 @@ class AgentClient:
         self._update(snapshots=self._state.snapshots + 1)
         self._call(self.on_snapshot, snapshot)
 
+    def _named(self, names: list[str]) -> np.ndarray | None:
+        """Which entries of `names` are named (V2 externals are not), when the named ones are unique; else None.
+        Kept for the last list asked about."""
+        if self._aligned[0] is not names:
+            mask = np.array([bool(name) for name in names], dtype=bool)
+            unique = len({name for name in names if name}) == int(mask.sum())
+            self._aligned = (names, mask if unique else None)
+        return self._aligned[1]
+
     def _restarted(self, snapshot: Snapshot) -> bool:
         """More counters went down than up, or the agent's version changed. (A reused cgroup slot takes only a
         few counters down, and a restarted agent takes down every counter that moves.)"""
         counters = snapshot.scalars(0)
         names, values = counters.names, counters.values
         last_names, last_values = self._last_counters
-        if (names is last_names or names == last_names) and \
-                (names is self._aligned_names or ("" not in names and len(set(names)) == len(names))):
-            # The same entries in the same order, every name present and unique (the usual case; checked once per
-            # names list, which the decoder reuses while the entries stay the same): compare whole columns.
-            self._aligned_names = names
-            decreased = int(np.count_nonzero(values < last_values))
-            increased = int(np.count_nonzero(values > last_values))
+        named = self._named(names) if names is last_names or names == last_names else None
+        if named is not None:
+            # The same entries in the same order, the named ones unique (the usual case; checked once per names
+            # list, which the decoder reuses while the entries stay the same): compare whole columns.
+            decreased = int(np.count_nonzero((values < last_values) & named))
+            increased = int(np.count_nonzero((values > last_values) & named))
         else:
             previous = dict(zip(last_names, last_values.tolist()))
             previous.pop("", None)  # V2 externals: nameless, so not matched across snapshots
