@@ -15,6 +15,7 @@ from rezgen.agent.pieces import Entry, Snapshot
 from rezgen.live.datadir import (
     CLOSING,
     OPEN,
+    ROLLUPS,
     HistoryWriter,
     close_open,
     enforce_retention,
@@ -188,6 +189,23 @@ def test_retention_deletes_the_oldest_segments_by_age_then_by_size(tmp_path: Pat
     deleted = enforce_retention(tmp_path, 86_400 * S, sizes[names[4]], time.time_ns())
     assert [p.name for p in deleted] == names[2:4]
     assert sorted(p.name for p in node.iterdir()) == [names[4]]
+
+
+def test_a_segments_rollups_count_in_its_size_and_go_with_it(tmp_path: Path) -> None:
+    node = tmp_path / "node-a"
+    (node / ROLLUPS).mkdir(parents=True)
+    names = []
+    for k in range(3):
+        start = time.time_ns() - (4 - k) * 3600 * S
+        names.append(segment_file_name(start, start + 3599 * S))
+        write_part(node / names[-1], _rows([0, 1], start), None, 1000, {})
+        (node / ROLLUPS / f"{names[-1].removesuffix('.parquet')}.abc.rollup").write_bytes(b"x" * 100_000)
+    segment_bytes = sum((node / n).stat().st_size for n in names)
+    # Without their rollups all three segments would fit; with them only two do.
+    deleted = enforce_retention(tmp_path, 86_400 * S, segment_bytes + 200_000, time.time_ns())
+    assert [p.name for p in deleted] == names[:1]
+    assert sorted(p.name for p in (node / ROLLUPS).iterdir()) == [f"{n.removesuffix('.parquet')}.abc.rollup"
+                                                                   for n in names[1:]]
 
 
 def test_the_writer_enforces_retention_as_it_starts_not_only_after_a_close(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
     DIR/<node>/20261207T230000.000Z_20261207T230959.000Z.parquet   closed segments, named by first and last sample
     DIR/<node>/.open/RUN-SEG.journal                               the open segment: an append-only journal
     DIR/<node>/.open/RUN-SEG-PART.parquet                          its rows as of a read that reached them
+    DIR/<node>/.rollups/<segment>.<digest>.rollup                  a closed segment's plots, rolled up by the server
 
 Every .parquet file is a complete Rezolus recording (`rezgen build`, `rezgen query` and Rezolus open any of them).
 The open segment is a journal (`journal`: each row a few numpy operations and bytes to append, no Parquet), appended
@@ -10,8 +11,8 @@ every second, so a kill -9 loses about a second. A segment that spans `--segment
 under a temporary name renamed to its own; then the journal and its parts go (a crash in between leaves the journal,
 which closes again into the very same file). A read of the data dir (`History.store`) first writes the open rows
 it has not seen as parts (`rotate`). A start after a crash closes what the last run left open (`recover`); parts of
-the previous layout (no journal) are merged as they were. Retention deletes the oldest closed segments beyond
-`--keep` (age) or `--keep-size` (bytes).
+the previous layout (no journal) are merged as they were. Retention deletes the oldest closed segments (with their
+rollups, which count in their size) beyond `--keep` (age) or `--keep-size` (bytes).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from rezgen.live.segments import merge
 log = logging.getLogger(__name__)
 
 OPEN = ".open"
+ROLLUPS = ".rollups"  # what the live server derives from each closed segment (`server/rollups.py`)
 CLOSING = ".closing.parquet"
 FORMAT_KEY = "rezgen_segment"  # footer key: the data dir's segment format, so another version's files are told
 FORMAT = "1"
@@ -186,10 +188,13 @@ def recover(root: Path) -> int:
 
 
 def enforce_retention(root: Path, keep_ns: int, keep_bytes: int, now_ns: int) -> list[Path]:
-    """Delete closed segments older than `keep_ns`, then the oldest until all of them fit in `keep_bytes`."""
+    """Delete closed segments older than `keep_ns`, then the oldest until all of them fit in `keep_bytes`. A
+    segment's rollups (`ROLLUPS`) count in its size and go with it."""
     closed = sorted((s for files in list_segments(root, with_open=False).values() for s in files),
                     key=lambda s: s.end_ns)
-    total = sum(s.size for s in closed)
+    derived = {s.path: _derived(s.path) for s in closed}
+    sizes = {s.path: s.size + sum(size for _, size in derived[s.path]) for s in closed}
+    total = sum(sizes.values())
     deleted = []
     for segment in closed:
         if segment.end_ns >= now_ns - keep_ns and total <= keep_bytes:
@@ -199,9 +204,20 @@ def enforce_retention(root: Path, keep_ns: int, keep_bytes: int, now_ns: int) ->
         except OSError as exc:
             log.warning("could not delete %s: %s", segment.path, exc)
             continue
-        total -= segment.size
+        for path, _ in derived[segment.path]:
+            path.unlink(missing_ok=True)
+        total -= sizes[segment.path]
         deleted.append(segment.path)
     return deleted
+
+
+def _derived(segment: Path) -> list[tuple[Path, int]]:
+    """The files made from a segment (its rollups) and their sizes."""
+    found = []
+    for path in (segment.parent / ROLLUPS).glob(f"{segment.stem}.*"):
+        with contextlib.suppress(OSError):
+            found.append((path, path.stat().st_size))
+    return found
 
 
 class HistoryWriter(SegmentWriter):

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from rezgen.dashboards import Plot, Section
-from rezgen.live.datadir import SegmentFile
+from rezgen.live.datadir import ROLLUPS, SegmentFile
 from rezgen.live.history import LOOKBACK_NS, add_node
 from rezgen.pages.services import sections_for
 from rezgen.plotdata.decimate import FULL_RESOLUTION_MAX
@@ -48,7 +48,7 @@ CELL_NS = 10 * 1_000_000_000  # the rollups' bucket: a day is 8,640 cells
 HEAT_CELL_NS = 60 * 1_000_000_000  # a bucket heatmap's cells (a day's heatmap has 500 columns: 173 s each)
 PIECE_STEPS = FULL_RESOLUTION_MAX  # steps evaluated at once: plot_data ships them at full resolution
 FORMAT = "2"
-DIR = ".rollups"
+DIR = ROLLUPS
 
 
 @dataclass
