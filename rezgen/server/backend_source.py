@@ -100,6 +100,10 @@ class BackendLiveSource:
         return self.store, self.lock
 
     @staticmethod
+    def rolled_up(section: Any, span: Any, scope: Any) -> None:
+        """No rollups: the backend answers any range itself."""
+
+    @staticmethod
     def release(store: Any) -> None:
         """Nothing was read into memory for a range."""
 
