@@ -289,7 +289,12 @@ def test_a_live_page_picks_cgroups_and_their_charts_keep_growing(many, browser, 
     pick draws that cgroup's recorded values, and the points pushed afterwards extend its line."""
     _, rec = many
     with replayed_page(browser, rec.path, tmp_path, "cgroups.html") as (page, errors):
-        page.wait_for_function("() => REZGEN.cgroups.picked().length === 5", timeout=30000)
+        try:  # (a live page ranks the cgroups once the first snapshots are in: slower on a loaded machine)
+            page.wait_for_function("() => REZGEN.cgroups && REZGEN.cgroups.picked().length === 5", timeout=90000)
+        except Exception as exc:
+            state = page.evaluate("() => [REZGEN.cgroups ? REZGEN.cgroups.picked() : null, "
+                                  "document.body.innerText.slice(0, 600)]")
+            raise AssertionError(f"no five cgroups picked: {state!r}; page errors {errors!r}") from exc
         assert page.locator("#cgroup-picker input[type=checkbox]").count() == 60
         name = "/system.slice/svc-7.service"
         page.evaluate("names => REZGEN.cgroups.pick(names)", [name])

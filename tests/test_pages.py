@@ -105,6 +105,8 @@ def test_theme_toggle_flips_and_persists(site, tab):
     t = tab(theme="dark")
     page = t.open(site / "index.html")
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    # (the data in first: a reload while its scripts still load would count their cancelled loads as errors)
+    page.wait_for_function("() => window.REZGEN && REZGEN.state && REZGEN.state.charts.length > 0", timeout=20000)
     page.click("#theme-toggle")
     page.wait_for_function("document.documentElement.dataset.theme === 'light'", timeout=30000)
     page.reload(wait_until="domcontentloaded")
