@@ -103,10 +103,6 @@ class BackendLiveSource:
     def rolled_up(section: Any, span: Any, scope: Any) -> None:
         """No rollups: the backend answers any range itself."""
 
-    @staticmethod
-    def release(store: Any) -> None:
-        """Nothing was read into memory for a range."""
-
     def poll(self) -> bool:
         """Ask for the newest sample; True when the window moved."""
         try:

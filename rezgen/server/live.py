@@ -77,7 +77,6 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
         store, lock = source.range_store(span.start_ns, span.end_ns, plot.metrics)
         with lock:
             data = plot_data(store, plot, span, host_scope(host, source.hosts))
-        source.release(store)
         return Response(data_script(f"{host}/metrics/{entry['name']}", metric_payload(entry["name"], plot, data, span)),
                         media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
@@ -135,7 +134,6 @@ def live_routes(source: LiveSource, hub: Hub, env: jinja2.Environment, title: st
                      for p in section.plots if p.id not in absent}
             # A chart's "Total" multiplies its mean by it (counted in a store; a TSDB's pages have no Total).
             cpus = cpu_count(store, span, scope) if isinstance(store, Store) else None
-        source.release(store)
         # The page's live updates keep the series this load ranked, and rank again over the same window.
         hub.adopt(section, scope, plots, length)
         payload = section_payload(section, plots, span, [], live={"last": span.end_ns // 1_000_000,

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rezgen.dashboards import Plot, Section
-from rezgen.live.history import History, HistoryStore
+from rezgen.live.history import History
 from rezgen.live.ingest import Ingest
 from rezgen.pages.services import sections_for
 from rezgen.plotdata.evaluation import Scope
 from rezgen.plotdata.plots import TimeRange
-from rezgen.promql.limits import trim_heap
 from rezgen.server.long_range import LongRange
 from rezgen.server.rollup_builder import RollupBuilder
 from rezgen.store.store import Store
@@ -94,12 +93,6 @@ class LiveSource:
         if self.long_range is None or scope or bounds is None or span.start_ns >= bounds[0]:
             return None
         return self.long_range.section_plots(section, span, self.store, self.lock)
-
-    @staticmethod
-    def release(store: Store) -> None:
-        """After a range read from disk: hand its memory back."""
-        if isinstance(store, HistoryStore):
-            trim_heap()
 
     def describe(self, metric: str) -> str | None:
         for agent in self.agents.values():
